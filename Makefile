@@ -1,0 +1,43 @@
+# The front door: `make run` starts the exporter on a demo database, `make test` runs every test.
+# Both install what they need first (a virtualenv in .venv, Debian's Prometheus binaries).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := demo
+LISTEN ?= :9333
+
+.PHONY: run test setup tools demo bench clean
+
+$(BIN)/activate-stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(BIN)/activate-stamp
+
+# Real prometheus, promtool, alertmanager and amtool for the end-to-end tests (Debian packages).
+tools:
+	@bash scripts/install-tools.sh
+
+$(DEMO)/db/sites.db: | $(BIN)/activate-stamp
+	$(BIN)/pipeline-exporter demo-db $(DEMO)/db/sites.db --sites 20000 --files-dir $(DEMO)
+
+demo: $(DEMO)/db/sites.db
+
+run: $(BIN)/activate-stamp $(DEMO)/db/sites.db
+	$(BIN)/pipeline-exporter \
+		--database-url sqlite:///$(DEMO)/db/sites.db \
+		--coverage-file $(DEMO)/coverage/coverage-summary.json \
+		--e2e-report $(DEMO)/test-results/e2e-junit.xml \
+		--web.listen-address $(LISTEN)
+
+test: $(BIN)/activate-stamp tools
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(BIN)/activate-stamp
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache

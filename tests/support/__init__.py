@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: real binaries, free ports, polling, child processes."""
