@@ -1,0 +1,127 @@
+"""The running exporter: config -> database -> jobs -> scheduler -> snapshot, and its registry."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from exporter.collectors.self import SelfCollector
+from exporter.collectors.snapshot import SnapshotCollector
+from exporter.config import Config, load_config, mask_url
+from exporter.db import Database
+from exporter.errors import ConfigError, QueryError
+from exporter.jobs import build_jobs, probe_columns
+from exporter.scheduler import Scheduler
+from exporter.shaping import DroppedSeries
+from exporter.snapshot import Snapshot
+
+log = logging.getLogger("exporter")
+
+
+class Pipeline:
+    """One database with its jobs, scheduler and snapshot."""
+
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time, dropped: DroppedSeries | None = None):
+        self.config = config
+        self.db = Database(config.database_url, pool_size=config.max_concurrent_queries)
+        for query in config.queries:
+            query.sql_for(self.db.dialect)  # a query without SQL for this dialect fails at start
+        self.dropped = dropped or DroppedSeries()
+        self.jobs = build_jobs(config, self.db, self.dropped)
+        self.snapshot = Snapshot([job.info for job in self.jobs], clock)
+        self.scheduler = Scheduler(self.jobs, self.snapshot, clock, workers=config.max_concurrent_queries)
+
+    def probe(self) -> int:
+        """Check every query's result columns when the database answers; return how many were checked.
+
+        A ConfigError (a metric reads a column the query does not return) propagates; a database
+        that is down or half-migrated is left to the scheduler, which reports it per query.
+        """
+        checked = 0
+        for query in self.config.queries:
+            try:
+                probe_columns(query, self.db, dict(self.config.parameters))
+                checked += 1
+            except QueryError as exc:
+                if exc.kind == "connection":
+                    return checked
+        return checked
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+        self.db.close()
+
+
+class _Forward(Collector):
+    """Forwards to a collector built from the current pipeline, so a reload swaps it atomically."""
+
+    def __init__(self, make: Callable[[], Collector]):
+        self.make = make
+
+    def collect(self):  # type: ignore[override]
+        yield from self.make().collect()
+
+
+class Exporter:
+    """Owns the current pipeline, reloads it on demand, and registers the collectors once."""
+
+    def __init__(self, config_path: Path | None, overrides: Mapping[str, Any],
+                 clock: Callable[[], float] = time.time, registry: CollectorRegistry | None = None):
+        self.config_path = config_path
+        self.overrides = dict(overrides)
+        self.clock = clock
+        self.reload_ok = True
+        self._lock = threading.Lock()
+        self.pipeline = Pipeline(load_config(config_path, overrides), clock)
+        self.registry = registry or CollectorRegistry()
+        self.registry.register(_Forward(lambda: SnapshotCollector(self.pipeline.snapshot)))
+        self.registry.register(_Forward(lambda: SelfCollector(
+            self.pipeline.snapshot, self.pipeline.dropped, lambda: self.pipeline.db.up, lambda: self.reload_ok)))
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.pipeline.snapshot
+
+    def start(self) -> None:
+        log.info("starting", extra={"database": mask_url(self.pipeline.config.database_url),
+                                    "queries": len(self.pipeline.config.queries)})
+        self.pipeline.start()
+
+    def stop(self) -> None:
+        self.pipeline.stop()
+
+    def ready(self) -> bool:
+        """Ready once every job ran once and the database answered."""
+        return self.pipeline.snapshot.ready() and bool(self.pipeline.db.up)
+
+    def reload(self) -> bool:
+        """Load the config again; on any error keep the running one and report the failure."""
+        with self._lock:
+            try:
+                new = Pipeline(load_config(self.config_path, self.overrides), self.clock, self.pipeline.dropped)
+                new.probe()
+            except (ConfigError, ValueError) as exc:
+                self.reload_ok = False
+                log.error("reload failed, keeping the running configuration", extra={"error": str(exc)})
+                return False
+            old, self.pipeline = self.pipeline, new
+            self.reload_ok = True
+            new.start()
+            old.stop()
+            log.info("configuration reloaded", extra={"queries": len(new.config.queries)})
+            return True
+
+
+def families(registry: CollectorRegistry) -> dict[str, Metric]:
+    """The registry's families by name (tests and the status page)."""
+    return {family.name: family for family in registry.collect()}

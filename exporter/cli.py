@@ -1,0 +1,122 @@
+"""Command line: run the exporter (Prometheus-style flags), check a config, or write a demo database."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from exporter import __version__, logs
+from exporter.app import Exporter
+from exporter.config import mask_url
+from exporter.errors import ConfigError
+
+log = logging.getLogger("exporter")
+EXIT_CONFIG = 2
+
+
+def run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipeline-exporter",
+        description="Prometheus exporter for the 333 Method pipeline database. "
+                    "Subcommand: `pipeline-exporter demo-db PATH` writes a demo database.")
+    parser.add_argument("--config.file", dest="config_file", type=Path,
+                        help="YAML config: extra or replacement packs, parameters, schedules (default: built-in pack)")
+    parser.add_argument("--database-url", dest="database_url",
+                        default=os.environ.get("PIPELINE_EXPORTER_DATABASE_URL"),
+                        help="SQLAlchemy URL (default sqlite:///db/sites.db; env PIPELINE_EXPORTER_DATABASE_URL)")
+    parser.add_argument("--web.listen-address", dest="listen", default=":9333",
+                        help="address to serve /metrics on (default :9333)")
+    parser.add_argument("--coverage-file", dest="coverage", type=Path,
+                        help="Istanbul json-summary (default coverage/coverage-summary.json)")
+    parser.add_argument("--e2e-report", dest="e2e_report", type=Path,
+                        help="JUnit XML of the end-to-end tests (default test-results/e2e-junit.xml)")
+    parser.add_argument("--check-config", action="store_true",
+                        help="validate the config (and the queries' columns, if the database answers) and exit")
+    parser.add_argument("--log.level", dest="log_level", default="info",
+                        choices=["debug", "info", "warn", "error"])
+    parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
+    parser.add_argument("--version", action="version", version=f"pipeline-exporter {__version__}")
+    return parser
+
+
+def demo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pipeline-exporter demo-db",
+                                     description="Write a realistic demo pipeline database.")
+    parser.add_argument("path", type=Path, nargs="?", help="SQLite file to write (replaced if it exists)")
+    parser.add_argument("--database-url", dest="database_url",
+                        help="fill a PostgreSQL or MySQL database instead of a SQLite file")
+    parser.add_argument("--sites", type=int, default=20_000, help="number of sites (default 20000)")
+    parser.add_argument("--seed", type=int, default=333, help="random seed (default 333)")
+    parser.add_argument("--files-dir", dest="files_dir", type=Path,
+                        help="also write coverage/coverage-summary.json and test-results/e2e-junit.xml here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo-db"]:
+        return demo_main(argv[1:])
+    args = run_parser().parse_args(argv)
+    logs.setup("warning" if args.log_level == "warn" else args.log_level, args.log_format)
+    overrides = {"database_url": args.database_url, "coverage": args.coverage, "e2e_report": args.e2e_report}
+    try:
+        exporter = Exporter(args.config_file, overrides)
+        checked = exporter.pipeline.probe()
+    except (ConfigError, ValueError) as exc:
+        print(f"pipeline-exporter: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    config = exporter.pipeline.config
+    if args.check_config:
+        print(f"configuration OK: {len(config.queries)} queries from {config.source}; "
+              f"columns checked for {checked} against {mask_url(config.database_url)}")
+        return 0
+    return serve_forever(exporter, args.listen)
+
+
+def serve_forever(exporter: Exporter, listen: str) -> int:
+    """Serve until SIGINT or SIGTERM; SIGHUP reloads the config."""
+    from exporter.web import serve  # imported here so demo-db and --check-config stay light
+
+    try:
+        server, _ = serve(exporter, listen)
+    except (OSError, ValueError) as exc:
+        print(f"pipeline-exporter: cannot listen on {listen}: {exc}", file=sys.stderr)
+        return 1
+    exporter.start()
+    host, port = server.server_address[:2]
+    shown = "localhost" if host in ("", "0.0.0.0", "::") else host
+    print(f"pipeline-exporter {__version__} serving http://{shown}:{port}/metrics "
+          f"(database {mask_url(exporter.pipeline.config.database_url)})", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=exporter.reload, daemon=True).start())
+    stop.wait()
+    log.info("shutting down")
+    server.shutdown()
+    exporter.stop()
+    return 0
+
+
+def demo_main(argv: list[str]) -> int:
+    args = demo_parser().parse_args(argv)
+    from exporter import demo
+
+    if args.database_url:
+        counts = demo.build_demo_url(args.database_url, sites=args.sites, seed=args.seed)
+        target = mask_url(args.database_url)
+    elif args.path:
+        counts = demo.build_demo(args.path, sites=args.sites, seed=args.seed, files_dir=args.files_dir)
+        target = str(args.path)
+    else:
+        print("pipeline-exporter demo-db: give a PATH or --database-url", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.files_dir and args.database_url:
+        demo.write_demo_files(args.files_dir, seed=args.seed)
+    print(f"demo database written to {target}: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+    return 0

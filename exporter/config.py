@@ -1,0 +1,567 @@
+"""Load and validate the configuration and metric packs into frozen dataclasses.
+
+Every problem is reported as a ConfigError naming the file, the key path and what is wrong,
+so the exporter fails at start and never at scrape time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from exporter.errors import ConfigError
+
+METRIC_TYPES = ("gauge", "counter", "histogram", "info")
+AGGREGATES = ("sum", "max", "min")
+DIALECTS = ("sqlite", "postgresql", "mysql")
+RESERVED_LABELS = ("job", "instance", "le", "quantile")
+RESERVED_PARAMETERS = ("now",)
+METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+IDENTIFIER = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DEFAULT_PACK = "method333"
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """One exported label: its name, the result column it reads, the NULL word and the cap."""
+
+    name: str
+    column: str
+    null: str = "none"
+    cap: int = 20  # 0 means uncapped
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric fed by a query's rows."""
+
+    name: str
+    type: str
+    help: str
+    labels: tuple[LabelSpec, ...] = ()
+    value: str | None = None
+    values_label: str | None = None
+    values: tuple[tuple[str, str], ...] = ()  # (label value, column) pairs
+    buckets: tuple[float, ...] = ()
+    filter: str | None = None
+    aggregate: str = "sum"
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """Every label name of the exported series, in order."""
+        extra = (self.values_label,) if self.values_label else ()
+        return tuple(label.name for label in self.labels) + extra
+
+    def columns(self) -> set[str]:
+        """The result columns this metric reads."""
+        cols = {label.column for label in self.labels} | {col for _, col in self.values}
+        if self.value:
+            cols.add(self.value)
+        if self.filter:
+            cols.add(self.filter)
+        return cols
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """One SQL query, how often it runs, and the metrics it feeds."""
+
+    name: str
+    sql: Mapping[str, str]  # dialect (or "default") -> SQL text
+    interval: float
+    timeout: float
+    stale_after: float
+    metrics: tuple[MetricSpec, ...]
+    source: str
+
+    @property
+    def is_histogram(self) -> bool:
+        """True when the query returns one row per observation for histograms."""
+        return self.metrics[0].type == "histogram"
+
+    def sql_for(self, dialect: str) -> str:
+        """The SQL text for a dialect, with the ``$epoch(column)`` macro expanded."""
+        text = self.sql.get(dialect) or self.sql.get("default")
+        if text is None:
+            raise ConfigError(self.source, f"queries.{self.name}.sql",
+                              f"no SQL for dialect {dialect!r} and no default")
+        return expand_macros(text, dialect)
+
+
+EPOCH_MACRO = re.compile(r"\$epoch\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)")
+EPOCH_SQL = {
+    # SQLite's date functions read both 'YYYY-MM-DD HH:MM:SS' and ISO-8601 with T and Z, and give
+    # NULL for garbage; strftime('%s') keeps whole seconds exact where julianday() would round.
+    "sqlite": "CAST(strftime('%s', {0}) AS INTEGER)",
+    "postgresql": "EXTRACT(EPOCH FROM {0})",
+    "mysql": "UNIX_TIMESTAMP({0})",
+}
+
+
+def expand_macros(sql: str, dialect: str) -> str:
+    """Expand ``$epoch(col)`` into the dialect's Unix-seconds expression."""
+    return EPOCH_MACRO.sub(lambda m: EPOCH_SQL[dialect].format(m.group(1)), sql)
+
+
+@dataclass(frozen=True)
+class FilesConfig:
+    """The report files read beside the database."""
+
+    coverage: Path = Path("coverage/coverage-summary.json")
+    e2e_report: Path = Path("test-results/e2e-junit.xml")
+    interval: float = 30.0
+    max_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    """Schedules of the built-in database and host checks."""
+
+    size_interval: float = 60.0
+    integrity_interval: float = 3600.0
+    integrity_timeout: float = 600.0
+    host_interval: float = 15.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration."""
+
+    source: str = "<defaults>"
+    database_url: str = "sqlite:///db/sites.db"
+    queries: tuple[QuerySpec, ...] = ()
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    files: FilesConfig = FilesConfig()
+    checks: ChecksConfig = ChecksConfig()
+    max_concurrent_queries: int = 2
+
+
+# --------------------------------------------------------------------------- YAML reading
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with ``!env NAME`` and ``!file PATH`` tags for secrets."""
+
+
+def _make_loader(base_dir: Path) -> type[_Loader]:
+    loader = type("BoundLoader", (_Loader,), {})
+
+    def env_tag(ldr: yaml.SafeLoader, node: yaml.Node) -> str:
+        name = ldr.construct_scalar(node)
+        if name not in os.environ:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"environment variable {name!r} (from !env) is not set", node.start_mark)
+        return os.environ[name]
+
+    def file_tag(ldr: yaml.SafeLoader, node: yaml.Node) -> str:
+        path = base_dir / ldr.construct_scalar(node)
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {path} (from !file): {exc.strerror}", node.start_mark)
+
+    loader.add_constructor("!env", env_tag)
+    loader.add_constructor("!file", file_tag)
+    return loader
+
+
+def read_yaml(text: str, source: str, base_dir: Path) -> Any:
+    """Parse YAML text, turning syntax and tag errors into a ConfigError."""
+    try:
+        return yaml.load(text, Loader=_make_loader(base_dir))  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, where, f"invalid YAML: {problem}") from None
+
+
+class _Node:
+    """A mapping being validated: typed getters, key paths in every error, unknown keys refused."""
+
+    def __init__(self, data: Any, source: str, path: str):
+        if not isinstance(data, dict):
+            raise ConfigError(source, path or "(top level)", f"must be a mapping, got {_kind(data)}")
+        self.data, self.source, self.path, self.seen = data, source, path, set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def fail(self, name: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, self.key(name), problem)
+
+    def get(self, name: str, default: Any = None, required: bool = False) -> Any:
+        self.seen.add(name)
+        if name not in self.data or self.data[name] is None:
+            if required:
+                raise self.fail(name, "is required")
+            return default
+        return self.data[name]
+
+    def string(self, name: str, default: str | None = None, required: bool = False) -> str | None:
+        value = self.get(name, default, required)
+        if value is not None and not isinstance(value, str):
+            raise self.fail(name, f"must be a string, got {_kind(value)}")
+        return value
+
+    def number(self, name: str, default: float | None = None, minimum: float = 0.0) -> float | None:
+        value = self.get(name, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(name, f"must be a number, got {_kind(value)}")
+        if value < minimum:
+            raise self.fail(name, f"must be at least {minimum:g}, got {value}")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int = 0) -> int:
+        value = self.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(name, f"must be an integer, got {_kind(value)}")
+        if value < minimum:
+            raise self.fail(name, f"must be at least {minimum}, got {value}")
+        return value
+
+    def duration(self, name: str, default: float) -> float:
+        value = self.get(name, default)
+        seconds = parse_duration(value)
+        if seconds is None or seconds <= 0:
+            raise self.fail(name, f"must be a positive duration such as 30s, 5m or 1h, got {value!r}")
+        return seconds
+
+    def mapping(self, name: str) -> "_Node":
+        return _Node(self.get(name, {}), self.source, self.key(name))
+
+    def sequence(self, name: str, default: list | None = None) -> list:
+        value = self.get(name, default if default is not None else [])
+        if not isinstance(value, list):
+            raise self.fail(name, f"must be a list, got {_kind(value)}")
+        return value
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise self.fail(str(unknown[0]), "unknown key" + (
+                f" (known keys here: {', '.join(sorted(self.seen))})" if self.seen else ""))
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds from ``90``, ``1.5``, ``500ms``, ``30s``, ``5m``, ``1h`` or ``1d``; None if invalid."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        match = DURATION.match(value.strip())
+        if match:
+            return float(match.group(1)) * DURATION_UNITS[match.group(2)]
+    return None
+
+
+# --------------------------------------------------------------------------- packs
+
+
+@dataclass(frozen=True)
+class _Defaults:
+    interval: float = 60.0
+    timeout: float = 10.0
+    stale_after_intervals: float = 3.0
+    cardinality_cap: int = 20
+
+
+def _read_defaults(node: _Node, base: _Defaults) -> _Defaults:
+    result = _Defaults(
+        interval=node.duration("interval", base.interval),
+        timeout=node.duration("timeout", base.timeout),
+        stale_after_intervals=node.number("stale_after_intervals", base.stale_after_intervals, 1.0),
+        cardinality_cap=node.integer("cardinality_cap", base.cardinality_cap),
+    )
+    node.done()
+    return result
+
+
+def _read_label(raw: Any, node: _Node, key: str, cap: int) -> LabelSpec:
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    label = _Node(raw, node.source, key)
+    name = label.string("name", required=True)
+    if not LABEL_NAME.match(name) or name.startswith("__"):
+        raise label.fail("name", f"{name!r} is not a valid label name")
+    if name in RESERVED_LABELS:
+        raise label.fail("name", f"{name!r} is reserved for Prometheus's own labels")
+    spec = LabelSpec(name=name, column=label.string("column", name),
+                     null=label.string("if_null", "none"), cap=label.integer("cap", cap))
+    label.done()
+    return spec
+
+
+def _read_metric(raw: Any, source: str, key: str, defaults: _Defaults) -> MetricSpec:
+    node = _Node(raw, source, key)
+    name = node.string("name", required=True)
+    if not METRIC_NAME.match(name):
+        raise node.fail("name", f"{name!r} is not a valid metric name")
+    mtype = node.string("type", required=True)
+    if mtype not in METRIC_TYPES:
+        raise node.fail("type", f"must be one of {', '.join(METRIC_TYPES)}, got {mtype!r}")
+    if mtype == "counter" and not name.endswith("_total"):
+        raise node.fail("name", f"counter {name!r} must end in _total")
+    if mtype == "info" and not name.endswith("_info"):
+        raise node.fail("name", f"info metric {name!r} must end in _info")
+    help_text = node.string("help", required=True)
+    labels = tuple(_read_label(raw_label, node, f"{node.key('labels')}[{i}]", defaults.cardinality_cap)
+                   for i, raw_label in enumerate(node.sequence("labels")))
+    value = node.string("value")
+    values_label, values = _read_values(node)
+    if mtype == "info":
+        if values:
+            raise node.fail("values", "an info metric has no values")
+    elif bool(value) == bool(values):
+        raise node.fail("value", "give exactly one of value (a column) or values (label + columns)")
+    buckets: tuple[float, ...] = ()
+    if mtype == "histogram":
+        buckets = tuple(node.sequence("buckets"))
+        if not buckets or any(isinstance(b, bool) or not isinstance(b, (int, float)) for b in buckets):
+            raise node.fail("buckets", "a histogram needs a list of numeric bucket bounds")
+        if list(buckets) != sorted(set(buckets)):
+            raise node.fail("buckets", "bucket bounds must be strictly increasing")
+        if values:
+            raise node.fail("values", "a histogram observes one value column")
+    elif "buckets" in node.data:
+        raise node.fail("buckets", f"only histograms have buckets, this is a {mtype}")
+    aggregate = node.string("aggregate", "sum")
+    if aggregate not in AGGREGATES:
+        raise node.fail("aggregate", f"must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+    for column_key, column in [("value", value), ("filter", node.data.get("filter"))] + [
+            (f"labels[{i}].column", label.column) for i, label in enumerate(labels)] + [
+            (f"values.columns.{v}", c) for v, c in values]:
+        if column is not None and not (isinstance(column, str) and IDENTIFIER.match(column)):
+            raise node.fail(column_key, f"column names are identifiers (letters, digits, _), got {column!r}")
+    spec = MetricSpec(name=name, type=mtype, help=help_text, labels=labels, value=value,
+                      values_label=values_label, values=values, buckets=tuple(float(b) for b in buckets),
+                      filter=node.string("filter"), aggregate=aggregate)
+    names = spec.label_names
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise node.fail("labels", f"label {duplicate!r} appears twice")
+    node.done()
+    return spec
+
+
+def _read_values(node: _Node) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    if node.get("values") is None:
+        return None, ()
+    values = node.mapping("values")
+    label = values.string("label", required=True)
+    if not LABEL_NAME.match(label) or label in RESERVED_LABELS:
+        raise values.fail("label", f"{label!r} is not a usable label name")
+    columns = values.mapping("columns")
+    pairs = []
+    for label_value in columns.data:
+        column = columns.string(str(label_value), required=True)
+        pairs.append((str(label_value), column))
+    columns.done()
+    values.done()
+    if not pairs:
+        raise values.fail("columns", "needs at least one label value: column pair")
+    return label, tuple(pairs)
+
+
+def _read_query(name: str, raw: Any, source: str, key: str, defaults: _Defaults) -> QuerySpec:
+    if not IDENTIFIER.match(str(name)):
+        raise ConfigError(source, key, "query names are identifiers (letters, digits, _)")
+    node = _Node(raw, source, key)
+    sql_raw = node.get("sql", required=True)
+    if isinstance(sql_raw, str):
+        sql = {"default": sql_raw}
+    elif isinstance(sql_raw, dict):
+        sql_node = _Node(sql_raw, source, node.key("sql"))
+        sql = {d: sql_node.string(d) for d in ("default", *DIALECTS) if sql_node.get(d) is not None}
+        sql_node.done()
+        if not sql:
+            raise node.fail("sql", "needs SQL text or a mapping of dialect: SQL")
+    else:
+        raise node.fail("sql", f"must be SQL text or a mapping of dialect: SQL, got {_kind(sql_raw)}")
+    interval = node.duration("interval", defaults.interval)
+    timeout = node.duration("timeout", min(defaults.timeout, interval))
+    stale_after = node.duration("stale_after", interval * defaults.stale_after_intervals)
+    raw_metrics = node.sequence("metrics")
+    if not raw_metrics:
+        raise node.fail("metrics", "a query must feed at least one metric")
+    metrics = tuple(_read_metric(m, source, f"{node.key('metrics')}[{i}]", defaults)
+                    for i, m in enumerate(raw_metrics))
+    kinds = {m.type == "histogram" for m in metrics}
+    if len(kinds) > 1:
+        raise node.fail("metrics", "a query that feeds a histogram (one row per observation) feeds only histograms")
+    node.done()
+    return QuerySpec(name=str(name), sql=sql, interval=interval, timeout=timeout,
+                     stale_after=stale_after, metrics=metrics, source=source)
+
+
+@dataclass(frozen=True)
+class Pack:
+    """A named set of queries with its parameters and defaults."""
+
+    name: str
+    source: str
+    queries: tuple[QuerySpec, ...]
+    parameters: Mapping[str, Any]
+
+
+def load_pack_text(text: str, source: str, base_dir: Path, defaults: _Defaults = _Defaults()) -> Pack:
+    """Validate one pack document."""
+    node = _Node(read_yaml(text, source, base_dir), source, "")
+    name = node.string("name", required=True)
+    parameters = node.mapping("parameters")
+    params = {key: parameters.get(key) for key in parameters.data}
+    for key in params:
+        if not IDENTIFIER.match(str(key)) or key in RESERVED_PARAMETERS:
+            raise parameters.fail(str(key), "parameter names are identifiers other than 'now'")
+    pack_defaults = _read_defaults(node.mapping("defaults"), defaults)
+    queries_node = node.mapping("queries")
+    queries = tuple(_read_query(qname, queries_node.get(qname), source, queries_node.key(str(qname)),
+                                pack_defaults) for qname in list(queries_node.data))
+    node.done()
+    return Pack(name=name, source=source, queries=queries, parameters=params)
+
+
+def builtin_pack_names() -> list[str]:
+    """Names of the packs shipped inside the package."""
+    return sorted(p.name[:-5] for p in resources.files("exporter.packs").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_pack(ref: str, base_dir: Path, defaults: _Defaults = _Defaults()) -> Pack:
+    """Load a built-in pack by name or a pack file by path (relative to base_dir)."""
+    if ref in builtin_pack_names():
+        resource = resources.files("exporter.packs") / f"{ref}.yaml"
+        return load_pack_text(resource.read_text(encoding="utf-8"), f"<builtin pack {ref}>", base_dir, defaults)
+    path = (base_dir / ref).resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read pack: {exc.strerror}") from None
+    return load_pack_text(text, str(path), path.parent, defaults)
+
+
+# --------------------------------------------------------------------------- the config file
+
+
+def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Build the Config from an optional config file, then command-line overrides.
+
+    ``overrides`` holds the CLI's explicit values: database_url, coverage, e2e_report.
+    """
+    overrides = dict(overrides or {})
+    if path is None:
+        data: dict = {}
+        source, base_dir = "<defaults>", Path.cwd()
+    else:
+        source, base_dir = str(path), path.resolve().parent
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(source, "", f"cannot read config file: {exc.strerror}") from None
+        data = read_yaml(text, source, base_dir) or {}
+    root = _Node(data, source, "")
+    defaults = _read_defaults(root.mapping("defaults"), _Defaults())
+    pack_refs = root.sequence("packs", [DEFAULT_PACK])
+    packs = []
+    for i, ref in enumerate(pack_refs):
+        if not isinstance(ref, str):
+            raise ConfigError(source, f"packs[{i}]", f"must be a pack name or file path, got {_kind(ref)}")
+        packs.append(load_pack(ref, base_dir, defaults))
+    inline = root.mapping("queries")
+    if inline.data:
+        packs.append(Pack(name="inline", source=source, parameters={}, queries=tuple(
+            _read_query(qname, inline.get(qname), source, inline.key(str(qname)), defaults)
+            for qname in list(inline.data))))
+    queries: dict[str, QuerySpec] = {}
+    parameters: dict[str, Any] = {}
+    for pack in packs:
+        parameters.update(pack.parameters)
+        for query in pack.queries:
+            queries[query.name] = query  # a later pack replaces a query of the same name
+    user_params = root.mapping("parameters")
+    for key in user_params.data:
+        if key not in parameters:
+            raise user_params.fail(str(key), f"no pack declares this parameter (known: {', '.join(sorted(parameters)) or 'none'})")
+        parameters[key] = user_params.get(key)
+    _check_metric_consistency(list(queries.values()))
+    files = _read_files(root.mapping("files"), base_dir, overrides)
+    checks = _read_checks(root.mapping("checks"))
+    database_url = overrides.get("database_url") or root.string("database_url") or Config.database_url
+    root.seen.add("database_url")
+    max_concurrent = root.integer("max_concurrent_queries", Config.max_concurrent_queries, 1)
+    root.done()
+    return Config(source=source, database_url=database_url, queries=tuple(queries.values()),
+                  parameters=parameters, files=files, checks=checks, max_concurrent_queries=max_concurrent)
+
+
+def _read_files(node: _Node, base_dir: Path, overrides: Mapping[str, Any]) -> FilesConfig:
+    def path(key: str, default: Path) -> Path:
+        if overrides.get(key):
+            return Path(overrides[key])
+        value = node.string(key)
+        return base_dir / value if value else default
+
+    files = FilesConfig(coverage=path("coverage", FilesConfig.coverage),
+                        e2e_report=path("e2e_report", FilesConfig.e2e_report),
+                        interval=node.duration("interval", FilesConfig.interval),
+                        max_bytes=node.integer("max_bytes", FilesConfig.max_bytes, 1))
+    node.done()
+    return files
+
+
+def _read_checks(node: _Node) -> ChecksConfig:
+    checks = ChecksConfig(size_interval=node.duration("size_interval", ChecksConfig.size_interval),
+                          integrity_interval=node.duration("integrity_interval", ChecksConfig.integrity_interval),
+                          integrity_timeout=node.duration("integrity_timeout", ChecksConfig.integrity_timeout),
+                          host_interval=node.duration("host_interval", ChecksConfig.host_interval))
+    node.done()
+    return checks
+
+
+def _check_metric_consistency(queries: list[QuerySpec]) -> None:
+    """A metric fed by several queries must have one type, help and label set."""
+    seen: dict[str, tuple[MetricSpec, QuerySpec]] = {}
+    for query in queries:
+        for metric in query.metrics:
+            if metric.name in seen:
+                first, first_query = seen[metric.name]
+                if (first.type, first.label_names) != (metric.type, metric.label_names):
+                    raise ConfigError(query.source, f"queries.{query.name}.metrics",
+                                      f"metric {metric.name} differs in type or labels from the one in query "
+                                      f"{first_query.name}")
+            else:
+                seen[metric.name] = (metric, query)
+
+
+def check_result_columns(query: QuerySpec, columns: list[str]) -> None:
+    """Raise a ConfigError when a query's result lacks a column its metrics read."""
+    have = set(columns)
+    for i, metric in enumerate(query.metrics):
+        missing = sorted(metric.columns() - have)
+        if missing:
+            raise ConfigError(query.source, f"queries.{query.name}.metrics[{i}]",
+                              f"metric {metric.name} reads column(s) {', '.join(missing)} that the query "
+                              f"does not return (it returns: {', '.join(columns)})")
+
+
+def mask_url(url: str) -> str:
+    """A database URL with any password replaced by ***."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+

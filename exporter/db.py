@@ -1,0 +1,190 @@
+"""Read-only access to the pipeline database: plain rows out, never a write, never prometheus_client."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import quote
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from exporter.errors import QueryError
+
+# SQLite calls the progress handler every this many virtual-machine instructions.
+PROGRESS_STEPS = 10_000
+TIMEOUT_SQLSTATES = {"57014"}  # PostgreSQL query_canceled
+MYSQL_TIMEOUT_CODES = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
+
+
+@dataclass(frozen=True)
+class Result:
+    """The columns and rows one statement returned."""
+
+    columns: list[str]
+    rows: list[tuple]
+
+
+class Database:
+    """A read-only handle on the pipeline database (SQLite, PostgreSQL or MySQL/MariaDB)."""
+
+    def __init__(self, url: str, pool_size: int = 2, connect_timeout: float = 5.0):
+        try:
+            self.url = make_url(url)
+        except ArgumentError:
+            raise ValueError("invalid database URL (expected e.g. sqlite:///db/sites.db or "
+                             "postgresql://user@host/db)") from None
+        backend = self.url.get_backend_name()
+        self.dialect = {"postgres": "postgresql", "mariadb": "mysql"}.get(backend, backend)
+        if self.dialect not in ("sqlite", "postgresql", "mysql"):
+            raise ValueError(f"unsupported database {backend!r}: use sqlite, postgresql or mysql URLs")
+        self.sqlite_path: Path | None = None
+        self.up: bool | None = None  # None until the first connection attempt
+        self._is_mariadb = False
+        try:
+            self.engine = self._create_engine(pool_size, connect_timeout)
+        except ModuleNotFoundError as exc:
+            raise ValueError(f"the {self.dialect} driver is not installed ({exc.name}); "
+                             f"pip install 'pipeline-exporter[{self.dialect}]'") from None
+
+    # ------------------------------------------------------------------ engine
+
+    def _create_engine(self, pool_size: int, connect_timeout: float) -> Engine:
+        if self.dialect == "sqlite":
+            self.sqlite_path = Path(self.url.database or "")
+            return create_engine("sqlite://", creator=self._connect_sqlite, poolclass=NullPool)
+        args: dict[str, Any] = {"connect_timeout": int(max(1, connect_timeout))}
+        if self.dialect == "postgresql":
+            # Every session is read-only; a write fails even if a query tried one.
+            args["options"] = "-c default_transaction_read_only=on"
+        engine = create_engine(self.url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0,
+                               pool_recycle=1800, connect_args=args)
+        if self.dialect == "mysql":
+            event.listen(engine, "connect", self._on_mysql_connect)
+        return engine
+
+    def _connect_sqlite(self) -> sqlite3.Connection:
+        # mode=ro: SQLite itself refuses writes; the pipeline keeps writing in WAL mode meanwhile.
+        uri = f"file:{quote(str(self.sqlite_path.resolve()))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=5.0, check_same_thread=False)
+        conn.text_factory = lambda raw: raw.decode("utf-8", "replace")
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    def _on_mysql_connect(self, dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET SESSION TRANSACTION READ ONLY")
+            cur.execute("SET SESSION time_zone = '+00:00'")
+            cur.execute("SELECT VERSION()")
+            self._is_mariadb = "mariadb" in str(cur.fetchone()[0]).lower()
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ queries
+
+    def fetch(self, statements: list[str], params: Mapping[str, Any], timeout: float) -> list[Result]:
+        """Run statements in one short read-only transaction; the timeout cancels them in the database."""
+        conn = self._connect()
+        try:
+            with conn.begin():
+                self._arm_timeout(conn, timeout)
+                try:
+                    return [self._run(conn, sql, params) for sql in statements]
+                finally:
+                    self._disarm_timeout(conn)
+        except QueryError:
+            raise
+        except DBAPIError as exc:
+            raise QueryError("timeout" if self._is_timeout(exc) else "query", safe_message(exc)) from None
+        except SQLAlchemyError as exc:
+            raise QueryError("query", safe_message(exc)) from None
+        finally:
+            conn.close()
+
+    def _connect(self) -> Connection:
+        try:
+            if self.sqlite_path is not None and not self.sqlite_path.is_file():
+                raise QueryError("connection", f"database file {self.sqlite_path} does not exist")
+            conn = self.engine.connect()
+        except QueryError:
+            self.up = False
+            raise
+        except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+            self.up = False
+            raise QueryError("connection", safe_message(exc)) from None
+        self.up = True
+        return conn
+
+    @staticmethod
+    def _run(conn: Connection, sql: str, params: Mapping[str, Any]) -> Result:
+        result = conn.execute(text(sql), dict(params))
+        return Result(columns=list(result.keys()), rows=[tuple(row) for row in result.fetchall()])
+
+    def _arm_timeout(self, conn: Connection, timeout: float) -> None:
+        if self.dialect == "sqlite":
+            deadline = time.monotonic() + timeout
+            raw = conn.connection.driver_connection
+            raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, PROGRESS_STEPS)
+        elif self.dialect == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
+        elif self._is_mariadb:
+            conn.exec_driver_sql(f"SET SESSION max_statement_time = {timeout:.3f}")
+        else:
+            conn.exec_driver_sql(f"SET SESSION max_execution_time = {int(timeout * 1000)}")
+
+    def _disarm_timeout(self, conn: Connection) -> None:
+        if self.dialect == "sqlite":
+            conn.connection.driver_connection.set_progress_handler(None, 0)
+
+    def _is_timeout(self, exc: DBAPIError) -> bool:
+        orig = exc.orig
+        if self.dialect == "sqlite":
+            return "interrupted" in str(orig)
+        if self.dialect == "postgresql":
+            return getattr(orig, "pgcode", None) in TIMEOUT_SQLSTATES
+        return bool(getattr(orig, "args", None)) and orig.args[0] in MYSQL_TIMEOUT_CODES
+
+    # ------------------------------------------------------------------ health
+
+    def size_bytes(self, timeout: float = 10.0) -> float:
+        """The database's size: SQLite file plus WAL, or the server's own figure."""
+        if self.dialect == "sqlite":
+            self._connect().close()  # counts as a connection attempt, and proves the file opens
+            wal = self.sqlite_path.with_name(self.sqlite_path.name + "-wal")
+            return float(self.sqlite_path.stat().st_size + (wal.stat().st_size if wal.exists() else 0))
+        sql = ("SELECT pg_database_size(current_database())" if self.dialect == "postgresql" else
+               "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "
+               "WHERE table_schema = DATABASE()")
+        return float(self.fetch([sql], {}, timeout)[0].rows[0][0])
+
+    def integrity_ok(self, timeout: float) -> bool:
+        """SQLite's quick_check: True when it reports ok; a malformed file counts as a failure."""
+        if self.dialect != "sqlite":
+            raise QueryError("query", f"integrity checks are only defined for SQLite, not {self.dialect}")
+        try:
+            rows = self.fetch(["PRAGMA quick_check"], {}, timeout)[0].rows
+        except QueryError as exc:
+            # A damaged header fails already at connect; damaged pages fail the pragma itself.
+            if is_corruption(str(exc)):
+                return False
+            raise
+        return [tuple(r) for r in rows] == [("ok",)]
+
+
+def is_corruption(message: str) -> bool:
+    """True for SQLite's messages about a damaged file."""
+    return any(s in message for s in ("malformed", "not a database", "corrupt"))
+
+
+def safe_message(exc: BaseException) -> str:
+    """The driver's own first line of an error, without SQL text or bound values."""
+    orig = getattr(exc, "orig", None) or exc
+    first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return f"{type(orig).__name__}: {first[:300]}"

@@ -1,0 +1,127 @@
+"""Runs every job on its own interval in worker threads and stores the outcome in the snapshot."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+from exporter.errors import ConfigError, QueryError
+from exporter.shaping import MetricData
+from exporter.snapshot import JobInfo, Snapshot
+
+log = logging.getLogger("exporter.scheduler")
+
+JITTER = 0.1  # each next run lands within +-10 % of the interval, so jobs do not march in step
+STAGGER_WINDOW = 2.0  # first runs spread over this many seconds after start
+MIN_GAP = 0.25  # at least this share of the interval between the end of a run and the next start
+
+
+@dataclass(frozen=True)
+class Job:
+    """A named source of metric data: ``run(now)`` returns data or raises QueryError."""
+
+    info: JobInfo
+    run: Callable[[float], list[MetricData]]
+
+
+class Scheduler:
+    """A heap of due times, a small pool of workers, and no job running twice at once."""
+
+    def __init__(self, jobs: list[Job], snapshot: Snapshot, clock: Callable[[], float] = time.time,
+                 workers: int = 2, seed: int | None = None):
+        self.jobs = {job.info.name: job for job in jobs}
+        self.snapshot = snapshot
+        self.clock = clock
+        self._random = random.Random(seed)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect")
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> None:
+        """Run every job once, now, in the calling thread (tests and --once)."""
+        for name in self.jobs:
+            self.run_job(name)
+
+    def run_job(self, name: str) -> None:
+        """Run one job and record its outcome; never raises."""
+        job = self.jobs[name]
+        started = self.clock()
+        t0 = time.monotonic()
+        try:
+            data = job.run(started)
+        except (QueryError, ConfigError) as exc:
+            kind = exc.kind if isinstance(exc, QueryError) else "config"
+            self._log_change(name, *self.snapshot.record(name, started, time.monotonic() - t0,
+                                                         error=str(exc), error_kind=kind), kind=kind)
+        except Exception as exc:  # noqa: BLE001 - one broken job must never stop the others
+            log.exception("job crashed", extra={"job": name})
+            self.snapshot.record(name, started, time.monotonic() - t0,
+                                 error=f"{type(exc).__name__}: internal error", error_kind="internal")
+        else:
+            self._log_change(name, *self.snapshot.record(name, started, time.monotonic() - t0, data=data))
+
+    @staticmethod
+    def _log_change(name: str, previous: str | None, current: str | None, kind: str | None = None) -> None:
+        # One line per change of state, never one per failing cycle.
+        if current and current != previous:
+            log.warning("job failing", extra={"job": name, "kind": kind, "error": current})
+        elif previous and not current:
+            log.info("job recovered", extra={"job": name})
+
+    # ------------------------------------------------------------------ background loop
+
+    def start(self) -> None:
+        """Schedule every job (staggered) and start the loop thread."""
+        names = list(self.jobs)
+        now = time.monotonic()
+        for i, name in enumerate(names):
+            offset = min(self.jobs[name].info.interval, STAGGER_WINDOW) * i / max(1, len(names))
+            self._push(now + offset, name)
+        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop scheduling, wait for running jobs up to ``timeout``."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _push(self, due: float, name: str) -> None:
+        heapq.heappush(self._heap, (due, next(self._seq), name))
+
+    def _loop(self) -> None:
+        with self._wake:
+            while not self._stopping:
+                if not self._heap:
+                    self._wake.wait()
+                    continue
+                due, _, name = self._heap[0]
+                delay = due - time.monotonic()
+                if delay > 0:
+                    self._wake.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+                self._pool.submit(self._run_and_reschedule, name, due)
+
+    def _run_and_reschedule(self, name: str, due: float) -> None:
+        self.run_job(name)
+        interval = self.jobs[name].info.interval
+        jittered = interval * (1 + self._random.uniform(-JITTER, JITTER))
+        with self._wake:
+            # Measured from the planned start; a run that overran waits a quarter interval, so a slow
+            # query never keeps the database busy back to back.
+            self._push(max(due + jittered, time.monotonic() + interval * MIN_GAP), name)
+            self._wake.notify_all()

@@ -1,0 +1,230 @@
+"""Turn query rows into metric data: NULL words, cardinality caps, aggregation and histograms.
+
+Pure data in, pure data out: no database and no prometheus_client here.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from exporter.config import MetricSpec, QuerySpec
+from exporter.db import Result
+
+OTHER = "other"
+MAX_LABEL_LENGTH = 120
+BUCKET, COUNT, SUM = "pe_bucket", "pe_count", "pe_sum"
+
+
+@dataclass
+class Histogram:
+    """Cumulative bucket counts (the last one is +Inf) and the sum of observations."""
+
+    bounds: tuple[float, ...]
+    counts: list[float]
+    total: float = 0.0
+
+    def merge(self, other: "Histogram") -> None:
+        self.counts = [a + b for a, b in zip(self.counts, other.counts)]
+        self.total += other.total
+
+
+@dataclass
+class MetricData:
+    """One metric's series: label values -> number (gauge, counter, info) or Histogram."""
+
+    name: str
+    type: str
+    help: str
+    label_names: tuple[str, ...]
+    series: dict[tuple[str, ...], Any] = field(default_factory=dict)
+
+
+class DroppedSeries:
+    """Counts, per metric, the distinct label values ever folded into ``other`` by a cap."""
+
+    MAX_TRACKED = 100_000  # beyond this, values are counted without remembering them
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, set[int]] = {}
+        self._overflow: dict[str, int] = {}
+
+    def add(self, metric: str, label: str, values: Iterable[str]) -> None:
+        with self._lock:
+            seen = self._seen.setdefault(metric, set())
+            for value in values:
+                key = hash((label, value))
+                if key in seen:
+                    continue
+                if len(seen) < self.MAX_TRACKED:
+                    seen.add(key)
+                else:
+                    self._overflow[metric] = self._overflow.get(metric, 0) + 1
+
+    def totals(self) -> dict[str, int]:
+        with self._lock:
+            return {m: len(s) + self._overflow.get(m, 0) for m, s in self._seen.items()}
+
+
+def label_value(raw: Any, null: str) -> str:
+    """A label value from a database value: NULL word, integral floats as integers, bounded length."""
+    if raw is None:
+        return null
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    elif isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    text = str(raw)
+    if not text:
+        return null
+    # Surrogates from undecodable bytes cannot be encoded in the exposition: replace them.
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return text if len(text) <= MAX_LABEL_LENGTH else text[:MAX_LABEL_LENGTH - 1] + "…"
+
+
+def number(raw: Any) -> float | None:
+    """A finite float from a database value, or None for NULL, garbage and NaN."""
+    if raw is None or isinstance(raw, bool):
+        return float(raw) if isinstance(raw, bool) else None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def bucket_case(column: str, bounds: tuple[float, ...]) -> str:
+    """A CASE expression giving the index of the first bucket whose bound is >= the value."""
+    whens = " ".join(f"WHEN {column} <= {bound!r} THEN {i}" for i, bound in enumerate(bounds))
+    return f"CASE {whens} ELSE {len(bounds)} END"
+
+
+class Shaper:
+    """Shapes one query's results into MetricData, remembering which label values a cap admitted."""
+
+    def __init__(self, query: QuerySpec, dropped: DroppedSeries):
+        self.query = query
+        self.dropped = dropped
+        # Counters keep the values a cap once admitted, so an ``other`` series never goes down.
+        self._admitted: dict[tuple[str, str], set[str]] = {}
+
+    def statements(self, dialect: str) -> list[str]:
+        """The SQL to run: the query itself, or one aggregating wrapper per histogram."""
+        base = self.query.sql_for(dialect).strip().rstrip(";")
+        if not self.query.is_histogram:
+            return [base]
+        return [self._histogram_sql(base, metric) for metric in self.query.metrics]
+
+    @staticmethod
+    def _histogram_sql(base: str, metric: MetricSpec) -> str:
+        # Bucketing in the database: only (labels x buckets) rows travel, never one row per observation.
+        labels = [label.column for label in metric.labels]
+        value = metric.value
+        where = f"{value} IS NOT NULL" + (f" AND {metric.filter} <> 0" if metric.filter else "")
+        select = ", ".join(labels + [f"{bucket_case(value, metric.buckets)} AS {BUCKET}",
+                                     f"COUNT(*) AS {COUNT}", f"SUM({value}) AS {SUM}"])
+        group = ", ".join(str(i + 1) for i in range(len(labels) + 1))
+        return f"SELECT {select} FROM ({base}) pe_obs WHERE {where} GROUP BY {group}"
+
+    def shape(self, results: list[Result]) -> list[MetricData]:
+        """Metric data for every metric of the query, from the statements' results."""
+        if self.query.is_histogram:
+            return [self._cap(metric, self._histogram(metric, result))
+                    for metric, result in zip(self.query.metrics, results)]
+        result = results[0]
+        return [self._cap(metric, self._samples(metric, result)) for metric in self.query.metrics]
+
+    # ------------------------------------------------------------------ rows to series
+
+    def _samples(self, metric: MetricSpec, result: Result) -> MetricData:
+        index = {name: i for i, name in enumerate(result.columns)}
+        label_cols = [(index[label.column], label.null) for label in metric.labels]
+        value_cols = ([(None, index[metric.value])] if metric.value else
+                      [(label_value, index[col]) for label_value, col in metric.values])
+        filter_col = index[metric.filter] if metric.filter else None
+        combine = {"sum": lambda a, b: a + b, "max": max, "min": min}[metric.aggregate]
+        data = _empty(metric)
+        series = data.series
+        for row in result.rows:
+            if filter_col is not None and not number(row[filter_col]):
+                continue
+            key = tuple(label_value(row[i], null) for i, null in label_cols)
+            if metric.type == "info":
+                pairs = [(key, number(row[index[metric.value]]) if metric.value else 1.0)]
+            else:
+                pairs = [(key + ((extra,) if extra is not None else ()), number(row[col]))
+                         for extra, col in value_cols]
+            for series_key, value in pairs:
+                if value is None or (metric.type == "counter" and value < 0):
+                    continue
+                series[series_key] = combine(series[series_key], value) if series_key in series else value
+        return data
+
+    def _histogram(self, metric: MetricSpec, result: Result) -> MetricData:
+        nlabels = len(metric.labels)
+        nbuckets = len(metric.buckets) + 1
+        data = _empty(metric)
+        for row in result.rows:
+            key = tuple(label_value(row[i], label.null) for i, label in enumerate(metric.labels))
+            bucket, count, total = row[nlabels], number(row[nlabels + 1]) or 0.0, number(row[nlabels + 2]) or 0.0
+            hist = data.series.setdefault(key, Histogram(metric.buckets, [0.0] * nbuckets))
+            for i in range(int(bucket), nbuckets):  # cumulative: a value counts in every bucket above it
+                hist.counts[i] += count
+            hist.total += total
+        return data
+
+    # ------------------------------------------------------------------ caps
+
+    def _cap(self, metric: MetricSpec, data: MetricData) -> MetricData:
+        for position, label in enumerate(metric.labels):
+            if label.cap <= 0:
+                continue
+            values = {key[position] for key in data.series}
+            if len(values) <= label.cap and metric.type != "counter":
+                continue
+            keep = self._keep(metric, label.name, position, data, values)
+            folded = values - keep
+            if not folded:
+                continue
+            self.dropped.add(metric.name, label.name, folded)
+            data.series = _fold(data.series, position, keep)
+        return data
+
+    def _keep(self, metric: MetricSpec, label: str, position: int, data: MetricData, values: set[str]) -> set[str]:
+        weights: dict[str, float] = {}
+        for key, value in data.series.items():
+            weight = value.counts[-1] if isinstance(value, Histogram) else value
+            weights[key[position]] = weights.get(key[position], 0.0) + weight
+        ranked = sorted(values, key=lambda v: (-weights[v], v))
+        cap = next(l.cap for l in metric.labels if l.name == label)
+        if metric.type != "counter":
+            return set(ranked[:cap])
+        admitted = self._admitted.setdefault((metric.name, label), set())
+        for value in ranked:
+            if len(admitted) >= cap:
+                break
+            admitted.add(value)
+        return values & admitted
+
+
+def _empty(metric: MetricSpec) -> MetricData:
+    return MetricData(metric.name, "gauge" if metric.type == "info" else metric.type,
+                      metric.help, metric.label_names)
+
+
+def _fold(series: dict[tuple[str, ...], Any], position: int, keep: set[str]) -> dict[tuple[str, ...], Any]:
+    """Re-key series whose label at ``position`` is not kept under ``other``, summing them."""
+    folded: dict[tuple[str, ...], Any] = {}
+    for key, value in series.items():
+        if key[position] not in keep:
+            key = key[:position] + (OTHER,) + key[position + 1:]
+        if key not in folded:
+            folded[key] = Histogram(value.bounds, list(value.counts), value.total) if isinstance(value, Histogram) else value
+        elif isinstance(value, Histogram):
+            folded[key].merge(value)
+        else:
+            folded[key] += value
+    return folded

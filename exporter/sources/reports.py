@@ -1,0 +1,108 @@
+"""Read the Istanbul coverage summary and the JUnit end-to-end report, defensively."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree.ElementTree import Element
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from exporter.errors import QueryError
+
+COVERAGE_KINDS = ("lines", "statements", "functions", "branches")
+
+
+def read_bounded(path: Path, max_bytes: int) -> tuple[bytes, float]:
+    """The file's bytes and modification time; refuses missing, empty and oversized files."""
+    try:
+        stat = path.stat()
+        if stat.st_size > max_bytes:
+            raise QueryError("source", f"{path} is {stat.st_size} bytes, over the {max_bytes}-byte limit")
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise QueryError("source", f"{path} does not exist") from None
+    except OSError as exc:
+        raise QueryError("source", f"cannot read {path}: {exc.strerror}") from None
+    if not data.strip():
+        raise QueryError("source", f"{path} is empty")
+    return data, stat.st_mtime
+
+
+def parse_coverage(data: bytes, path: Path) -> dict[str, float]:
+    """Ratios 0..1 per coverage kind from an Istanbul json-summary document."""
+    try:
+        total = json.loads(data)["total"]
+    except (ValueError, KeyError, TypeError):
+        raise QueryError("source", f"{path} is not an Istanbul json-summary report (no readable 'total')") from None
+    ratios = {}
+    for kind in COVERAGE_KINDS:
+        pct = total.get(kind, {}).get("pct") if isinstance(total.get(kind), dict) else None
+        # Istanbul writes "Unknown" when there is nothing to cover; that is not a number to export.
+        if isinstance(pct, (int, float)) and not isinstance(pct, bool) and 0 <= pct <= 100:
+            ratios[kind] = pct / 100.0
+    if not ratios:
+        raise QueryError("source", f"{path} has no numeric pct in total")
+    return ratios
+
+
+@dataclass
+class SuiteResult:
+    """Test case counts and time of one JUnit test suite."""
+
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+
+def parse_junit(data: bytes, path: Path) -> dict[str, SuiteResult]:
+    """Counts per suite from a JUnit XML report, parsed without entity expansion or external fetches."""
+    try:
+        root = SafeET.fromstring(data, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise QueryError("source", f"{path} was refused: {type(exc).__name__} (unsafe XML)") from None
+    except SafeET.ParseError as exc:
+        raise QueryError("source", f"{path} is not well-formed XML: {exc}") from None
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    if not suites:
+        raise QueryError("source", f"{path} has no <testsuite> element")
+    result: dict[str, SuiteResult] = {}
+    for suite in suites:
+        if suite.find("testsuite") is not None:
+            continue  # a grouping suite; its children are counted themselves
+        name = (suite.get("name") or "unnamed").strip() or "unnamed"
+        entry = result.setdefault(name, SuiteResult())
+        _count_cases(suite, entry)
+        entry.seconds += _float(suite.get("time"))
+    return result
+
+
+def _count_cases(suite: Element, entry: SuiteResult) -> None:
+    cases = suite.findall("testcase")
+    if not cases:  # some reporters give only the counts
+        tests = int(_float(suite.get("tests")))
+        failed = int(_float(suite.get("failures")) + _float(suite.get("errors")))
+        skipped = int(_float(suite.get("skipped")))
+        entry.failed += failed
+        entry.skipped += skipped
+        entry.passed += max(0, tests - failed - skipped)
+        return
+    for case in cases:
+        if case.find("failure") is not None or case.find("error") is not None:
+            entry.failed += 1
+        elif case.find("skipped") is not None:
+            entry.skipped += 1
+        else:
+            entry.passed += 1
+
+
+def _float(text: str | None) -> float:
+    try:
+        value = float(text) if text is not None else 0.0
+    except ValueError:
+        return 0.0
+    return value if value >= 0 and value == value else 0.0
