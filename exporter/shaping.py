@@ -161,6 +161,8 @@ class Shaper:
                 if value is None or (metric.type == "counter" and value < 0):
                     continue
                 series[series_key] = combine(series[series_key], value) if series_key in series else value
+        if not series and not metric.label_names and metric.aggregate == "sum" and metric.type != "info":
+            series[()] = 0.0  # a sum over no rows is zero, not unknown
         return data
 
     def _histogram(self, metric: MetricSpec, result: Result) -> MetricData:

@@ -1,0 +1,106 @@
+"""Config validation: every kind of mistake names the file, the key path and the problem; exit code 2."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from exporter.cli import main
+from exporter.config import load_config, mask_url, parse_duration
+
+GOOD_METRIC = "{name: demo_n, type: gauge, help: N., value: n}"
+
+CASES = [
+    ("unknown top-level key", "databse_url: sqlite:///x.db\n", "databse_url: unknown key"),
+    ("bad YAML", "queries: [\n", "invalid YAML"),
+    ("not a mapping", "- a\n- b\n", "(top level): must be a mapping"),
+    ("bad metric type", f"queries:\n  q:\n    sql: SELECT 1 AS n\n    metrics: [{{name: demo_n, type: guage, help: N., value: n}}]\n",
+     "queries.q.metrics[0].type: must be one of gauge, counter, histogram, info, got 'guage'"),
+    ("counter without _total", "queries:\n  q:\n    sql: SELECT 1 AS n\n    metrics: [{name: demo_n, type: counter, help: N., value: n}]\n",
+     "queries.q.metrics[0].name: counter 'demo_n' must end in _total"),
+    ("missing help", "queries:\n  q:\n    sql: SELECT 1 AS n\n    metrics: [{name: demo_n, type: gauge, value: n}]\n",
+     "queries.q.metrics[0].help: is required"),
+    ("bad interval", f"queries:\n  q:\n    sql: SELECT 1 AS n\n    interval: soon\n    metrics: [{GOOD_METRIC}]\n",
+     "queries.q.interval: must be a positive duration"),
+    ("reserved label", "queries:\n  q:\n    sql: SELECT 1 AS n, 'x' AS job\n    metrics: [{name: demo_n, type: gauge, help: N., value: n, labels: [job]}]\n",
+     "queries.q.metrics[0].labels[0].name: 'job' is reserved"),
+    ("unsorted buckets", "queries:\n  q:\n    sql: SELECT 1 AS v\n    metrics: [{name: demo_seconds, type: histogram, help: H., value: v, buckets: [5, 1]}]\n",
+     "queries.q.metrics[0].buckets: bucket bounds must be strictly increasing"),
+    ("unknown metric key", f"queries:\n  q:\n    sql: SELECT 1 AS n\n    metrics: [{{name: demo_n, type: gauge, help: N., value: n, lables: [a]}}]\n",
+     "queries.q.metrics[0].lables: unknown key"),
+    ("unknown parameter", "parameters:\n  stuck_treshold_seconds: 5\n", "parameters.stuck_treshold_seconds: no pack declares"),
+    ("missing pack file", "packs: [./nope.yaml]\n", "nope.yaml: cannot read pack"),
+    ("unset !env", "database_url: !env PIPELINE_EXPORTER_TEST_UNSET_VAR\n", "PIPELINE_EXPORTER_TEST_UNSET_VAR"),
+    ("wrong type", "max_concurrent_queries: many\n", "max_concurrent_queries: must be an integer, got a string"),
+]
+
+
+@pytest.mark.parametrize("body,expected", [(b, e) for _, b, e in CASES], ids=[c[0] for c in CASES])
+def test_invalid_config_exits_2_naming_file_key_and_problem(tmp_path, capsys, body, expected):
+    path = tmp_path / "bad.yml"
+    path.write_text(body)
+    code = main(["--config.file", str(path), "--check-config", "--database-url", f"sqlite:///{tmp_path}/none.db"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(path) in err or "nope.yaml" in err
+    assert expected in err
+
+
+def test_a_metric_reading_a_column_the_query_lacks_is_a_config_error(tmp_path, capsys, make_db):
+    db = make_db({})
+    path = tmp_path / "cols.yml"
+    path.write_text(textwrap.dedent("""
+        queries:
+          q:
+            sql: SELECT COUNT(*) AS total FROM sites
+            metrics: [{name: demo_n, type: gauge, help: N., value: n}]
+        """))
+    assert main(["--config.file", str(path), "--check-config", "--database-url", f"sqlite:///{db}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: queries.q.metrics[0]: metric demo_n reads column(s) n that the query does not return" in err
+
+
+def test_check_config_accepts_the_builtin_pack(tmp_path, capsys, make_db):
+    db = make_db({})
+    assert main(["--check-config", "--database-url", f"sqlite:///{db}"]) == 0
+    assert "configuration OK: 18 queries" in capsys.readouterr().out
+
+
+def test_bad_database_url_exits_2(capsys):
+    assert main(["--check-config", "--database-url", "oracle://x/y"]) == 2
+    assert "unsupported database" in capsys.readouterr().err
+
+
+def test_secrets_come_from_env_and_file_tags_and_are_masked(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_TEST_DB_URL", "postgresql://reader:s3cret@db.internal/pipeline")
+    (tmp_path / "pw").write_text("hunter2\n")
+    path = tmp_path / "c.yml"
+    path.write_text("database_url: !env PIPELINE_TEST_DB_URL\nparameters:\n  stuck_threshold_seconds: !file pw\n")
+    config = load_config(path)
+    assert config.database_url.endswith("s3cret@db.internal/pipeline")
+    assert config.parameters["stuck_threshold_seconds"] == "hunter2"
+    assert mask_url(config.database_url) == "postgresql://reader:***@db.internal/pipeline"
+
+
+def test_a_later_pack_replaces_a_query_by_name(tmp_path):
+    pack = tmp_path / "mine.yaml"
+    pack.write_text(textwrap.dedent("""
+        name: mine
+        queries:
+          keywords:
+            interval: 2m
+            sql: SELECT COUNT(*) AS keywords FROM search_terms
+            metrics: [{name: pipeline_keywords, type: gauge, help: Keywords., value: keywords}]
+        """))
+    config_path = tmp_path / "c.yml"
+    config_path.write_text("packs: [method333, ./mine.yaml]\n")
+    config = load_config(config_path)
+    keywords = [q for q in config.queries if q.name == "keywords"]
+    assert len(keywords) == 1 and "search_terms" in keywords[0].sql["default"] and keywords[0].interval == 120
+
+
+@pytest.mark.parametrize("text,seconds", [("500ms", 0.5), ("30s", 30), ("5m", 300), ("1h", 3600), (90, 90),
+                                          ("1d", 86400), ("soon", None), ("", None), (True, None)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds

@@ -1,0 +1,177 @@
+"""The generic engine: caps, NULL words, failures that stay local, staleness, privacy."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+
+import pytest
+
+from exporter.app import families
+from tests.unit.conftest import NOW_TS, ago, make_exporter, scrape, series, value
+
+
+def write_config(tmp_path, body: str):
+    path = tmp_path / "config.yml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_cap_folds_the_smallest_values_into_other_and_counts_them(make_db, tmp_path):
+    errors = [{"domain": f"s{i}.example", "status": "scraped", "error_type": f"err_{i % 30:02d}"} for i in range(300)]
+    # err_00 .. err_09 get 11 sites each, the rest 10, so the kept twenty are the largest ones.
+    errors += [{"domain": f"x{i}.example", "status": "scraped", "error_type": f"err_{i:02d}"} for i in range(10)]
+    fams = scrape(make_db({"sites": errors}))
+    got = series(fams, "pipeline_site_errors")
+    assert len(got) == 21
+    assert got[(("error_type", "other"),)] == 10 * 10
+    assert got[(("error_type", "err_00"),)] == 11
+    assert sum(got.values()) == 310
+    assert value(fams, "pipeline_exporter_series_dropped_total", metric="pipeline_site_errors") == 10
+
+
+def test_counter_cap_keeps_admitted_values_so_other_never_goes_down(make_db, tmp_path):
+    config = write_config(tmp_path, """
+        queries:
+          opt_outs:
+            sql: SELECT channel, COUNT(*) AS n FROM opt_outs GROUP BY channel
+            metrics:
+              - {name: pipeline_opt_outs_total, type: counter, help: Opt-outs., value: n,
+                 labels: [{name: channel, cap: 2}]}
+        """)
+    db = make_db({"opt_outs": [{"channel": c, "contact": "x"} for c in ["a"] * 3 + ["b"] * 2 + ["c"]]})
+    exporter = make_exporter(db, config)
+    exporter.pipeline.scheduler.run_once()
+    first = series(families(exporter.registry), "pipeline_opt_outs_total")
+    assert first == {(("channel", "a"),): 3, (("channel", "b"),): 2, (("channel", "other"),): 1}
+    import sqlite3
+    with sqlite3.connect(db) as conn:  # "c" grows past "b": a gauge would re-rank, a counter must not
+        conn.executemany("INSERT INTO opt_outs (channel, contact) VALUES (?, 'x')", [("c",)] * 5)
+    exporter.pipeline.scheduler.run_once()
+    second = series(families(exporter.registry), "pipeline_opt_outs_total")
+    assert second == {(("channel", "a"),): 3, (("channel", "b"),): 2, (("channel", "other"),): 6}
+
+
+def test_null_words_and_awkward_label_values(make_db, tmp_path):
+    weird = 'quote" back\\slash\nnewline 🙂'
+    config = write_config(tmp_path, """
+        packs: [method333]
+        queries:
+          nulls:
+            sql: SELECT NULL AS source, '' AS stage, 2.0 AS code, 1 AS n
+            metrics:
+              - {name: demo_nulls, type: gauge, help: NULL words., value: n,
+                 labels: [{name: source, if_null: unknown}, {name: stage, if_null: blank}, code]}
+        """)
+    fams = scrape(make_db({
+        "outreaches": [{"site_id": 1, "channel": weird, "contact": "c", "status": "sent", "sent_at": ago(5)}],
+    }), config)
+    assert value(fams, "pipeline_outreach_events_total", channel=weird, event="sent") == 1
+    assert value(fams, "demo_nulls", source="unknown", stage="blank", code="2") == 1
+
+
+def test_invalid_utf8_in_a_label_column_is_replaced_not_fatal(make_db):
+    db = make_db({})
+    import sqlite3
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO sites (domain, status, error_type) VALUES ('a', 'found', CAST(X'626164ff' AS TEXT))")
+    fams = scrape(db)
+    assert series(fams, "pipeline_site_errors") == {(("error_type", "bad\ufffd"),): 1}
+
+
+def test_a_failing_query_leaves_the_others_intact(make_db, tmp_path):
+    config = write_config(tmp_path, """
+        packs: [method333]
+        queries:
+          broken_sql:
+            sql: SELEKT nothing
+            metrics: [{name: demo_broken, type: gauge, help: Never., value: n}]
+          missing_table:
+            sql: SELECT COUNT(*) AS n FROM no_such_table
+            metrics: [{name: demo_missing, type: gauge, help: Never., value: n}]
+        """)
+    fams = scrape(make_db({"sites": [{"domain": "a", "status": "found"}]}), config)
+    assert value(fams, "pipeline_exporter_query_errors_total", query="broken_sql") == 1
+    assert value(fams, "pipeline_exporter_query_errors_total", query="missing_table") == 1
+    assert value(fams, "pipeline_sites", status="found") == 1
+    assert value(fams, "pipeline_exporter_query_errors_total", query="sites") == 0
+    assert "demo_missing" not in fams or not fams["demo_missing"].samples
+
+
+def test_a_dropped_table_keeps_last_values_until_stale_then_they_disappear(make_db):
+    db = make_db({"opt_outs": [{"channel": "email", "contact": "x"}]})
+    clock = {"now": NOW_TS}
+    exporter = make_exporter(db)
+    exporter.pipeline.snapshot.clock = lambda: clock["now"]
+    exporter.pipeline.scheduler.clock = lambda: clock["now"]
+    exporter.pipeline.scheduler.run_once()
+    import sqlite3
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE opt_outs")
+    clock["now"] += 60
+    exporter.pipeline.scheduler.run_once()
+    fams = families(exporter.registry)
+    assert value(fams, "pipeline_opt_outs_total", channel="email") == 1, "last good value kept"
+    assert value(fams, "pipeline_exporter_query_errors_total", query="opt_outs") == 1
+    clock["now"] += 3 * 60  # 240 s after the last success: past the 180 s limit of a 60 s query
+    exporter.pipeline.scheduler.run_once()
+    fams = families(exporter.registry)
+    assert value(fams, "pipeline_opt_outs_total", channel="email") is None
+    assert value(fams, "pipeline_sites_created_total") == 0, "other queries unaffected"
+
+
+def test_failures_are_logged_once_per_state_change(make_db, caplog):
+    db = make_db({})
+    import sqlite3
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE opt_outs")
+    exporter = make_exporter(db)
+    with caplog.at_level(logging.INFO, logger="exporter"):
+        for _ in range(3):
+            exporter.pipeline.scheduler.run_job("opt_outs")
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE opt_outs (id INTEGER PRIMARY KEY, channel TEXT, contact TEXT, created_at TEXT)")
+        exporter.pipeline.scheduler.run_job("opt_outs")
+    messages = [(r.getMessage(), getattr(r, "job", None)) for r in caplog.records]
+    assert messages.count(("job failing", "opt_outs")) == 1
+    assert messages.count(("job recovered", "opt_outs")) == 1
+
+
+def test_personal_data_never_reaches_metrics_or_logs(make_db, caplog):
+    secrets = ["jane.doe@example.com", "+15551234567", "I would love a quote, call me", "https://secret.example/x",
+               "Stack trace at https://proxy.example"]
+    db = make_db({
+        "sites": [{"domain": "a.example", "status": "found", "error_type": "timeout", "error_message": secrets[4]}],
+        "outreaches": [{"site_id": 1, "channel": "email", "contact": secrets[0], "status": "sent", "sent_at": ago(9)}],
+        "conversations": [{"site_id": 1, "channel": "sms", "direction": "inbound", "sender": secrets[1],
+                           "body": secrets[2], "is_read": 0, "sentiment": "positive"}],
+        "opt_outs": [{"channel": "sms", "contact": secrets[1]}],
+        "http_errors": [{"source": "scraper", "stage": "fetch", "status_code": 403, "url": secrets[3]}],
+        "cron_jobs": [{"name": "job", "description": "d", "interval_seconds": 60, "enabled": 1}],
+        "cron_job_logs": [{"job_name": "job", "started_at": ago(5), "finished_at": ago(4), "status": "failed",
+                           "error_message": secrets[4]}],
+    })
+    from prometheus_client import generate_latest
+    with caplog.at_level(logging.DEBUG):
+        exporter = make_exporter(db)
+        exporter.pipeline.scheduler.run_once()
+        text = generate_latest(exporter.registry).decode()
+    assert "pipeline_outreach_events_total" in text
+    for secret in secrets:
+        assert secret not in text
+        assert secret not in caplog.text
+
+
+def test_histogram_query_may_not_feed_other_metric_types(tmp_path):
+    from exporter.config import load_config
+    from exporter.errors import ConfigError
+    config = write_config(tmp_path, """
+        queries:
+          mixed:
+            sql: SELECT 1 AS v
+            metrics:
+              - {name: a_seconds, type: histogram, help: A., value: v, buckets: [1]}
+              - {name: b, type: gauge, help: B., value: v}
+        """)
+    with pytest.raises(ConfigError, match="feeds only histograms"):
+        load_config(config)
