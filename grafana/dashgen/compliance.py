@@ -27,12 +27,13 @@ def _rate_pair(what: str, event: str, channel: str, thresholds: dict, why: str) 
     ]
 
 
-def _rate_history(title: str, event: str, channel: str, thresholds: dict, levels: str) -> object:
+def _rate_history(title: str, event: str, channel: str, thresholds: dict, levels: str,
+                  w: int = 8, h: int = 10) -> object:
     return timeseries(title, f"The 24-hour rate over time with the alert levels ({levels}) as "
                       "dashed lines.",
                       [t(or_zero(_ratio(event, channel, "24h")), "last 24 h"),
                        t(or_zero(_ratio(event, channel)), "all time")],
-                      "percentunit", w=8, h=10, threshold_lines=True, thresholds=thresholds,
+                      "percentunit", w=w, h=h, threshold_lines=True, thresholds=thresholds,
                       minimum=0, decimals=2)
 
 
@@ -80,16 +81,16 @@ provider's dashboard and the domain's blocklist status.
     sms = Row("Twilio (SMS)", [
         stat("SMS delivery rate", "Delivered SMS divided by SMS sent, whole history (recording "
              "rule channel:pipeline_outreach_delivered_per_sent:ratio).",
-             [i(or_zero(_ratio("delivered", SMS)))], "percentunit", w=4, h=5, decimals=1,
+             [i(or_zero(_ratio("delivered", SMS)))], "percentunit", w=4, h=8, decimals=1,
              thresholds=steps(BLUE)),
         stat("SMS failure rate (24 h)", "Failed SMS divided by SMS sent over the last 24 hours "
              "(the window of the SmsFailureRateHigh alert, level 5 %).",
-             [i(or_zero(_ratio("failed", SMS, "24h")))], "percentunit", w=4, h=5, decimals=2,
+             [i(or_zero(_ratio("failed", SMS, "24h")))], "percentunit", w=4, h=8, decimals=2,
              thresholds=sms_failure, color_mode="background"),
         stat("SMS failure rate (all time)", "Failed SMS divided by SMS sent, whole history.",
-             [i(or_zero(_ratio("failed", SMS)))], "percentunit", w=4, h=5, decimals=2,
+             [i(or_zero(_ratio("failed", SMS)))], "percentunit", w=4, h=8, decimals=2,
              thresholds=sms_failure, color_mode="background"),
-        _rate_history("SMS failure rate", "failed", SMS, sms_failure, "5 %"),
+        _rate_history("SMS failure rate", "failed", SMS, sms_failure, "5 %", w=6, h=8),
         text("Recommendations (SMS)", "What to do when SMS failures rise (carrier filtering).",
              """
 **Failure rate above 5 %** usually means carrier filtering:
@@ -99,7 +100,7 @@ provider's dashboard and the domain's blocklist status.
 - avoid URL shorteners and spam-like wording, keep the first message short and personal;
 - spread sending over time and over numbers instead of bursts from one number;
 - remove numbers that failed twice, and honour STOP at once.
-""", w=4, h=10),
+""", w=6, h=8),
     ])
     platforms = Row("Other platforms", [
         timeseries("LLM tokens per day by provider", "Tokens consumed per day, per LLM provider "

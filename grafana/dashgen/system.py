@@ -21,6 +21,18 @@ def _cell_colours(column: str, mapping: dict) -> dict:
 def build() -> dict:
     coverage = steps(RED, (COVERAGE_ALERT, ORANGE), (COVERAGE_TARGET, GREEN))
     cron = Row("Cron jobs", [
+        stat("Failed jobs", "Enabled cron jobs whose latest finished run failed (CronJobFailed).",
+             [i(or_zero(f"count({sel('pipeline_cron_job_last_run_failed')} == 1 "
+                        f"and on({CRON_KEYS}) {sel('pipeline_cron_job_enabled')} == 1)"))],
+             w=6, h=4, color_mode="background", thresholds=steps(GREEN, (1, RED))),
+        stat("Overdue jobs", "Enabled cron jobs that have not started for more than twice "
+             "their expected interval (CronJobStale).",
+             [i(or_zero(f"count(({OVERDUE}) == 1)"))], w=6, h=4, color_mode="background",
+             thresholds=steps(GREEN, (1, ORANGE))),
+        stat("Running now", "Cron job runs in status running.",
+             [i(or_zero(total("pipeline_cron_job_running")))], w=6, h=4,
+             thresholds=steps(BLUE)),
+        firing_alerts_stat(w=6, h=4),
         table("Cron job status", "One row per cron job: what it does, how long ago it last "
               "started, whether its latest finished run failed, and whether it is overdue "
               "(enabled and not started for more than twice its expected interval, as the "
@@ -32,7 +44,7 @@ def build() -> dict:
                tbl(sel("pipeline_cron_job_enabled")),
                tbl(sel("pipeline_cron_job_expected_interval_seconds")),
                tbl(sel("pipeline_cron_job_running"))],
-              "short", w=18, h=10, hide=["Value #A", "instance"],
+              "short", w=24, h=10, hide=["Value #A", "instance"],
               rename={"cron_job": "Job", "description": "Description",
                       "Value #B": "Last run (ago)", "Value #C": "Last result",
                       "Value #D": "Overdue", "Value #E": "Enabled",
@@ -45,18 +57,6 @@ def build() -> dict:
                                                    1: ("overdue", ORANGE)}),
                          _cell_colours("Enabled", {0: ("disabled", "text"),
                                                    1: ("enabled", BLUE)})]),
-        stat("Failed jobs", "Enabled cron jobs whose latest finished run failed (CronJobFailed).",
-             [i(or_zero(f"count({sel('pipeline_cron_job_last_run_failed')} == 1 "
-                        f"and on({CRON_KEYS}) {sel('pipeline_cron_job_enabled')} == 1)"))],
-             w=3, h=5, color_mode="background", thresholds=steps(GREEN, (1, RED))),
-        stat("Overdue jobs", "Enabled cron jobs that have not started for more than twice "
-             "their expected interval (CronJobStale).",
-             [i(or_zero(f"count(({OVERDUE}) == 1)"))], w=3, h=5, color_mode="background",
-             thresholds=steps(GREEN, (1, ORANGE))),
-        stat("Running now", "Cron job runs in status running.",
-             [i(or_zero(total("pipeline_cron_job_running")))], w=3, h=5,
-             thresholds=steps(BLUE)),
-        firing_alerts_stat(w=3, h=5),
         timeseries("Cron runs per hour by result", "Cron job runs logged per hour, by status "
                    "(success, failed, running).",
                    [t(f"sum by (status) (increase({sel('pipeline_cron_job_runs_total')}[1h]))",
@@ -125,7 +125,7 @@ broken; fix before the next outreach batch.
   concurrency for that stage or raise the plan's limit.
 - Monitor VPN effectiveness: errors that stay high after switching exit node mean the VPN's
   range is burnt too.
-""", w=6, h=10),
+""", w=6, h=5),
         timeseries("HTTP 403 / 429 / 503 per hour by source", "Errors per hour by source and "
                    "status code (recording rule source_code:pipeline_http_errors:rate5m × 3600),"
                    " 403, 429 and 503 only. A fresh Prometheus shows 0 until new errors are "
@@ -133,7 +133,7 @@ broken; fix before the next outreach batch.
                    [t(or_zero("3600 * "
                               + total("source_code:pipeline_http_errors:rate5m",
                                       'code=~"403|429|503"', by="source, code")),
-                      "{{source}} {{code}}")], "short", w=18, h=5),
+                      "{{source}} {{code}}")], "short", w=24, h=8),
         bargauge("HTTP errors by source and code (all time)", "Every HTTP error the pipeline "
                  "logged, by source and status code, whole history.",
                  [i(f"sort_desc({total('pipeline_http_errors_total', by='source, code')})",
@@ -153,20 +153,20 @@ broken; fix before the next outreach batch.
     ])
     database = Row("Database", [
         stat("Database size", "Size of the pipeline database (SQLite: file + WAL).",
-             [i(sel("pipeline_database_size_bytes"))], "bytes", w=4, h=5,
+             [i(sel("pipeline_database_size_bytes"))], "bytes", w=4, h=8,
              thresholds=steps(BLUE)),
         stat("Integrity check", "Result of the last integrity check (SQLite quick_check, "
              "run on a slow schedule).",
-             [i(sel("pipeline_database_integrity_ok"))], "none", w=4, h=5,
+             [i(sel("pipeline_database_integrity_ok"))], "none", w=4, h=8,
              color_mode="background", thresholds=steps(RED, (1, GREEN)),
              mappings=value_map({0: ("FAILED", RED), 1: ("OK", GREEN)})),
         bargauge("Rows per table", "Rows in each pipeline table (sites, outreaches, "
                  "conversations, keywords, …).",
-                 [i(f"sort_desc({sel('pipeline_database_rows')})", "{{table}}")], w=8, h=10,
+                 [i(f"sort_desc({sel('pipeline_database_rows')})", "{{table}}")], w=8, h=8,
                  thresholds=steps(BLUE)),
         timeseries("Database size over time", "Growth of the database.",
                    [t(sel("pipeline_database_size_bytes"), "{{instance}}")], "bytes", w=8,
-                   h=10),
+                   h=8),
     ])
     host = Row("Host", [
         gauge("CPU", "CPU utilisation of the whole host running the exporter.",
