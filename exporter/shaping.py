@@ -52,6 +52,11 @@ class DroppedSeries:
         self._seen: dict[str, set[int]] = {}
         self._overflow: dict[str, int] = {}
 
+    def register(self, metric: str) -> None:
+        """Expose a capped metric's count from zero, before anything was folded."""
+        with self._lock:
+            self._seen.setdefault(metric, set())
+
     def add(self, metric: str, label: str, values: Iterable[str]) -> None:
         with self._lock:
             seen = self._seen.setdefault(metric, set())
@@ -110,6 +115,9 @@ class Shaper:
         self.dropped = dropped
         # Counters keep the values a cap once admitted, so an ``other`` series never goes down.
         self._admitted: dict[tuple[str, str], set[str]] = {}
+        for metric in query.metrics:
+            if any(label.cap > 0 for label in metric.labels):
+                dropped.register(metric.name)
 
     def statements(self, dialect: str) -> list[str]:
         """The SQL to run: the query itself, or one aggregating wrapper per histogram."""
