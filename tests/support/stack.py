@@ -77,18 +77,24 @@ def prometheus_config(tmp: Path, exporter_address: str, alertmanager_address: st
 
 
 @contextmanager
+def _binary(tmp: Path, name: str, args: list[str]) -> Iterator[Service]:
+    """Run a Prometheus-style binary on a free loopback port and wait for its /-/ready."""
+    binary = require_binary(name)
+    port = free_port()
+    log = tmp / f"{name}.log"
+    with running([binary, *args, f"--web.listen-address=127.0.0.1:{port}"], log, cwd=tmp):
+        service = Service(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", log)
+        _logged(name, log, lambda: service.get("/-/ready").status_code == 200)
+        yield service
+
+
+@contextmanager
 def prometheus(tmp: Path, exporter_address: str, alertmanager_address: str | None = None,
                interval: str = "1s") -> Iterator[Service]:
     """A real Prometheus scraping the exporter with the shipped rule files."""
-    binary = require_binary("prometheus")
     config = prometheus_config(tmp, exporter_address, alertmanager_address, interval)
-    port = free_port()
-    log = tmp / "prometheus.log"
-    args = [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'prometheus-data'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"]
-    with running(args, log, cwd=tmp):
-        service = Service(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", log)
-        _logged("prometheus", log, lambda: service.get("/-/ready").status_code == 200)
+    with _binary(tmp, "prometheus", [f"--config.file={config}", f"--storage.tsdb.path={tmp / 'prometheus-data'}",
+                                     "--web.enable-lifecycle"]) as service:
         yield service
 
 
@@ -111,12 +117,7 @@ def wait_for_scrapes(prom: Service, count: int = 2, timeout: float = 30) -> None
 @contextmanager
 def alertmanager(tmp: Path, config: Path) -> Iterator[Service]:
     """A single-node Alertmanager (no gossip port) with the given config."""
-    binary = require_binary("prometheus-alertmanager")
-    port = free_port()
-    log = tmp / "alertmanager.log"
-    args = [binary, f"--config.file={config}", f"--storage.path={tmp / 'alertmanager-data'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="]
-    with running(args, log, cwd=tmp):
-        service = Service(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", log)
-        _logged("alertmanager", log, lambda: service.get("/-/ready").status_code == 200)
+    with _binary(tmp, "prometheus-alertmanager", [f"--config.file={config}",
+                                                  f"--storage.path={tmp / 'alertmanager-data'}",
+                                                  "--cluster.listen-address="]) as service:
         yield service
