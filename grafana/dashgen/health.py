@@ -5,10 +5,22 @@ from .common import (BLUE, GREEN, ORANGE, RED, Row, bargauge, dashboard, funnel,
 
 DAY = 86400
 
-# Buckets of pipeline_site_status_age_seconds (metrics.md). The le label is "86400.0" from
-# client_python and "86400" after Prometheus 3 normalises it, hence the regex.
+# Buckets of pipeline_site_status_age_seconds (metrics.md). client_python writes a bound as
+# Go's strconv.FormatFloat(f, 'g', -1, 64) does, and Prometheus 3 normalises le the same way:
+# "86400.0", but "2.592e+06" from seven integer digits on. Other clients write "86400".
+def _le_regex(seconds: int) -> str:
+    """A PromQL regex (escaped for a double-quoted string) matching the le label of a bound."""
+    forms = [f"{seconds}(\\\\.0)?"]
+    digits = str(seconds)
+    if len(digits) > 6:
+        mantissa = f"{digits[0]}.{digits[1:]}".rstrip("0").rstrip(".")
+        forms.append(f"{mantissa}e+{len(digits) - 1:02d}".replace(".", "\\\\.")
+                     .replace("+", "\\\\+"))
+    return "|".join(forms)
+
+
 def _older_than(seconds: int) -> str:
-    bucket = total("pipeline_site_status_age_seconds_bucket", f'le=~"{seconds}(\\\\.0)?"',
+    bucket = total("pipeline_site_status_age_seconds_bucket", f'le=~"{_le_regex(seconds)}"',
                    by="status")
     return f"{total('pipeline_site_status_age_seconds_count', by='status')} - {bucket}"
 
