@@ -21,7 +21,7 @@ METRIC_TYPES = ("gauge", "counter", "histogram", "info")
 AGGREGATES = ("sum", "max", "min")
 DIALECTS = ("sqlite", "postgresql", "mysql")
 RESERVED_LABELS = ("job", "instance", "le", "quantile")
-RESERVED_PARAMETERS = ("now",)
+RESERVED_PARAMETERS = ("now", "last_key")
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 IDENTIFIER = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -72,6 +72,27 @@ class MetricSpec:
 
 
 @dataclass(frozen=True)
+class IncrementalSpec:
+    """How a query over an append-only table is collected as deltas (see docs/performance.md).
+
+    The SQL filters ``WHERE <key> > :last_key`` and returns, per group, ``MAX(<key>)`` in the
+    ``max_key`` column; rows whose ``current`` column is non-zero are state recomputed in full each
+    run (they are neither accumulated nor taken into ``max_key``). Every ``full_every`` (and on the
+    first run) the query runs with ``:last_key = start`` and its result replaces the totals.
+    """
+
+    key: str
+    max_key: str = "max_key"
+    full_every: float = 3600.0
+    start: int = -1
+    current: str | None = None
+
+    def columns(self) -> set[str]:
+        """The result columns the engine itself reads."""
+        return {self.max_key} | ({self.current} if self.current else set())
+
+
+@dataclass(frozen=True)
 class QuerySpec:
     """One SQL query, how often it runs, and the metrics it feeds."""
 
@@ -82,6 +103,7 @@ class QuerySpec:
     stale_after: float
     metrics: tuple[MetricSpec, ...]
     source: str
+    incremental: IncrementalSpec | None = None
 
     @property
     def is_histogram(self) -> bool:
@@ -407,9 +429,38 @@ def _read_query(name: str, raw: Any, source: str, key: str, defaults: _Defaults)
     kinds = {m.type == "histogram" for m in metrics}
     if len(kinds) > 1:
         raise node.fail("metrics", "a query that feeds a histogram (one row per observation) feeds only histograms")
+    incremental = _read_incremental(node, sql, metrics) if node.get("incremental") is not None else None
+    if incremental is None and any(re.search(r":last_key\b", text) for text in sql.values()):
+        raise node.fail("sql", ":last_key is only bound for queries that declare incremental")
     node.done()
     return QuerySpec(name=str(name), sql=sql, interval=interval, timeout=timeout,
-                     stale_after=stale_after, metrics=metrics, source=source)
+                     stale_after=stale_after, metrics=metrics, source=source, incremental=incremental)
+
+
+def _read_incremental(node: _Node, sql: Mapping[str, str], metrics: tuple[MetricSpec, ...]) -> IncrementalSpec:
+    """``incremental: {key: id, max_key: max_key, full_every: 1h, start: -1, current: col}``."""
+    inc = node.mapping("incremental")
+    key = inc.string("key", required=True)
+    spec = IncrementalSpec(key=key, max_key=inc.string("max_key", "max_key"),
+                           full_every=inc.duration("full_every", IncrementalSpec.full_every),
+                           start=inc.integer("start", IncrementalSpec.start, minimum=-(2 ** 63)),
+                           current=inc.string("current"))
+    for column_key, column in (("key", spec.key), ("max_key", spec.max_key), ("current", spec.current)):
+        if column is not None and not IDENTIFIER.match(column):
+            raise inc.fail(column_key, f"column names are identifiers (letters, digits, _), got {column!r}")
+    inc.done()
+    for dialect, text in sql.items():
+        if not re.search(r":last_key\b", text):
+            raise node.fail("sql" if dialect == "default" else f"sql.{dialect}",
+                            "an incremental query filters on the bound parameter :last_key "
+                            f"(e.g. WHERE {key} > :last_key)")
+    for i, metric in enumerate(metrics):
+        # Deltas can only be folded into totals when the values add up (or keep a max/min).
+        if metric.type in ("histogram", "info") or (metric.type == "gauge" and metric.aggregate == "sum"):
+            raise ConfigError(node.source, f"{node.key('metrics')}[{i}]",
+                              f"metric {metric.name} ({metric.type}, aggregate {metric.aggregate}) cannot be "
+                              "collected incrementally: use counters, or gauges with aggregate max or min")
+    return spec
 
 
 @dataclass(frozen=True)
@@ -553,6 +604,12 @@ def _check_metric_consistency(queries: list[QuerySpec]) -> None:
 def check_result_columns(query: QuerySpec, columns: list[str]) -> None:
     """Raise a ConfigError when a query's result lacks a column its metrics read."""
     have = set(columns)
+    if query.incremental:
+        missing = sorted(query.incremental.columns() - have)
+        if missing:
+            raise ConfigError(query.source, f"queries.{query.name}.incremental",
+                              f"the incremental query does not return column(s) {', '.join(missing)} "
+                              f"(it returns: {', '.join(columns)})")
     for i, metric in enumerate(query.metrics):
         missing = sorted(metric.columns() - have)
         if missing:
@@ -562,6 +619,7 @@ def check_result_columns(query: QuerySpec, columns: list[str]) -> None:
 
 
 def mask_url(url: str) -> str:
-    """A database URL with any password replaced by ***."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    """A database URL with any password (user info or a ``password=`` parameter) replaced by ***."""
+    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 

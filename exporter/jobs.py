@@ -10,6 +10,7 @@ import psutil
 from exporter.config import Config, QuerySpec, check_result_columns
 from exporter.db import Database
 from exporter.errors import QueryError
+from exporter.incremental import Incremental
 from exporter.scheduler import Job
 from exporter.shaping import DroppedSeries, MetricData, Shaper
 from exporter.snapshot import JobInfo
@@ -26,8 +27,15 @@ def query_job(query: QuerySpec, db: Database, parameters: dict[str, Any], droppe
     """A job running one pack query through its shaper."""
     shaper = Shaper(query, dropped)
     statements = shaper.statements(db.dialect)
+    incremental = Incremental(query, shaper) if query.incremental else None
 
     def run(now: float) -> list[MetricData]:
+        if incremental is not None:
+            # A failed run leaves the totals and the last key untouched: the next run repeats the delta.
+            full = incremental.due_full(now)
+            results = db.fetch(statements, {**parameters, "now": now, **incremental.parameters(now)}, query.timeout)
+            check_result_columns(query, results[0].columns)
+            return incremental.update(results[0], full, now)
         results = db.fetch(statements, {**parameters, "now": now}, query.timeout)
         if not query.is_histogram:
             check_result_columns(query, results[0].columns)
@@ -39,7 +47,9 @@ def query_job(query: QuerySpec, db: Database, parameters: dict[str, Any], droppe
 def probe_columns(query: QuerySpec, db: Database, parameters: dict[str, Any]) -> None:
     """Check at start that a query returns every column its metrics read (LIMIT 0: no rows are read)."""
     base = query.sql_for(db.dialect).strip().rstrip(";")
-    result = db.fetch([f"SELECT * FROM ({base}) pe_probe LIMIT 0"], {**parameters, "now": 0.0}, query.timeout)
+    extra = {"last_key": query.incremental.start} if query.incremental else {}
+    result = db.fetch([f"SELECT * FROM ({base}) pe_probe LIMIT 0"], {**parameters, "now": 0.0, **extra},
+                      query.timeout)
     check_result_columns(query, result[0].columns)
 
 

@@ -139,11 +139,17 @@ class Shaper:
 
     def shape(self, results: list[Result]) -> list[MetricData]:
         """Metric data for every metric of the query, from the statements' results."""
+        return [self.cap(metric, data) for metric, data in zip(self.query.metrics, self.shape_uncapped(results))]
+
+    def shape_uncapped(self, results: list[Result]) -> list[MetricData]:
+        """Like shape() but before caps: what incremental collection accumulates."""
         if self.query.is_histogram:
-            return [self._cap(metric, self._histogram(metric, result))
-                    for metric, result in zip(self.query.metrics, results)]
-        result = results[0]
-        return [self._cap(metric, self._samples(metric, result)) for metric in self.query.metrics]
+            return [self._histogram(metric, result) for metric, result in zip(self.query.metrics, results)]
+        return [self._samples(metric, results[0]) for metric in self.query.metrics]
+
+    def cap(self, metric: MetricSpec, data: MetricData) -> MetricData:
+        """Fold label values beyond a cap into ``other`` (in place); counters keep the values once admitted."""
+        return self._cap(metric, data)
 
     # ------------------------------------------------------------------ rows to series
 
