@@ -58,7 +58,7 @@ class Pipeline:
         self.scheduler.start()
 
     def stop(self) -> None:
-        self.scheduler.stop()
+        self.scheduler.stop(interrupt=self.db.interrupt)
         self.db.close()
 
 

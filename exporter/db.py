@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,8 @@ class Database:
             raise ValueError(f"unsupported database {backend!r}: use sqlite, postgresql or mysql URLs")
         self.sqlite_path: Path | None = None
         self.up: bool | None = None  # None until the first connection attempt
+        self._running: set[sqlite3.Connection] = set()  # SQLite statements in flight, for interrupt()
+        self._running_lock = threading.Lock()
         self._is_mariadb = False
         try:
             self.engine = self._create_engine(pool_size, connect_timeout)
@@ -86,6 +89,12 @@ class Database:
     def close(self) -> None:
         """Release pooled connections."""
         self.engine.dispose()
+
+    def interrupt(self) -> None:
+        """Cut short every SQLite statement in flight (at shutdown; servers have statement timeouts)."""
+        with self._running_lock:
+            for raw in self._running:
+                raw.interrupt()
 
     # ------------------------------------------------------------------ queries
 
@@ -132,6 +141,8 @@ class Database:
             deadline = time.monotonic() + timeout
             raw = conn.connection.driver_connection
             raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, PROGRESS_STEPS)
+            with self._running_lock:
+                self._running.add(raw)
         elif self.dialect == "postgresql":
             conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
         elif self._is_mariadb:
@@ -141,7 +152,10 @@ class Database:
 
     def _disarm_timeout(self, conn: Connection) -> None:
         if self.dialect == "sqlite":
-            conn.connection.driver_connection.set_progress_handler(None, 0)
+            raw = conn.connection.driver_connection
+            raw.set_progress_handler(None, 0)
+            with self._running_lock:
+                self._running.discard(raw)
 
     def _is_timeout(self, exc: DBAPIError) -> bool:
         orig = exc.orig

@@ -111,7 +111,7 @@ def integrity_job(db: Database, interval: float, timeout: float) -> Job:
     return Job(JobInfo("database_integrity", "database", interval, interval * 3), run)
 
 
-def host_job(disk_path: Path, interval: float, cpu_percent: Callable[[], float] = None) -> Job:
+def host_job(disk_path: Path, interval: float, cpu_percent: Callable[[], float] | None = None) -> Job:
     """Host CPU, memory and the disk holding the database, from psutil."""
     cpu = cpu_percent or (lambda: psutil.cpu_percent(interval=None))
     cpu()  # the first reading only starts psutil's measuring window

@@ -90,14 +90,16 @@ class Scheduler:
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop scheduling, wait for running jobs up to ``timeout``."""
+    def stop(self, interrupt: Callable[[], None] = lambda: None, timeout: float = 10.0) -> None:
+        """Stop scheduling, drop queued runs, ``interrupt`` the running ones, then wait for the workers."""
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
         if self._thread:
             self._thread.join(timeout)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        interrupt()  # a long statement (an hourly quick_check) must not hold up SIGTERM
+        self._pool.shutdown(wait=True)
 
     def _push(self, due: float, name: str) -> None:
         heapq.heappush(self._heap, (due, next(self._seq), name))

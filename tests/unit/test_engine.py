@@ -175,3 +175,25 @@ def test_histogram_query_may_not_feed_other_metric_types(tmp_path):
         """)
     with pytest.raises(ConfigError, match="feeds only histograms"):
         load_config(config)
+
+
+def test_stop_interrupts_a_long_sqlite_statement(make_db, tmp_path):
+    import threading
+    config = write_config(tmp_path, """
+        queries:
+          endless:
+            timeout: 10m
+            sql: |
+              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT COUNT(*) AS n FROM n
+            metrics: [{name: demo_endless, type: gauge, help: Never ends., value: n}]
+        """)
+    exporter = make_exporter(make_db({}), config)
+    worker = threading.Thread(target=exporter.pipeline.scheduler.run_job, args=("endless",))
+    worker.start()
+    from tests.support.procs import wait_for
+    wait_for(lambda: exporter.pipeline.db._running, timeout=10, what="the statement to start")
+    exporter.stop()
+    worker.join(30)  # without the interrupt the statement would run for its whole 10 m timeout
+    assert not worker.is_alive()
+    state = next(s for s in exporter.snapshot.states() if s.info.name == "endless")
+    assert state.errors_total == 1 and "interrupted" in state.error
