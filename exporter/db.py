@@ -21,6 +21,10 @@ from exporter.errors import QueryError
 PROGRESS_STEPS = 10_000
 TIMEOUT_SQLSTATES = {"57014"}  # PostgreSQL query_canceled
 MYSQL_TIMEOUT_CODES = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
+# URLs without a driver get the one the extras install ('.[postgresql]', '.[mysql]'); SQLAlchemy's
+# own defaults (psycopg, mysqlclient) are not installed, and it refuses postgres:// outright.
+DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2", "postgres": "postgresql+psycopg2",
+                   "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class Database:
         except ArgumentError:
             raise ValueError("invalid database URL (expected e.g. sqlite:///db/sites.db or "
                              "postgresql://user@host/db)") from None
+        if self.url.drivername in DEFAULT_DRIVERS:
+            self.url = self.url.set(drivername=DEFAULT_DRIVERS[self.url.drivername])
         backend = self.url.get_backend_name()
         self.dialect = {"postgres": "postgresql", "mariadb": "mysql"}.get(backend, backend)
         if self.dialect not in ("sqlite", "postgresql", "mysql"):
@@ -82,9 +88,16 @@ class Database:
     def _on_mysql_connect(self, dbapi_conn: Any, _record: Any) -> None:
         with dbapi_conn.cursor() as cur:
             cur.execute("SET SESSION TRANSACTION READ ONLY")
+            # UNIX_TIMESTAMP() reads DATETIME columns in the session zone; the pipeline stores UTC.
             cur.execute("SET SESSION time_zone = '+00:00'")
             cur.execute("SELECT VERSION()")
             self._is_mariadb = "mariadb" in str(cur.fetchone()[0]).lower()
+            if not self._is_mariadb:
+                # MySQL 8 caches information_schema table sizes for a day by default.
+                try:
+                    cur.execute("SET SESSION information_schema_stats_expiry = 0")
+                except Exception:  # noqa: BLE001 - MySQL before 8.0 has no such variable
+                    pass
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -111,6 +124,10 @@ class Database:
         except QueryError:
             raise
         except DBAPIError as exc:
+            if exc.connection_invalidated:
+                # The server went away after the pool's pre-ping (restart, failover, killed session).
+                self.up = False
+                raise QueryError("connection", safe_message(exc)) from None
             raise QueryError("timeout" if self._is_timeout(exc) else "query", safe_message(exc)) from None
         except SQLAlchemyError as exc:
             raise QueryError("query", safe_message(exc)) from None
