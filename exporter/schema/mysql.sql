@@ -2,6 +2,8 @@
 -- Timestamps are DATETIME holding UTC. Indexes are declared inline because MySQL has no
 -- CREATE INDEX IF NOT EXISTS; indexed text columns are VARCHAR because TEXT needs a prefix.
 -- No CHECK constraints on status-like columns: their value sets are open.
+-- utf8mb4_bin: label values compare exactly as on SQLite and PostgreSQL ('Email' is not 'email',
+-- 'found ' is not 'found'); MySQL's default collation would merge them.
 
 CREATE TABLE IF NOT EXISTS keywords (
     id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -9,7 +11,7 @@ CREATE TABLE IF NOT EXISTS keywords (
     location   VARCHAR(255),
     created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
     UNIQUE KEY uq_keywords_keyword (keyword)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS sites (
     id                BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -26,7 +28,7 @@ CREATE TABLE IF NOT EXISTS sites (
     KEY idx_sites_error_type (error_type),
     KEY idx_sites_domain (domain),
     CONSTRAINT fk_sites_keyword FOREIGN KEY (keyword_id) REFERENCES keywords(id)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS site_status_history (
     id          BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -37,7 +39,7 @@ CREATE TABLE IF NOT EXISTS site_status_history (
     KEY idx_site_status_history_site (site_id, changed_at),
     KEY idx_site_status_history_changed (changed_at),
     CONSTRAINT fk_site_status_history_site FOREIGN KEY (site_id) REFERENCES sites(id)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS outreaches (
     id           BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -52,7 +54,7 @@ CREATE TABLE IF NOT EXISTS outreaches (
     KEY idx_outreaches_channel_status (channel, status),
     KEY idx_outreaches_site (site_id),
     CONSTRAINT fk_outreaches_site FOREIGN KEY (site_id) REFERENCES sites(id)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS sales (
     id          BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -65,7 +67,7 @@ CREATE TABLE IF NOT EXISTS sales (
     KEY idx_sales_outreach (outreach_id),
     CONSTRAINT fk_sales_site FOREIGN KEY (site_id) REFERENCES sites(id),
     CONSTRAINT fk_sales_outreach FOREIGN KEY (outreach_id) REFERENCES outreaches(id)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS conversations (
     id          BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -81,7 +83,7 @@ CREATE TABLE IF NOT EXISTS conversations (
     KEY idx_conversations_site (site_id),
     KEY idx_conversations_unread (direction, is_read),
     CONSTRAINT fk_conversations_site FOREIGN KEY (site_id) REFERENCES sites(id)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS opt_outs (
     id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -89,7 +91,7 @@ CREATE TABLE IF NOT EXISTS opt_outs (
     contact    VARCHAR(255) NOT NULL,
     created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
     KEY idx_opt_outs_contact (channel, contact)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS llm_usage (
     id                BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -102,14 +104,14 @@ CREATE TABLE IF NOT EXISTS llm_usage (
     cost_usd          DOUBLE NOT NULL DEFAULT 0,
     created_at        DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
     KEY idx_llm_usage_created (created_at)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS cron_jobs (
     name             VARCHAR(128) NOT NULL PRIMARY KEY,
     description      TEXT,
     interval_seconds INT NOT NULL,
     enabled          INT NOT NULL DEFAULT 1
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS cron_job_logs (
     id            BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -121,7 +123,7 @@ CREATE TABLE IF NOT EXISTS cron_job_logs (
     error_message TEXT,
     KEY idx_cron_job_logs_job (job_name, started_at),
     CONSTRAINT fk_cron_job_logs_job FOREIGN KEY (job_name) REFERENCES cron_jobs(name)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS http_errors (
     id          BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -132,4 +134,4 @@ CREATE TABLE IF NOT EXISTS http_errors (
     created_at  DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
     KEY idx_http_errors_created (created_at),
     KEY idx_http_errors_source (source, status_code, created_at)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
