@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["demo-db"]:
         return demo_main(argv[1:])
+    if argv[:1] == ["backfill"]:
+        from exporter.backfill import main as backfill_main  # its parser lives there too
+
+        return backfill_main(argv[1:])
     args = run_parser().parse_args(argv)
     logs.setup("warning" if args.log_level == "warn" else args.log_level, args.log_format)
     overrides = {"database_url": args.database_url, "coverage": args.coverage, "e2e_report": args.e2e_report}
