@@ -58,19 +58,31 @@ def exporter(tmp: Path, db: Path, *, coverage: Path | None = None, e2e_report: P
         yield service
 
 
-def prometheus_config(tmp: Path, exporter_address: str, alertmanager_address: str | None = None,
-                      interval: str = "1s") -> Path:
-    """The shipped prometheus.yml with loopback targets, absolute rule paths and short intervals."""
+def prometheus_config(tmp: Path, exporter_address: str | None, alertmanager_address: str | None = None,
+                      interval: str = "1s", *, extra_targets: list[str] | None = None,
+                      alertmanagers: list[str] | None = None, remote_write: list[dict] | None = None,
+                      overrides: dict | None = None) -> Path:
+    """The shipped prometheus.yml with loopback targets, absolute rule paths and short intervals.
+
+    ``extra_targets`` adds exporters to the pipeline-exporter job; ``alertmanagers`` sends to
+    several Alertmanagers (with ``alertmanager_address``, if given); ``remote_write`` sets that
+    section; ``overrides`` replaces top-level keys last (e.g. ``scrape_configs``, ``rule_files``).
+    """
     config = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
     config["global"]["scrape_interval"] = interval
     config["global"]["evaluation_interval"] = interval
     config["rule_files"] = [str(REPO / "alerts" / "*.yml")]
-    config["scrape_configs"] = [dict(job, static_configs=[{"targets": [exporter_address]}])
+    targets = [t for t in [exporter_address, *(extra_targets or [])] if t]
+    config["scrape_configs"] = [dict(job, static_configs=[{"targets": targets}])
                                 for job in config["scrape_configs"] if job["job_name"] == "pipeline-exporter"]
-    if alertmanager_address:
-        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager_address]}]}]}
+    managers = [a for a in [alertmanager_address, *(alertmanagers or [])] if a]
+    if managers:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": managers}]}]}
     else:
         config.pop("alerting", None)
+    if remote_write:
+        config["remote_write"] = remote_write
+    config.update(overrides or {})
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -89,10 +101,13 @@ def _binary(tmp: Path, name: str, args: list[str]) -> Iterator[Service]:
 
 
 @contextmanager
-def prometheus(tmp: Path, exporter_address: str, alertmanager_address: str | None = None,
-               interval: str = "1s") -> Iterator[Service]:
-    """A real Prometheus scraping the exporter with the shipped rule files."""
-    config = prometheus_config(tmp, exporter_address, alertmanager_address, interval)
+def prometheus(tmp: Path, exporter_address: str | None, alertmanager_address: str | None = None,
+               interval: str = "1s", **options) -> Iterator[Service]:
+    """A real Prometheus scraping the exporter with the shipped rule files.
+
+    ``options`` go to :func:`prometheus_config` (extra_targets, alertmanagers, remote_write, overrides).
+    """
+    config = prometheus_config(tmp, exporter_address, alertmanager_address, interval, **options)
     with _binary(tmp, "prometheus", [f"--config.file={config}", f"--storage.tsdb.path={tmp / 'prometheus-data'}",
                                      "--web.enable-lifecycle"]) as service:
         yield service
@@ -120,4 +135,65 @@ def alertmanager(tmp: Path, config: Path) -> Iterator[Service]:
     with _binary(tmp, "prometheus-alertmanager", [f"--config.file={config}",
                                                   f"--storage.path={tmp / 'alertmanager-data'}",
                                                   "--cluster.listen-address="]) as service:
+        yield service
+
+
+@contextmanager
+def alertmanager_cluster(tmp: Path, config: Path, nodes: int = 2, *, peer_timeout: str = "1s",
+                         gossip_interval: str = "100ms", pushpull_interval: str = "1s",
+                         settle_timeout: float = 30) -> Iterator[list[Service]]:
+    """``nodes`` Alertmanagers gossiping on loopback, each with every other as --cluster.peer.
+
+    Yields once every node reports a settled ("ready") cluster of ``nodes`` peers, so an alert
+    posted after that is deduplicated. Each node keeps its data and log in ``tmp/am-N/``.
+    """
+    from contextlib import ExitStack
+
+    cluster_ports = [free_port() for _ in range(nodes)]
+    with ExitStack() as stack_:
+        services = []
+        for index, port in enumerate(cluster_ports):
+            home = tmp / f"am-{index}"
+            home.mkdir(parents=True, exist_ok=True)
+            peers = [f"--cluster.peer=127.0.0.1:{other}" for other in cluster_ports if other != port]
+            services.append(stack_.enter_context(_binary(home, "prometheus-alertmanager", [
+                f"--config.file={config}", f"--storage.path={home / 'data'}",
+                f"--cluster.listen-address=127.0.0.1:{port}", *peers,
+                f"--cluster.peer-timeout={peer_timeout}",
+                f"--cluster.gossip-interval={gossip_interval}",
+                f"--cluster.pushpull-interval={pushpull_interval}"])))
+
+        def settled() -> bool:
+            for service in services:
+                cluster = service.get("/api/v2/status").json()["cluster"]
+                if cluster.get("status") != "ready" or len(cluster.get("peers") or []) != nodes:
+                    return False
+            return True
+
+        try:
+            wait_for(settled, timeout=settle_timeout, interval=0.2, what=f"a settled cluster of {nodes} Alertmanagers")
+        except AssertionError as exc:
+            logs = "\n".join(f"--- {s.log.parent.name}/{s.log.name} ---\n{s.log.read_text(errors='replace')[-2000:]}"
+                             for s in services)
+            raise AssertionError(f"{exc}\n{logs}") from None
+        yield services
+
+
+@contextmanager
+def victoria_metrics(tmp: Path) -> Iterator[Service]:
+    """Debian's single-node ``victoria-metrics`` on a free loopback port, storing in ``tmp``.
+
+    Prometheus remote-writes to ``<url>/api/v1/write``; ``query(service, expr)`` reads back
+    through its Prometheus-compatible ``/api/v1/query``. ``-search.latencyOffset=1s`` makes
+    samples queryable one second after they arrive (the default hides the last 30 s).
+    """
+    binary = require_binary("victoria-metrics")
+    port = free_port()
+    data = tmp / "victoria-metrics-data"
+    log = tmp / "victoria-metrics.log"
+    args = [binary, f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={data}",
+            "-retentionPeriod=1", "-search.latencyOffset=1s", "-search.disableCache"]
+    with running(args, log, cwd=tmp):
+        service = Service(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", log)
+        _logged("victoria-metrics", log, lambda: service.get("/health").status_code == 200)
         yield service
