@@ -269,3 +269,26 @@ def test_gauges_that_sum_and_histograms_cannot_be_incremental(tmp_path):
         """))
     with pytest.raises(ConfigError, match="cannot be collected incrementally"):
         load_config(config)
+
+
+def test_the_cached_exposition_is_rebuilt_when_the_snapshot_records(tmp_path):
+    from prometheus_client import generate_latest
+
+    from exporter.exposition import ExpositionCache
+
+    db = build_db(tmp_path / "sites.db", ROWS)
+    clock = Clock()
+    exporter = exporter_on(db, clock)
+    exporter.pipeline.scheduler.run_once()
+    ticks = [0.0]
+    cache = ExpositionCache(exporter.registry, lambda: exporter.snapshot, max_age=1.0, clock=lambda: ticks[0])
+    first = cache.render()
+    assert first == generate_latest(exporter.registry)
+    assert cache.render() is first  # nothing recorded: the same bytes
+    insert(db, "opt_outs", [{"channel": "sms", "contact": "+1555", "created_at": ago(1)}])
+    clock.now += 60
+    exporter.pipeline.scheduler.run_job("opt_outs")
+    second = cache.render()
+    assert b'pipeline_opt_outs_total{channel="sms"} 2.0' in second
+    ticks[0] += 2.0  # older than max_age: rebuilt even without a record (staleness, host metrics)
+    assert cache.render() is not second
