@@ -17,13 +17,11 @@ from __future__ import annotations
 import email
 import json
 import shutil
-import threading
 import time
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from email import policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,6 +31,7 @@ import yaml
 from exporter.demo import build_demo
 from tests.alerts.conftest import ALERTMANAGER_CONFIG, RUNBOOKS, TEMPLATES, alert_rules, github_anchors
 from tests.support import stack
+from tests.support.receivers import SlackReceiver
 from tests.support.procs import free_port, require_binary, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -47,52 +46,6 @@ GROUP_WAIT, GROUP_INTERVAL = "1s", "2s"
 
 
 # ---------------------------------------------------------------- receivers
-
-class SlackSink:
-    """A Slack-compatible incoming webhook: records every POSTed JSON body, answers 200 at once."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    payload = json.loads(body)
-                except ValueError:
-                    payload = {"_unparsed": body.decode(errors="replace")}
-                with sink.lock:
-                    sink.messages.append({"path": self.path, "json": payload})
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/XXXX"
-
-    def attachments(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return [a for m in self.messages for a in m["json"].get("attachments", [])]
-
-    @contextmanager
-    def running(self) -> Iterator["SlackSink"]:
-        thread = threading.Thread(target=self.server.serve_forever, name="slack-sink", daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self.server.shutdown()
-            self.server.server_close()
-            thread.join(timeout=5)
-
 
 class SmtpSink:
     """An SMTP server on 127.0.0.1 (aiosmtpd, no TLS, no AUTH) keeping every message parsed."""
@@ -200,7 +153,7 @@ def ours(attachment: dict[str, Any]) -> bool:
     return f"] {ALERT} (" in attachment.get("title", "")
 
 
-def slack_with(sink: SlackSink, status: str) -> list[dict[str, Any]]:
+def slack_with(sink: SlackReceiver, status: str) -> list[dict[str, Any]]:
     prefix = "[FIRING" if status == "firing" else "[RESOLVED]"
     return [a for a in sink.attachments() if ours(a) and a["title"].startswith(prefix)]
 
@@ -244,7 +197,7 @@ def test_a_shipped_alert_reaches_slack_and_email_and_resolves(tmp_path):
     seen: dict[str, Any] = {}  # printed at the end (pytest -s shows it)
 
     with ExitStack() as stack_:
-        slack = stack_.enter_context(SlackSink().running())
+        slack = stack_.enter_context(SlackReceiver().running())
         smtp = stack_.enter_context(SmtpSink().running())
         exporter = stack_.enter_context(stack.exporter(
             tmp_path, db, coverage=demo / "coverage" / "coverage-summary.json",

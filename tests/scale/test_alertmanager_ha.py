@@ -28,7 +28,8 @@ import pytest
 import requests
 import yaml
 
-from tests.scale.conftest import REPO, SlackReceiver
+from tests.scale.conftest import REPO
+from tests.support.receivers import SlackReceiver
 from tests.support import stack
 from tests.support.procs import wait_for
 
