@@ -9,11 +9,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from exporter import __version__, logs
 from exporter.app import Exporter
 from exporter.config import mask_url
 from exporter.errors import ConfigError
+
+if TYPE_CHECKING:  # the web config module is imported only when the flag is given
+    from exporter.webconfig import WebConfig
 
 log = logging.getLogger("exporter")
 EXIT_CONFIG = 2
@@ -31,6 +35,8 @@ def run_parser() -> argparse.ArgumentParser:
                         help="SQLAlchemy URL (default sqlite:///db/sites.db; env PIPELINE_EXPORTER_DATABASE_URL)")
     parser.add_argument("--web.listen-address", dest="listen", default=":9333",
                         help="address to serve /metrics on (default :9333)")
+    parser.add_argument("--web.config.file", dest="web_config_file", type=Path,
+                        help="exporter-toolkit web config: tls_server_config and basic_auth_users (default: plain HTTP)")
     parser.add_argument("--coverage-file", dest="coverage", type=Path,
                         help="Istanbul json-summary (default coverage/coverage-summary.json)")
     parser.add_argument("--e2e-report", dest="e2e_report", type=Path,
@@ -68,6 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     args = run_parser().parse_args(argv)
     logs.setup("warning" if args.log_level == "warn" else args.log_level, args.log_format)
     overrides = {"database_url": args.database_url, "coverage": args.coverage, "e2e_report": args.e2e_report}
+    web_config = None
+    if args.web_config_file:
+        from exporter.webconfig import load_web_config
+
+        try:
+            web_config = load_web_config(args.web_config_file)
+        except ConfigError as exc:
+            print(f"pipeline-exporter: invalid web configuration: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     try:
         exporter = Exporter(args.config_file, overrides)
         checked = exporter.pipeline.probe()
@@ -79,28 +94,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration OK: {len(config.queries)} queries from {config.source}; "
               f"columns checked for {checked} against {mask_url(config.database_url)}")
         return 0
-    return serve_forever(exporter, args.listen)
+    return serve_forever(exporter, args.listen, web_config)
 
 
-def serve_forever(exporter: Exporter, listen: str) -> int:
+def serve_forever(exporter: Exporter, listen: str, web_config: "WebConfig | None" = None) -> int:
     """Serve until SIGINT or SIGTERM; SIGHUP reloads the config."""
     from exporter.web import serve  # imported here so demo-db and --check-config stay light
 
     try:
-        server, _ = serve(exporter, listen)
+        server, _ = serve(exporter, listen, web_config)
     except (OSError, ValueError) as exc:
         print(f"pipeline-exporter: cannot listen on {listen}: {exc}", file=sys.stderr)
         return 1
     exporter.start()
     host, port = server.server_address[:2]
     shown = "localhost" if host in ("", "0.0.0.0", "::") else host
-    print(f"pipeline-exporter {__version__} serving http://{shown}:{port}/metrics "
+    scheme = "https" if web_config and web_config.tls else "http"
+    print(f"pipeline-exporter {__version__} serving {scheme}://{shown}:{port}/metrics "
           f"(database {mask_url(exporter.pipeline.config.database_url)})", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=exporter.reload, daemon=True).start())
-    stop.wait()
+    # The kernel may deliver a signal to any thread; Python runs the handler only when the main thread
+    # executes bytecode, which an untimed wait never does. Wake twice a second so SIGHUP/SIGTERM act.
+    while not stop.wait(0.5):
+        pass
     log.info("shutting down")
     server.shutdown()
     exporter.stop()

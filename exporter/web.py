@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import logging
 import socket
+import ssl
 import threading
 import time
 from socketserver import ThreadingMixIn
@@ -15,6 +17,12 @@ from prometheus_client import make_wsgi_app
 from exporter import __version__
 from exporter.app import Exporter
 from exporter.config import mask_url
+from exporter.webconfig import BasicAuth, WebConfig
+
+log = logging.getLogger("exporter.web")
+TLS_HANDSHAKE_TIMEOUT = 10.0  # a client that stalls the handshake holds one thread this long, never the listener
+# Left open with basic auth: liveness probes need no secret and the answer reveals nothing.
+UNAUTHENTICATED_PATHS = frozenset({"/-/healthy"})
 
 Start = Callable[[str, list[tuple[str, str]]], object]
 
@@ -29,12 +37,40 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
     request_queue_size = 128  # 50+ concurrent scrapers must not meet a full accept queue
 
 
-def make_app(exporter: Exporter) -> Callable[[dict, Start], Iterable[bytes]]:
-    """The WSGI application serving the exporter's endpoints."""
+class _TLSServer(_ThreadingServer):
+    """Accepts plain sockets and runs each TLS handshake in the request's own thread."""
+
+    ssl_context: ssl.SSLContext
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        sock, addr = self.socket.accept()
+        return self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def process_request_thread(self, request: ssl.SSLSocket, client_address: object) -> None:
+        try:
+            request.settimeout(TLS_HANDSHAKE_TIMEOUT)
+            request.do_handshake()
+            request.settimeout(None)
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake failed", extra={"client": str(client_address), "error": str(exc)})
+            self.shutdown_request(request)
+            return
+        super().process_request_thread(request, client_address)
+
+
+def make_app(exporter: Exporter, web_config: WebConfig | None = None) -> Callable[[dict, Start], Iterable[bytes]]:
+    """The WSGI application serving the exporter's endpoints, behind basic auth when users are configured."""
     metrics_app = make_wsgi_app(exporter.registry)
+    auth = BasicAuth(web_config.users) if web_config and web_config.users else None
 
     def app(environ: dict, start_response: Start) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
+        if auth and path not in UNAUTHENTICATED_PATHS and auth.check(environ.get("HTTP_AUTHORIZATION")) is None:
+            data = b"Unauthorized.\n"
+            start_response("401 Unauthorized", [
+                ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data))),
+                ("WWW-Authenticate", 'Basic realm="pipeline-exporter", charset="UTF-8"')])
+            return [data]
         if path == "/metrics":
             return metrics_app(environ, start_response)
         if path == "/-/healthy":
@@ -90,13 +126,18 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def serve(exporter: Exporter, address: str) -> tuple[WSGIServer, threading.Thread]:
+def serve(exporter: Exporter, address: str,
+          web_config: WebConfig | None = None) -> tuple[WSGIServer, threading.Thread]:
     """Start serving in a background thread; return the server (its port may have been chosen)."""
     host, port = parse_listen_address(address)
-    server_class = _ThreadingServer
+    tls = web_config.tls if web_config else None
+    server_class = _TLSServer if tls else _ThreadingServer
     if ":" in host:
-        server_class = type("_ThreadingServer6", (_ThreadingServer,), {"address_family": socket.AF_INET6})
-    server = make_server(host, port, make_app(exporter), server_class, _QuietHandler)
+        server_class = type("_Server6", (server_class,), {"address_family": socket.AF_INET6})
+    server = make_server(host, port, make_app(exporter, web_config), server_class, _QuietHandler)
+    if tls:
+        server.ssl_context = tls.context()
+        server.base_environ["wsgi.url_scheme"] = "https"
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     return server, thread

@@ -1,0 +1,215 @@
+"""The ``--web.config.file`` of the Prometheus exporter-toolkit: TLS and basic auth for the HTTP endpoints.
+
+Format (a subset of exporter-toolkit's; unknown keys are refused)::
+
+    tls_server_config:
+      cert_file: server.crt          # relative paths are resolved against this file's folder
+      key_file: server.key
+      min_version: TLS12             # TLS10, TLS11, TLS12 (default), TLS13
+      max_version: TLS13
+      client_ca_file: ca.crt         # with client_auth_type, for mutual TLS
+      client_auth_type: RequireAndVerifyClientCert
+    basic_auth_users:
+      prometheus: $2b$12$...         # bcrypt hash, e.g. from htpasswd -nBC 12 "" or python -c 'import bcrypt; ...'
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import ssl
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from exporter.config import read_yaml
+from exporter.errors import ConfigError
+
+TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
+                "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+               "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
+BCRYPT_HASH = re.compile(r"^\$2[aby]?\$\d\d\$[./A-Za-z0-9]{53}$")
+TOP_KEYS = ("tls_server_config", "basic_auth_users")
+TLS_KEYS = ("cert_file", "key_file", "min_version", "max_version", "client_ca_file", "client_auth_type")
+# A bcrypt hash of a random string: unknown users cost as much as known ones, so timing reveals no names.
+_DUMMY_HASH = b"$2b$12$C6UzMDM.H6dfI/f/IKcEeO5V1x3d8b6jv0hYiEa9wzGRuVlx5oVtK"
+CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """Validated TLS settings; ``context()`` builds the server-side SSL context."""
+
+    cert_file: Path
+    key_file: Path
+    min_version: str = "TLS12"
+    max_version: str | None = None
+    client_ca_file: Path | None = None
+    client_auth_type: str = "NoClientCert"
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = TLS_VERSIONS[self.min_version]
+        if self.max_version:
+            ctx.maximum_version = TLS_VERSIONS[self.max_version]
+        ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
+        if self.client_ca_file:
+            ctx.load_verify_locations(str(self.client_ca_file))
+        ctx.verify_mode = CLIENT_AUTH[self.client_auth_type]
+        return ctx
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """TLS (or None for plain HTTP) and the basic-auth users (empty: no authentication)."""
+
+    source: str = "<none>"
+    tls: TLSConfig | None = None
+    users: Mapping[str, bytes] = field(default_factory=dict)
+
+
+def load_web_config(path: Path) -> WebConfig:
+    """Read and validate a web config file; every problem is a ConfigError naming file, key and problem."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read web config file: {exc.strerror}") from None
+    base = path.resolve().parent
+    data = read_yaml(text, source, base) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, "(top level)", "must be a mapping")
+    _refuse_unknown(data, TOP_KEYS, source, "")
+    tls = _read_tls(data.get("tls_server_config"), source, base)
+    users = _read_users(data.get("basic_auth_users"), source)
+    return WebConfig(source=source, tls=tls, users=users)
+
+
+def _refuse_unknown(data: Mapping[str, Any], known: tuple[str, ...], source: str, prefix: str) -> None:
+    for key in data:
+        if key not in known:
+            raise ConfigError(source, f"{prefix}{key}",
+                              f"unknown key (supported here: {', '.join(known)})")
+
+
+def _read_tls(raw: Any, source: str, base: Path) -> TLSConfig | None:
+    if raw is None:
+        return None
+    key = "tls_server_config"
+    if not isinstance(raw, dict):
+        raise ConfigError(source, key, "must be a mapping with cert_file and key_file")
+    _refuse_unknown(raw, TLS_KEYS, source, f"{key}.")
+
+    def path(name: str, required: bool) -> Path | None:
+        value = raw.get(name)
+        if value is None or value == "":
+            if required:
+                raise ConfigError(source, f"{key}.{name}", "is required")
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(source, f"{key}.{name}", "must be a file path")
+        resolved = base / value
+        if not resolved.is_file():
+            raise ConfigError(source, f"{key}.{name}", f"{resolved} does not exist or is not a file")
+        return resolved
+
+    def choice(name: str, options: Mapping[str, Any], default: str | None) -> str | None:
+        value = raw.get(name, default)
+        if value is not None and value not in options:
+            raise ConfigError(source, f"{key}.{name}", f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    cert, private = path("cert_file", True), path("key_file", True)
+    tls = TLSConfig(cert_file=cert, key_file=private, min_version=choice("min_version", TLS_VERSIONS, "TLS12"),
+                    max_version=choice("max_version", TLS_VERSIONS, None),
+                    client_ca_file=path("client_ca_file", False),
+                    client_auth_type=choice("client_auth_type", CLIENT_AUTH, "NoClientCert"))
+    if tls.max_version and TLS_VERSIONS[tls.max_version] < TLS_VERSIONS[tls.min_version]:
+        raise ConfigError(source, f"{key}.max_version", f"{tls.max_version} is below min_version {tls.min_version}")
+    if tls.client_auth_type != "NoClientCert" and tls.client_ca_file is None:
+        raise ConfigError(source, f"{key}.client_ca_file", f"is required with client_auth_type {tls.client_auth_type}")
+    try:
+        tls.context()  # a key that does not match the certificate fails here, at start
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(source, key, f"cannot load the certificate and key: {exc}") from None
+    return tls
+
+
+def _read_users(raw: Any, source: str) -> dict[str, bytes]:
+    if raw is None:
+        return {}
+    key = "basic_auth_users"
+    if not isinstance(raw, dict):
+        raise ConfigError(source, key, "must be a mapping of user name: bcrypt hash")
+    users = {}
+    for user, hashed in raw.items():
+        if not isinstance(user, str) or not user or ":" in user:
+            raise ConfigError(source, f"{key}.{user}", "user names are non-empty strings without ':'")
+        if not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed):
+            # Never echo the value: a plain-text password put here by mistake must not reach the logs.
+            raise ConfigError(source, f"{key}.{user}", "must be a bcrypt hash ($2b$..., 60 characters), "
+                                                       "not a plain-text password")
+        users[user] = hashed.encode()
+    return users
+
+
+class BasicAuth:
+    """Checks ``Authorization: Basic`` headers against bcrypt hashes, caching successful checks.
+
+    bcrypt costs ~100-250 ms on purpose; like exporter-toolkit we remember a successful
+    (user, password, hash) triple by its SHA-256, so frequent scrapes stay cheap while a wrong
+    password always pays the full bcrypt price.
+    """
+
+    def __init__(self, users: Mapping[str, bytes]):
+        self.users = dict(users)
+        self._ok: dict[bytes, None] = {}  # insertion-ordered: the oldest entry is evicted first
+        self._lock = threading.Lock()
+
+    def check(self, header: str | None) -> str | None:
+        """The authenticated user name, or None."""
+        credentials = _parse_basic(header)
+        if credentials is None:
+            return None
+        user, password = credentials
+        stored = self.users.get(user)
+        key = hashlib.sha256(b"\0".join([user.encode(), password, stored or b""])).digest()
+        with self._lock:
+            if stored is not None and key in self._ok:
+                return user
+        import bcrypt  # imported on first use: the exporter without basic auth does not need it
+
+        try:
+            ok = bcrypt.checkpw(password, stored or _DUMMY_HASH) and stored is not None
+        except ValueError:
+            ok = False
+        if not ok:
+            return None
+        with self._lock:
+            self._ok[key] = None
+            while len(self._ok) > CACHE_SIZE:
+                self._ok.pop(next(iter(self._ok)))
+        return user
+
+
+def _parse_basic(header: str | None) -> tuple[str, bytes] | None:
+    if not header:
+        return None
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, password = decoded.partition(b":")
+    if not sep:
+        return None
+    try:
+        return user.decode("utf-8"), password
+    except UnicodeDecodeError:
+        return None

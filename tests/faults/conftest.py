@@ -1,0 +1,145 @@
+"""Fault injection against the real exporter process: real files, real SQLite writers, real signals."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import textwrap
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from subprocess import Popen
+from typing import Iterator
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.demo import build_demo
+from tests.support.procs import free_port, running, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+DDL = REPO / "exporter" / "schema" / "sqlite.sql"
+
+# Fast inline queries (the built-in pack runs every 60 s): a fault test waits seconds, not minutes.
+FAST_QUERIES = """
+  site_count:
+    interval: 500ms
+    sql: SELECT COUNT(*) AS n FROM sites
+    metrics: [{name: fault_sites, type: gauge, help: Sites., value: n}]
+  opt_out_count:
+    interval: 500ms
+    sql: SELECT channel, COUNT(*) AS n FROM opt_outs GROUP BY channel
+    metrics: [{name: fault_opt_outs, type: gauge, help: Opt-outs by channel., value: n, labels: [channel]}]
+  site_errors:
+    interval: 500ms
+    sql: SELECT error_type, COUNT(*) AS n FROM sites WHERE error_type IS NOT NULL GROUP BY error_type
+    metrics: [{name: fault_site_errors, type: gauge, help: Sites with an error., value: n, labels: [error_type]}]
+"""
+FAST_CHECKS = """
+files: {interval: 500ms}
+checks: {size_interval: 500ms, integrity_interval: 1s, host_interval: 1s}
+"""
+
+
+def fast_config(tmp: Path, extra_queries: str = "", extra: str = "", name: str = "config.yml") -> Path:
+    """A config with no pack, the fast queries above (plus more) and sub-second checks."""
+    body = "packs: []\nqueries:\n" + textwrap.indent((textwrap.dedent(FAST_QUERIES).strip("\n") + "\n" + textwrap.dedent(extra_queries)).strip("\n"), "  ")
+    path = tmp / name
+    path.write_text(body + "\n" + FAST_CHECKS + textwrap.dedent(extra))
+    return path
+
+
+@dataclass
+class Proc:
+    """A running exporter process: its URL, log file and Popen handle."""
+
+    url: str
+    log: Path
+    proc: Popen
+
+    def get(self, path: str = "/metrics", **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 10)
+        return requests.get(self.url + path, **kwargs)
+
+    def samples(self) -> dict[tuple, float]:
+        """/metrics parsed: (sample name, sorted label items) -> value."""
+        response = self.get()
+        assert response.status_code == 200, response.text
+        return parse(response.text)
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.samples().get((name, tuple(sorted(labels.items()))))
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def parse(body: str) -> dict[tuple, float]:
+    """An exposition's samples: (sample name, sorted label items) -> value."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body) for s in family.samples}
+
+
+@contextmanager
+def exporter(tmp: Path, db: Path | None, config: Path | None = None, extra: list[str] | None = None,
+             ready: bool = True, url: str | None = None, scheme: str = "http",
+             coverage: Path | None = None, e2e_report: Path | None = None, **get_kwargs) -> Iterator[Proc]:
+    """``python -m exporter`` on a free port, its Popen handle exposed (signals, /proc, RSS)."""
+    port = free_port()
+    args = [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}",
+            "--database-url", url or f"sqlite:///{db}",
+            "--coverage-file", str(coverage or tmp / "absent-coverage.json"),
+            "--e2e-report", str(e2e_report or tmp / "absent-junit.xml")]
+    if config:
+        args += ["--config.file", str(config)]
+    args += extra or []
+    log = tmp / f"exporter-{port}.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with running(args, log, env=env, cwd=tmp) as proc:
+        service = Proc(f"{scheme}://127.0.0.1:{port}", log, proc)
+        path = "/-/ready" if ready else "/-/healthy"
+
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the exporter exited with {proc.returncode}")
+            return service.get(path, **get_kwargs).status_code == 200
+
+        try:
+            wait_for(lambda: proc.poll() is not None or up(), timeout=30, what="the exporter")
+            if proc.poll() is not None:
+                raise AssertionError(f"the exporter exited with {proc.returncode}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- log ---\n{service.log_text()[-3000:]}") from None
+        yield service
+    assert proc.returncode is not None
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory) -> Path:
+    """A pristine 1,500-site demo database; tests copy it before touching it."""
+    root = tmp_path_factory.mktemp("fault-demo")
+    db = root / "sites.db"
+    build_demo(db, sites=1500, seed=333, now=datetime.now(timezone.utc).replace(microsecond=0), files_dir=root)
+    return db
+
+
+def small_db(path: Path, sites: int, opt_outs: dict[str, int] | None = None,
+             errors: dict[str, int] | None = None) -> Path:
+    """A WAL-mode database from the shipped DDL with ``sites`` sites and the given opt-outs and errors."""
+    conn = sqlite3.connect(path)
+    conn.executescript(DDL.read_text())
+    conn.executemany("INSERT INTO sites (domain, status) VALUES (?, 'found')",
+                     [(f"s{i}.example",) for i in range(sites)])
+    for error, n in (errors or {}).items():
+        conn.executemany("INSERT INTO sites (domain, status, error_type) VALUES (?, 'scraped', ?)",
+                         [(f"e{error}{i}.example", error) for i in range(n)])
+    for channel, n in (opt_outs or {}).items():
+        conn.executemany("INSERT INTO opt_outs (channel, contact) VALUES (?, 'x')", [(channel,)] * n)
+    conn.commit()  # journal_mode cannot change inside the open transaction
+    assert conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+    conn.close()
+    return path

@@ -1,0 +1,112 @@
+"""100 concurrent scrapers on the real process, and proof that the exporter never writes the database."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+import time
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.db import Database
+from exporter.errors import QueryError
+from tests.faults.conftest import exporter, fast_config
+from tests.unit.conftest import make_exporter
+
+SCRAPERS = 100
+SECONDS = 30
+
+
+def test_100_concurrent_scrapers_for_30_seconds(tmp_path, demo_db):
+    db = shutil.copy(demo_db, tmp_path / "sites.db")
+    with exporter(tmp_path, db) as svc:
+        first = svc.get("/metrics").text
+        names = [f.name for f in text_string_to_metric_families(first)]
+        last_family = names[-1]
+        deadline = time.monotonic() + SECONDS
+        counts, errors, lock = [], [], threading.Lock()
+
+        def scrape_until_deadline() -> None:
+            session, done = requests.Session(), 0
+            session.headers["Accept-Encoding"] = "identity"  # Content-Length then counts the body we check
+            while time.monotonic() < deadline and len(errors) < 10:  # bounded: stop early on failure
+                try:
+                    response = session.get(svc.url + "/metrics", timeout=30)
+                    body = response.text
+                    problem = None
+                    if response.status_code != 200:
+                        problem = f"status {response.status_code}"
+                    elif len(response.content) != int(response.headers["Content-Length"]):
+                        problem = "short body"
+                    elif not body.endswith("\n") or not body.rstrip("\n").rsplit("\n", 1)[-1].startswith(last_family):
+                        problem = "truncated exposition"
+                    elif [f.name for f in text_string_to_metric_families(body)] != names:
+                        problem = "families differ"
+                except Exception as exc:  # noqa: BLE001 - every failure is counted, none may happen
+                    problem = repr(exc)
+                with lock:
+                    if problem:
+                        errors.append(problem)
+                done += 1
+            with lock:
+                counts.append(done)
+
+        threads = [threading.Thread(target=scrape_until_deadline) for _ in range(SCRAPERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(SECONDS + 60)
+        assert not any(thread.is_alive() for thread in threads)
+        assert errors == [], errors[:5]
+        print(f"{sum(counts)} complete scrapes by {SCRAPERS} scrapers in {SECONDS} s")
+        assert len(counts) == SCRAPERS and min(counts) >= 1 and sum(counts) >= SCRAPERS * 2, counts
+        tail = svc.get("/metrics").text.rstrip().splitlines()[-1]
+        assert tail.startswith(last_family.split("{")[0]), tail
+        assert svc.proc.poll() is None
+
+
+def digest(path) -> tuple[str, int]:
+    return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
+
+
+def test_full_cycles_leave_the_database_bytes_and_mtime_unchanged(tmp_path, demo_db):
+    db = shutil.copy(demo_db, tmp_path / "sites.db")
+    before = digest(db)
+    exporter_ = make_exporter(db, now=time.time())
+    for _ in range(3):
+        exporter_.pipeline.scheduler.run_once()  # every query, integrity check, size, host
+    states = {s.info.name: s for s in exporter_.snapshot.states()}
+    assert states["database_integrity"].error is None and states["sites"].error is None
+    assert digest(db) == before
+    # The real process, several sub-second cycles of every job.
+    with exporter(tmp_path, db, fast_config(tmp_path)) as svc:
+        start = svc.value("pipeline_exporter_query_duration_seconds_count", query="database_integrity")
+        from tests.support.procs import wait_for
+        wait_for(lambda: svc.value("pipeline_exporter_query_duration_seconds_count",
+                                   query="database_integrity") >= start + 2, timeout=15, what="integrity cycles")
+    assert digest(db) == before
+
+
+WRITES = ["INSERT INTO opt_outs (channel, contact) VALUES ('sms', 'x')",
+          "UPDATE sites SET status = 'sold'",
+          "DELETE FROM sites",
+          "CREATE TABLE pe_probe (a)",
+          "DROP TABLE opt_outs",
+          "PRAGMA user_version = 7",
+          "PRAGMA journal_mode = DELETE",
+          "VACUUM"]
+
+
+@pytest.mark.parametrize("sql", WRITES)
+def test_a_write_through_the_exporters_own_connection_fails(tmp_path, demo_db, sql):
+    db_path = shutil.copy(demo_db, tmp_path / "sites.db")
+    before = digest(db_path)
+    db = Database(f"sqlite:///{db_path}")
+    with pytest.raises(QueryError) as failure:
+        db.fetch([sql], {}, timeout=5)
+    assert "readonly" in str(failure.value) or "read-only" in str(failure.value) or "I/O" in str(failure.value)
+    assert digest(db_path) == before
+    assert db.fetch(["SELECT COUNT(*) FROM opt_outs"], {}, 5)[0].rows[0][0] > 0

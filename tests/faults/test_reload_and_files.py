@@ -1,0 +1,83 @@
+"""SIGHUP reloads on the real process, and report files that go bad while it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+from tests.faults.conftest import exporter, fast_config, small_db
+from tests.support.procs import wait_for
+
+EXTRA = """
+  extra:
+    interval: 500ms
+    sql: SELECT COUNT(*) * 10 AS n FROM sites
+    metrics: [{name: fault_extra, type: gauge, help: Added by a reload., value: n}]
+"""
+
+
+def test_sighup_applies_a_valid_config_and_keeps_the_old_one_on_error(tmp_path):
+    db = small_db(tmp_path / "sites.db", 3)
+    config = fast_config(tmp_path)
+    with exporter(tmp_path, db, config) as svc:
+        assert svc.value("fault_extra") is None
+        assert svc.value("pipeline_exporter_config_last_reload_successful") == 1
+        fast_config(tmp_path, extra_queries=EXTRA)
+        os.kill(svc.proc.pid, signal.SIGHUP)
+        wait_for(lambda: svc.value("fault_extra") == 30, timeout=15, what="the reloaded query")
+        assert svc.value("pipeline_exporter_config_last_reload_successful") == 1
+
+        config.write_text(config.read_text() + "\nqueries_typo: {}\n")
+        os.kill(svc.proc.pid, signal.SIGHUP)
+        wait_for(lambda: svc.value("pipeline_exporter_config_last_reload_successful") == 0, timeout=15,
+                 what="reload_successful 0")
+        assert 'msg="reload failed, keeping the running configuration"' in svc.log_text()
+        assert "queries_typo: unknown key" in svc.log_text()
+        import sqlite3
+        with sqlite3.connect(db) as conn:
+            conn.execute("INSERT INTO sites (domain, status) VALUES ('n', 'found')")
+        wait_for(lambda: svc.value("fault_extra") == 40 and svc.value("fault_sites") == 4, timeout=10,
+                 what="the running config keeps collecting")
+        # The reloaded pipeline starts with an empty snapshot: ready again once each job ran once.
+        wait_for(lambda: svc.get("/-/ready").status_code == 200, timeout=10, what="ready")
+
+        fast_config(tmp_path)  # fixed again, without the extra query
+        os.kill(svc.proc.pid, signal.SIGHUP)
+        wait_for(lambda: svc.value("pipeline_exporter_config_last_reload_successful") == 1
+                 and svc.value("fault_extra") is None, timeout=15, what="the second reload")
+        assert svc.proc.poll() is None
+    assert svc.log_text().count('msg="configuration reloaded"') == 2
+
+
+COVERAGE = {"total": {k: {"pct": p} for k, p in
+                      {"lines": 81, "statements": 80, "functions": 70, "branches": 60}.items()}}
+
+
+def test_a_huge_report_file_is_refused_and_a_rewritten_one_keeps_last_values_until_stale(tmp_path):
+    db = small_db(tmp_path / "sites.db", 2)
+    coverage, junit = tmp_path / "coverage-summary.json", tmp_path / "e2e-junit.xml"
+    coverage.write_text(json.dumps(COVERAGE))
+    with open(junit, "wb") as handle:
+        handle.truncate(100 * 1024 * 1024)  # 100 MB, sparse: nothing is read, the size is refused
+    with exporter(tmp_path, db, fast_config(tmp_path), coverage=coverage, e2e_report=junit) as svc:
+        wait_for(lambda: svc.value("pipeline_code_coverage_ratio", metric="lines") == 0.81, what="coverage")
+        assert svc.value("pipeline_exporter_query_errors_total", query="e2e_report") >= 1
+        rss = int(next(line for line in open(f"/proc/{svc.proc.pid}/status") if line.startswith("VmRSS")).split()[1])
+        assert rss < 200 * 1024, f"RSS {rss} kB: the 100 MB file was not read"
+        assert "over the 16777216-byte limit" in svc.log_text()
+        assert svc.value("fault_sites") == 2
+
+        # The pipeline rewrites the coverage file in place; a scrape meets it half-written.
+        coverage.write_text('{"total": {"lines": {"pct": 9')
+        errors = svc.value("pipeline_exporter_query_errors_total", query="coverage_report")
+        wait_for(lambda: svc.value("pipeline_exporter_query_errors_total", query="coverage_report") > errors,
+                 timeout=5, what="the half-written file read")
+        assert svc.value("pipeline_code_coverage_ratio", metric="lines") in (0.81, None)
+        # Stale after 3 file intervals (1.5 s): the last good values go, never the half-written ones.
+        wait_for(lambda: svc.value("pipeline_code_coverage_ratio", metric="lines") is None, timeout=10,
+                 what="stale coverage dropped")
+        coverage.write_text(json.dumps({"total": {"lines": {"pct": 90}}}))
+        wait_for(lambda: svc.value("pipeline_code_coverage_ratio", metric="lines") == 0.9, timeout=10,
+                 what="the complete new report")
+        assert svc.value("fault_sites") == 2

@@ -1,0 +1,181 @@
+"""--web.config.file (TLS, basic auth) on the real process, config errors at start, no secrets shown."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import bcrypt
+import pytest
+import requests
+
+from exporter.webconfig import BasicAuth
+from tests.faults.conftest import REPO, exporter, fast_config, small_db
+from tests.support.procs import free_port, require_binary, wait_for
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost, made with the openssl CLI."""
+    openssl = require_binary("openssl")
+    folder = tmp_path_factory.mktemp("tls")
+    key, crt = folder / "server.key", folder / "server.crt"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(crt), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=60)
+    return crt, key
+
+
+@pytest.fixture(scope="module")
+def hashed() -> str:
+    return bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10)).decode()
+
+
+def web_config(tmp: Path, body: str) -> Path:
+    path = tmp / "web.yml"
+    path.write_text(body)
+    return path
+
+
+def test_basic_auth_over_tls(tmp_path, cert, hashed):
+    crt, key = cert
+    db = small_db(tmp_path / "sites.db", 4)
+    web = web_config(tmp_path, f"""
+tls_server_config:
+  cert_file: {crt}
+  key_file: {key}
+  min_version: TLS12
+basic_auth_users:
+  prometheus: {hashed}
+""")
+    auth = ("prometheus", PASSWORD)
+    with exporter(tmp_path, db, fast_config(tmp_path), extra=["--web.config.file", str(web)],
+                  scheme="https", verify=str(crt), auth=auth) as svc:
+        denied = svc.get("/metrics", verify=str(crt))
+        assert denied.status_code == 401
+        assert denied.headers["WWW-Authenticate"].startswith('Basic realm="pipeline-exporter"')
+        assert "pipeline_" not in denied.text
+        for path in ("/", "/-/ready", "/nope"):
+            assert svc.get(path, verify=str(crt)).status_code == 401, path
+        assert svc.get("/-/healthy", verify=str(crt)).status_code == 200, "liveness probes need no secret"
+        assert svc.get("/metrics", verify=str(crt), auth=("prometheus", "wrong")).status_code == 401
+        assert svc.get("/metrics", verify=str(crt), auth=("nobody", PASSWORD)).status_code == 401
+        assert svc.get("/metrics", verify=str(crt), headers={"Authorization": "Basic !!!"}).status_code == 401
+        ok = svc.get("/metrics", verify=str(crt), auth=auth)
+        assert ok.status_code == 200 and "fault_sites 4.0" in ok.text
+        # Successful checks are cached: 20 scrapes cost far less than 20 bcrypt verifications.
+        session = requests.Session()
+        session.auth = auth  # verify per request: a REQUESTS_CA_BUNDLE in the environment beats session.verify
+        t = time.monotonic()
+        for _ in range(20):
+            assert session.get(svc.url + "/metrics", timeout=10, verify=str(crt)).status_code == 200
+        assert time.monotonic() - t < 3.0
+
+        # Plain HTTP to the TLS port is refused; so is a client that only speaks TLS 1.1.
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(svc.url.replace("https", "http") + "/metrics", timeout=5)
+        old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        old.load_verify_locations(str(crt))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # that is the point
+            old.maximum_version = ssl.TLSVersion.TLSv1_1
+        port = int(svc.url.rsplit(":", 1)[1])
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                old.wrap_socket(raw, server_hostname="127.0.0.1").close()
+        # A client that connects and never handshakes holds its own thread, not the listener.
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            assert session.get(svc.url + "/metrics", timeout=5, verify=str(crt)).status_code == 200
+        good = ssl.create_default_context(cafile=str(crt))
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with good.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        assert svc.proc.poll() is None
+    log = svc.log_text()
+    assert PASSWORD not in log and hashed not in log
+    assert "serving https://" in log
+
+
+def test_basic_auth_without_tls_and_plain_setup_unchanged(tmp_path, hashed):
+    db = small_db(tmp_path / "sites.db", 2)
+    web = web_config(tmp_path, f"basic_auth_users:\n  scraper: '{hashed}'\n")
+    with exporter(tmp_path, db, fast_config(tmp_path), extra=["--web.config.file", str(web)],
+                  auth=("scraper", PASSWORD)) as svc:
+        assert svc.get("/metrics").status_code == 401
+        assert svc.get("/metrics", auth=("scraper", PASSWORD)).status_code == 200
+    with exporter(tmp_path, db, fast_config(tmp_path)) as svc:
+        response = svc.get("/metrics")
+        assert response.status_code == 200 and "WWW-Authenticate" not in response.headers
+        assert svc.get("/").status_code == 200
+
+
+BAD_WEB_CONFIGS = {
+    "unknown key": ("tls_server_config: {{cert_file: c, key_file: k, ciphers: x}}\n", "tls_server_config.ciphers"),
+    "missing cert": ("tls_server_config: {{cert_file: nope.crt, key_file: nope.key}}\n", "tls_server_config.cert_file"),
+    "bad min_version": ("tls_server_config: {{cert_file: {crt}, key_file: {key}, min_version: SSL3}}\n",
+                        "tls_server_config.min_version"),
+    "key mismatch": ("tls_server_config: {{cert_file: {crt}, key_file: {crt}}}\n", "tls_server_config"),
+    "plain password": ("basic_auth_users: {{admin: hunter2}}\n", "basic_auth_users.admin"),
+    "not a mapping": ("basic_auth_users: [admin]\n", "basic_auth_users"),
+    "bad yaml": ("tls_server_config: [\n", "invalid YAML"),
+    "top-level typo": ("basic_auth_user: {{}}\n", "basic_auth_user"),
+}
+
+
+@pytest.mark.parametrize("body, where", BAD_WEB_CONFIGS.values(), ids=BAD_WEB_CONFIGS.keys())
+def test_a_bad_web_config_exits_2_naming_file_and_key(tmp_path, cert, body, where):
+    crt, key = cert
+    web = web_config(tmp_path, body.format(crt=crt, key=key))
+    result = subprocess.run([sys.executable, "-m", "exporter", "--web.config.file", str(web),
+                             "--database-url", f"sqlite:///{tmp_path / 'none.db'}", "--web.listen-address",
+                             f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2, result.stderr
+    assert str(web) in result.stderr and where in result.stderr, result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_basic_auth_caches_only_successes():
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(10))
+    auth = BasicAuth({"u": hashed})
+    import base64
+    header = "Basic " + base64.b64encode(b"u:pw").decode()
+    t = time.monotonic()
+    assert auth.check(header) == "u"
+    first = time.monotonic() - t
+    t = time.monotonic()
+    for _ in range(50):
+        assert auth.check(header) == "u"
+    assert time.monotonic() - t < first, "50 cached checks cost less than one bcrypt verification"
+    wrong = "Basic " + base64.b64encode(b"u:nope").decode()
+    t = time.monotonic()
+    assert auth.check(wrong) is None and auth.check(wrong) is None
+    assert time.monotonic() - t > first, "failures are never cached: each one pays bcrypt"
+    for bad in (None, "", "Bearer x", "Basic", "Basic bm9jb2xvbg==", "Basic " + "A" * 5,
+                "Basic " + base64.b64encode(b"u:" + b"x" * 100).decode(),
+                "Basic " + base64.b64encode(b"\xff:pw").decode()):
+        assert auth.check(bad) is None, bad
+
+
+def test_the_dsn_password_never_shows(tmp_path):
+    secret = "Sup3rS3cret-pw"
+    for url in (f"postgresql+psycopg2://scraper:{secret}@127.0.0.1:{free_port()}/pipeline",
+                f"postgresql+psycopg2://scraper@127.0.0.1:{free_port()}/pipeline?password={secret}&sslmode=disable"):
+        with exporter(tmp_path, None, fast_config(tmp_path), url=url, ready=False) as svc:
+            page = svc.get("/").text
+            assert "***" in page and secret not in page
+            wait_for(lambda: 'msg="job failing" job=site_count kind=connection' in svc.log_text(),
+                     timeout=20, what="a logged connection failure")
+            assert svc.value("pipeline_exporter_database_up") == 0
+            assert secret not in svc.get("/").text and secret not in svc.get("/metrics").text
+        assert secret not in svc.log_text(), svc.log_text()
+        assert "scraper:***@" in svc.log_text() or "password=***" in svc.log_text()
