@@ -114,6 +114,9 @@ class Exporter:
                 self.reload_ok = False
                 log.error("reload failed, keeping the running configuration", extra={"error": str(exc)})
                 return False
+            new.snapshot.adopt(self.pipeline.snapshot)
+            if new.config.database_url == self.pipeline.config.database_url:
+                new.db.up = self.pipeline.db.up  # same database: still as reachable as it was
             old, self.pipeline = self.pipeline, new
             self.reload_ok = True
             new.start()

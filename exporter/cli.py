@@ -27,7 +27,8 @@ def run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pipeline-exporter",
         description="Prometheus exporter for the 333 Method pipeline database. "
-                    "Subcommand: `pipeline-exporter demo-db PATH` writes a demo database.")
+                    "Subcommands: `pipeline-exporter demo-db PATH` writes a demo database; "
+                    "`pipeline-exporter backfill --days 30 --out FILE` writes counter history for promtool.")
     parser.add_argument("--config.file", dest="config_file", type=Path,
                         help="YAML config: extra or replacement packs, parameters, schedules (default: built-in pack)")
     parser.add_argument("--database-url", dest="database_url",

@@ -83,6 +83,8 @@ class Database:
         conn = sqlite3.connect(uri, uri=True, timeout=5.0, check_same_thread=False)
         conn.text_factory = lambda raw: raw.decode("utf-8", "replace")
         conn.execute("PRAGMA query_only = ON")
+        # query_only refuses writes, but ATTACH would still create an empty file for a new name.
+        conn.set_authorizer(_refuse_attach)
         return conn
 
     def _on_mysql_connect(self, dbapi_conn: Any, _record: Any) -> None:
@@ -207,6 +209,11 @@ class Database:
                 return False
             raise
         return [tuple(r) for r in rows] == [("ok",)]
+
+
+def _refuse_attach(action: int, *_: object) -> int:
+    """SQLite authorizer: deny ATTACH (a pack must not open or create other files), allow the rest."""
+    return sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_ATTACH else sqlite3.SQLITE_OK
 
 
 def is_corruption(message: str) -> bool:

@@ -11,13 +11,15 @@ import threading
 import time
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 from exporter.snapshot import Snapshot
 
 
 class ExpositionCache:
-    """``render()`` gives the text exposition, rebuilt when the snapshot changed or it is older than max_age."""
+    """``render(accept)`` gives the exposition in the format the client accepts, rebuilt when the
+    snapshot changed or it is older than max_age."""
 
     def __init__(self, registry: CollectorRegistry, snapshot: Callable[[], Snapshot], max_age: float = 1.0,
                  clock: Callable[[], float] = time.monotonic):
@@ -28,14 +30,17 @@ class ExpositionCache:
         self._lock = threading.Lock()
         self._key: tuple[int, int] | None = None
         self._at = 0.0
-        self._body = b""
+        self._bodies: dict[str, bytes] = {}  # content type -> body, for the current key
 
-    def render(self) -> bytes:
-        """The exposition bytes; one scraper rebuilds them while concurrent ones wait and reuse them."""
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """(body, content type); one scraper rebuilds a format while concurrent ones wait and reuse it."""
+        encoder, content_type = choose_encoder(accept)
         snap = self.snapshot()
         key = (id(snap), snap.version)
         with self._lock:
             if key != self._key or self.clock() - self._at > self.max_age:
-                self._body = generate_latest(self.registry)
+                self._bodies.clear()
                 self._key, self._at = key, self.clock()
-            return self._body
+            if content_type not in self._bodies:
+                self._bodies[content_type] = encoder(self.registry)
+            return self._bodies[content_type], content_type

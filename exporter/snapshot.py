@@ -74,6 +74,18 @@ class Snapshot:
             self.version += 1
             return previous, state.error
 
+    def adopt(self, previous: "Snapshot") -> None:
+        """Take over the states of same-named jobs, so a reload neither blanks metrics nor resets counters.
+
+        A job whose query changed shows its previous values until its first run under the new config.
+        """
+        kept = {state.info.name: state for state in previous.states()}
+        with self._lock:
+            for name, state in self._states.items():
+                if name in kept:
+                    self._states[name] = replace(kept[name], info=state.info)
+            self.version += 1
+
     def states(self) -> list[JobState]:
         """Copies of every job's state, safe to read without the lock."""
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import html
 import logging
 import socket
@@ -17,6 +18,7 @@ from prometheus_client import make_wsgi_app
 from exporter import __version__
 from exporter.app import Exporter
 from exporter.config import mask_url
+from exporter.exposition import ExpositionCache
 from exporter.webconfig import BasicAuth, WebConfig
 
 log = logging.getLogger("exporter.web")
@@ -61,6 +63,18 @@ class _TLSServer(_ThreadingServer):
 def make_app(exporter: Exporter, web_config: WebConfig | None = None) -> Callable[[dict, Start], Iterable[bytes]]:
     """The WSGI application serving the exporter's endpoints, behind basic auth when users are configured."""
     metrics_app = make_wsgi_app(exporter.registry)
+    cache = ExpositionCache(exporter.registry, lambda: exporter.snapshot)
+
+    def _metrics(environ: dict, start_response: Start) -> list[bytes]:
+        # Rendered once per snapshot change and format, so 50 concurrent scrapers share one build.
+        body, content_type = cache.render(environ.get("HTTP_ACCEPT", ""))
+        headers = [("Content-Type", content_type)]
+        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+            body = gzip.compress(body, compresslevel=1)
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Content-Length", str(len(body))))
+        start_response("200 OK", headers)
+        return [body]
     auth = BasicAuth(web_config.users) if web_config and web_config.users else None
 
     def app(environ: dict, start_response: Start) -> Iterable[bytes]:
@@ -72,7 +86,9 @@ def make_app(exporter: Exporter, web_config: WebConfig | None = None) -> Callabl
                 ("WWW-Authenticate", 'Basic realm="pipeline-exporter", charset="UTF-8"')])
             return [data]
         if path == "/metrics":
-            return metrics_app(environ, start_response)
+            if environ.get("QUERY_STRING"):  # name[] filters: prometheus_client's own handler
+                return metrics_app(environ, start_response)
+            return _metrics(environ, start_response)
         if path == "/-/healthy":
             return _text(start_response, "200 OK", "Healthy.\n")
         if path == "/-/ready":

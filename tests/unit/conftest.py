@@ -32,8 +32,8 @@ def build_db(path: Path, rows: dict[str, list[dict[str, Any]]]) -> Path:
         for row in table_rows:
             cols = ", ".join(row)
             conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
-    conn.execute("PRAGMA journal_mode=WAL")
     conn.commit()
+    conn.execute("PRAGMA journal_mode=WAL")  # outside any transaction, or SQLite ignores it
     conn.close()
     return path
 

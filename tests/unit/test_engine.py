@@ -197,3 +197,23 @@ def test_stop_interrupts_a_long_sqlite_statement(make_db, tmp_path):
     assert not worker.is_alive()
     state = next(s for s in exporter.snapshot.states() if s.info.name == "endless")
     assert state.errors_total == 1 and "interrupted" in state.error
+
+
+def test_reload_keeps_values_readiness_and_error_counts(make_db, tmp_path):
+    config = write_config(tmp_path, """
+        queries:
+          broken:
+            sql: SELECT COUNT(*) AS n FROM no_such_table
+            metrics: [{name: demo_broken, type: gauge, help: Never., value: n}]
+        """)
+    exporter = make_exporter(make_db({"opt_outs": [{"channel": "sms", "contact": "x"}]}), config)
+    exporter.pipeline.scheduler.run_once()
+    assert exporter.ready()
+    assert exporter.reload()
+    # Nothing has run under the new config yet: the last values, readiness and counters carry over.
+    fams = families(exporter.registry)
+    assert exporter.ready()
+    assert value(fams, "pipeline_opt_outs_total", channel="sms") == 1
+    assert value(fams, "pipeline_exporter_query_errors_total", query="broken") == 1
+    assert value(fams, "pipeline_exporter_config_last_reload_successful") == 1
+    exporter.stop()

@@ -282,13 +282,15 @@ def test_the_cached_exposition_is_rebuilt_when_the_snapshot_records(tmp_path):
     exporter.pipeline.scheduler.run_once()
     ticks = [0.0]
     cache = ExpositionCache(exporter.registry, lambda: exporter.snapshot, max_age=1.0, clock=lambda: ticks[0])
-    first = cache.render()
-    assert first == generate_latest(exporter.registry)
-    assert cache.render() is first  # nothing recorded: the same bytes
+    first, content_type = cache.render()
+    assert first == generate_latest(exporter.registry) and content_type.startswith("text/plain")
+    assert cache.render()[0] is first  # nothing recorded: the same bytes
+    openmetrics, om_type = cache.render("application/openmetrics-text;version=1.0.0")
+    assert om_type.startswith("application/openmetrics-text") and openmetrics.endswith(b"# EOF\n")
     insert(db, "opt_outs", [{"channel": "sms", "contact": "+1555", "created_at": ago(1)}])
     clock.now += 60
     exporter.pipeline.scheduler.run_job("opt_outs")
-    second = cache.render()
+    second = cache.render()[0]
     assert b'pipeline_opt_outs_total{channel="sms"} 2.0' in second
     ticks[0] += 2.0  # older than max_age: rebuilt even without a record (staleness, host metrics)
-    assert cache.render() is not second
+    assert cache.render()[0] is not second
