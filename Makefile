@@ -37,7 +37,7 @@ test: $(BIN)/activate-stamp tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(BIN)/activate-stamp
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/bench_perf.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache
