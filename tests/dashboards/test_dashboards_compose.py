@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from conftest import REPO
+from tests.dashboards.conftest import REPO
 from support.procs import require_binary
 
 # Host paths a compose file may mount although they are not in the repository.

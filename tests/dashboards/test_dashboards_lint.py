@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import DASHBOARDS, REPO, contract_uids, panels_of
+from tests.dashboards.conftest import DASHBOARDS, REPO, contract_uids, panels_of
 
 DS_VARIABLE = {"type": "prometheus", "uid": "${datasource}"}
 FUNNEL = ["found", "scraped", "scored", "rescored", "proposal_ready", "contacted", "replied",

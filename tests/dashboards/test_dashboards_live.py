@@ -18,7 +18,6 @@ Annotations (firing ``ALERTS``) are not checked: no alert is expected to fire on
 
 from __future__ import annotations
 
-import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -27,15 +26,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import (DASHBOARD_UIDS, LABEL_VALUES, REPO, load_dashboards, panels_of,
+from tests.dashboards.conftest import (DASHBOARD_UIDS, LABEL_VALUES, load_dashboards, panels_of,
                       recording_rules, substitute)
 
-# `python -m pytest` (the Makefile) puts the repository on sys.path; plain `pytest` does not.
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from exporter.demo import build_demo  # noqa: E402
-from tests.support import stack  # noqa: E402
+from exporter.demo import build_demo
+from tests.support import stack
 from tests.support.procs import require_binary, wait_for
 
 pytestmark = pytest.mark.e2e

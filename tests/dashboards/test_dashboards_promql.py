@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import promql_parser as promql
 import pytest
 
-from conftest import RANGE_OK, panels_of, queries_of, recording_rules, served_metrics, substitute
+from tests.dashboards.conftest import RANGE_OK, panels_of, queries_of, recording_rules, served_metrics, substitute
 
 # Series that are not exporter metrics but always exist in a Prometheus that scrapes it.
 PROMETHEUS_SERIES = {"up", "ALERTS"}

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import sys
 import textwrap
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from subprocess import Popen
-from typing import Iterator
+from typing import ContextManager
 
 import pytest
-import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.demo import build_demo
-from tests.support.procs import free_port, running, wait_for
+from tests.support import stack
 
 REPO = Path(__file__).resolve().parents[2]
 DDL = REPO / "exporter" / "schema" / "sqlite.sql"
@@ -52,70 +46,15 @@ def fast_config(tmp: Path, extra_queries: str = "", extra: str = "", name: str =
     return path
 
 
-@dataclass
-class Proc:
-    """A running exporter process: its URL, log file and Popen handle."""
-
-    url: str
-    log: Path
-    proc: Popen
-
-    def get(self, path: str = "/metrics", **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", 10)
-        return requests.get(self.url + path, **kwargs)
-
-    def samples(self) -> dict[tuple, float]:
-        """/metrics parsed: (sample name, sorted label items) -> value."""
-        response = self.get()
-        assert response.status_code == 200, response.text
-        return parse(response.text)
-
-    def value(self, name: str, **labels: str) -> float | None:
-        return self.samples().get((name, tuple(sorted(labels.items()))))
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 def parse(body: str) -> dict[tuple, float]:
     """An exposition's samples: (sample name, sorted label items) -> value."""
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(body) for s in family.samples}
 
 
-@contextmanager
-def exporter(tmp: Path, db: Path | None, config: Path | None = None, extra: list[str] | None = None,
-             ready: bool = True, url: str | None = None, scheme: str = "http",
-             coverage: Path | None = None, e2e_report: Path | None = None, **get_kwargs) -> Iterator[Proc]:
-    """``python -m exporter`` on a free port, its Popen handle exposed (signals, /proc, RSS)."""
-    port = free_port()
-    args = [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}",
-            "--database-url", url or f"sqlite:///{db}",
-            "--coverage-file", str(coverage or tmp / "absent-coverage.json"),
-            "--e2e-report", str(e2e_report or tmp / "absent-junit.xml")]
-    if config:
-        args += ["--config.file", str(config)]
-    args += extra or []
-    log = tmp / f"exporter-{port}.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with running(args, log, env=env, cwd=tmp) as proc:
-        service = Proc(f"{scheme}://127.0.0.1:{port}", log, proc)
-        path = "/-/ready" if ready else "/-/healthy"
-
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the exporter exited with {proc.returncode}")
-            return service.get(path, **get_kwargs).status_code == 200
-
-        try:
-            wait_for(lambda: proc.poll() is not None or up(), timeout=30, what="the exporter")
-            if proc.poll() is not None:
-                raise AssertionError(f"the exporter exited with {proc.returncode}")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- log ---\n{service.log_text()[-3000:]}") from None
-        yield service
-    assert proc.returncode is not None
+def exporter(tmp: Path, db: Path | None, config: Path | None = None, **kwargs) -> ContextManager[stack.Service]:
+    """The shared launcher, with the config as third positional argument as these tests write it."""
+    return stack.exporter(tmp, db, config=config, **kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -7,26 +7,50 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from subprocess import Popen
+from typing import Any, Iterator
 
 import requests
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.procs import free_port, require_binary, running, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+# Keyword arguments of Service.get that configure the request rather than name a query parameter.
+REQUEST_OPTIONS = {"auth", "verify", "headers", "timeout", "cert"}
+
+
 @dataclass
 class Service:
-    """A started process and its base URL."""
+    """A started process: its base URL, log file and (for the exporter) Popen handle."""
 
     url: str
     address: str
     log: Path
+    proc: Popen | None = None
 
-    def get(self, path: str, **params: str) -> requests.Response:
-        return requests.get(self.url + path, params=params, timeout=5)
+    def get(self, path: str = "/metrics", **kwargs: Any) -> requests.Response:
+        """GET a path; ``auth``, ``verify``, ``headers``, ``timeout``, ``cert`` go to requests, the rest are params."""
+        options = {key: kwargs.pop(key) for key in list(kwargs) if key in REQUEST_OPTIONS}
+        options.setdefault("timeout", 10)
+        return requests.get(self.url + path, params=kwargs or None, **options)
+
+    def samples(self) -> dict[tuple, float]:
+        """/metrics parsed: (sample name, sorted label items) -> value."""
+        response = self.get()
+        assert response.status_code == 200, response.text
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(response.text) for s in family.samples}
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """One sample of /metrics, or None."""
+        return self.samples().get((name, tuple(sorted(labels.items()))))
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
 
 
 def _logged(what: str, log: Path, check):
@@ -38,12 +62,14 @@ def _logged(what: str, log: Path, check):
 
 
 @contextmanager
-def exporter(tmp: Path, db: Path, *, coverage: Path | None = None, e2e_report: Path | None = None,
-             config: Path | None = None, extra: list[str] | None = None, ready: bool = True) -> Iterator[Service]:
-    """``python -m exporter`` on a free port; waits for /-/ready unless ``ready`` is False."""
+def exporter(tmp: Path, db: Path | None, *, coverage: Path | None = None, e2e_report: Path | None = None,
+             config: Path | None = None, extra: list[str] | None = None, ready: bool = True,
+             url: str | None = None, scheme: str = "http", **request_options: Any) -> Iterator[Service]:
+    """``python -m exporter`` on a free port (database ``db``, or any ``url``); waits for /-/ready,
+    or only /-/healthy when ``ready`` is False; ``request_options`` (auth, verify) serve that wait."""
     port = free_port()
     args = [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}",
-            "--database-url", f"sqlite:///{db}",
+            "--database-url", url or f"sqlite:///{db}",
             "--coverage-file", str(coverage or tmp / "absent-coverage.json"),
             "--e2e-report", str(e2e_report or tmp / "absent-junit.xml")]
     if config:
@@ -51,10 +77,15 @@ def exporter(tmp: Path, db: Path, *, coverage: Path | None = None, e2e_report: P
     args += extra or []
     log = tmp / f"exporter-{port}.log"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with running(args, log, env=env, cwd=tmp):
-        service = Service(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", log)
+    with running(args, log, env=env, cwd=tmp) as proc:
+        service = Service(f"{scheme}://127.0.0.1:{port}", f"127.0.0.1:{port}", log, proc)
         path = "/-/ready" if ready else "/-/healthy"
-        _logged("the exporter", log, lambda: service.get(path).status_code == 200)
+
+        # Stop waiting as soon as the process is gone: its log says why.
+        _logged("the exporter", log, lambda: proc.poll() is not None
+                or service.get(path, **request_options).status_code == 200)
+        if proc.poll() is not None:
+            raise AssertionError(f"the exporter exited with {proc.returncode}\n--- log ---\n{service.log_text()[-3000:]}")
         yield service
 
 
