@@ -221,16 +221,19 @@ def test_a_shipped_alert_reaches_slack_and_email_and_resolves(tmp_path):
         assert not slack.messages and not smtp.messages
         timings["stack ready"] = time.monotonic() - started
 
+        def both_notified(status: str, deadline: float) -> None:
+            """Wait for the ``status`` message in Slack and by email; on timeout show what did arrive."""
+            try:
+                wait_for(lambda: slack_with(slack, status) and emails_with(smtp, status),
+                         timeout=deadline, interval=0.2, what=f"the {status} {ALERT} in Slack and by email")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\nslack: {slack.messages}\nemails: {len(smtp.messages)}\n"
+                                     f"prometheus alerts: {prom_alerts(prom)}\n{logs(exporter, prom, am)}") from None
+
         # 2. Corrupt the database: one critical alert, to Slack AND email (critical routes to both).
         corrupt(db)
         corrupted_at = time.monotonic()
-        try:
-            wait_for(lambda: slack_with(slack, "firing") and emails_with(smtp, "firing"),
-                     timeout=FIRE_DEADLINE, interval=0.2,
-                     what=f"the firing {ALERT} in Slack and by email")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\nslack: {slack.messages}\nemails: {len(smtp.messages)}\n"
-                                 f"prometheus alerts: {prom_alerts(prom)}\n{logs(exporter, prom, am)}") from None
+        both_notified("firing", FIRE_DEADLINE)
         timings["corrupt -> both notified"] = time.monotonic() - corrupted_at
         assert value(prom, f'ALERTS{{alertname="{ALERT}", alertstate="firing"}}') == 1
 
@@ -273,13 +276,7 @@ def test_a_shipped_alert_reaches_slack_and_email_and_resolves(tmp_path):
         # 3. Restore the file: the next check passes and both receivers get the resolution.
         restore(db, original)
         restored_at = time.monotonic()
-        try:
-            wait_for(lambda: slack_with(slack, "resolved") and emails_with(smtp, "resolved"),
-                     timeout=RESOLVE_DEADLINE, interval=0.2,
-                     what=f"the resolved {ALERT} in Slack and by email")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\nslack: {slack.messages}\nemails: {len(smtp.messages)}\n"
-                                 f"prometheus alerts: {prom_alerts(prom)}\n{logs(exporter, prom, am)}") from None
+        both_notified("resolved", RESOLVE_DEADLINE)
         timings["restore -> both resolved"] = time.monotonic() - restored_at
         assert value(prom, 'pipeline_database_integrity_ok{job="pipeline-exporter"}') == 1
 
