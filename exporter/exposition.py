@@ -7,6 +7,7 @@ values turning stale and the host and self metrics never lag by more than that.
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from typing import Callable
@@ -30,10 +31,10 @@ class ExpositionCache:
         self._lock = threading.Lock()
         self._key: tuple[int, int] | None = None
         self._at = 0.0
-        self._bodies: dict[str, bytes] = {}  # content type -> body, for the current key
+        self._bodies: dict[tuple[str, bool], bytes] = {}  # (content type, gzipped) -> body, for the key
 
-    def render(self, accept: str = "") -> tuple[bytes, str]:
-        """(body, content type); one scraper rebuilds a format while concurrent ones wait and reuse it."""
+    def render(self, accept: str = "", gzipped: bool = False) -> tuple[bytes, str]:
+        """(body, content type); one scraper builds a variant while concurrent ones wait and reuse it."""
         encoder, content_type = choose_encoder(accept)
         snap = self.snapshot()
         key = (id(snap), snap.version)
@@ -41,6 +42,8 @@ class ExpositionCache:
             if key != self._key or self.clock() - self._at > self.max_age:
                 self._bodies.clear()
                 self._key, self._at = key, self.clock()
-            if content_type not in self._bodies:
-                self._bodies[content_type] = encoder(self.registry)
-            return self._bodies[content_type], content_type
+            if (content_type, False) not in self._bodies:
+                self._bodies[content_type, False] = encoder(self.registry)
+            if gzipped and (content_type, True) not in self._bodies:
+                self._bodies[content_type, True] = gzip.compress(self._bodies[content_type, False], compresslevel=1)
+            return self._bodies[content_type, gzipped], content_type

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import html
 import logging
 import socket
@@ -67,10 +66,10 @@ def make_app(exporter: Exporter, web_config: WebConfig | None = None) -> Callabl
 
     def _metrics(environ: dict, start_response: Start) -> list[bytes]:
         # Rendered once per snapshot change and format, so 50 concurrent scrapers share one build.
-        body, content_type = cache.render(environ.get("HTTP_ACCEPT", ""))
+        gzipped = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
+        body, content_type = cache.render(environ.get("HTTP_ACCEPT", ""), gzipped)
         headers = [("Content-Type", content_type)]
-        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-            body = gzip.compress(body, compresslevel=1)
+        if gzipped:
             headers.append(("Content-Encoding", "gzip"))
         headers.append(("Content-Length", str(len(body))))
         start_response("200 OK", headers)

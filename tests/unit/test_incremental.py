@@ -287,6 +287,8 @@ def test_the_cached_exposition_is_rebuilt_when_the_snapshot_records(tmp_path):
     assert cache.render()[0] is first  # nothing recorded: the same bytes
     openmetrics, om_type = cache.render("application/openmetrics-text;version=1.0.0")
     assert om_type.startswith("application/openmetrics-text") and openmetrics.endswith(b"# EOF\n")
+    import gzip
+    assert gzip.decompress(cache.render("", gzipped=True)[0]) == first
     insert(db, "opt_outs", [{"channel": "sms", "contact": "+1555", "created_at": ago(1)}])
     clock.now += 60
     exporter.pipeline.scheduler.run_job("opt_outs")
