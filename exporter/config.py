@@ -215,8 +215,11 @@ def read_yaml(text: str, source: str, base_dir: Path) -> Any:
         raise ConfigError(source, where, f"invalid YAML: {problem}") from None
 
 
-class _Node:
-    """A mapping being validated: typed getters, key paths in every error, unknown keys refused."""
+class Node:
+    """A mapping being validated: typed getters, key paths in every error, unknown keys refused.
+
+    Every config file the exporter reads (config, packs, the web config) is read through it.
+    """
 
     def __init__(self, data: Any, source: str, path: str):
         if not isinstance(data, dict):
@@ -268,8 +271,8 @@ class _Node:
             raise self.fail(name, f"must be a positive duration such as 30s, 5m or 1h, got {value!r}")
         return seconds
 
-    def mapping(self, name: str) -> "_Node":
-        return _Node(self.get(name, {}), self.source, self.key(name))
+    def mapping(self, name: str) -> "Node":
+        return Node(self.get(name, {}), self.source, self.key(name))
 
     def sequence(self, name: str, default: list | None = None) -> list:
         value = self.get(name, default if default is not None else [])
@@ -313,7 +316,7 @@ class _Defaults:
     cardinality_cap: int = 20
 
 
-def _read_defaults(node: _Node, base: _Defaults) -> _Defaults:
+def _read_defaults(node: Node, base: _Defaults) -> _Defaults:
     result = _Defaults(
         interval=node.duration("interval", base.interval),
         timeout=node.duration("timeout", base.timeout),
@@ -324,10 +327,10 @@ def _read_defaults(node: _Node, base: _Defaults) -> _Defaults:
     return result
 
 
-def _read_label(raw: Any, node: _Node, key: str, cap: int) -> LabelSpec:
+def _read_label(raw: Any, node: Node, key: str, cap: int) -> LabelSpec:
     if isinstance(raw, str):
         raw = {"name": raw}
-    label = _Node(raw, node.source, key)
+    label = Node(raw, node.source, key)
     name = label.string("name", required=True)
     if not LABEL_NAME.match(name) or name.startswith("__"):
         raise label.fail("name", f"{name!r} is not a valid label name")
@@ -340,7 +343,7 @@ def _read_label(raw: Any, node: _Node, key: str, cap: int) -> LabelSpec:
 
 
 def _read_metric(raw: Any, source: str, key: str, defaults: _Defaults) -> MetricSpec:
-    node = _Node(raw, source, key)
+    node = Node(raw, source, key)
     name = node.string("name", required=True)
     if not METRIC_NAME.match(name):
         raise node.fail("name", f"{name!r} is not a valid metric name")
@@ -391,7 +394,7 @@ def _read_metric(raw: Any, source: str, key: str, defaults: _Defaults) -> Metric
     return spec
 
 
-def _read_values(node: _Node) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+def _read_values(node: Node) -> tuple[str | None, tuple[tuple[str, str], ...]]:
     if node.get("values") is None:
         return None, ()
     values = node.mapping("values")
@@ -413,12 +416,12 @@ def _read_values(node: _Node) -> tuple[str | None, tuple[tuple[str, str], ...]]:
 def _read_query(name: str, raw: Any, source: str, key: str, defaults: _Defaults) -> QuerySpec:
     if not IDENTIFIER.match(str(name)):
         raise ConfigError(source, key, "query names are identifiers (letters, digits, _)")
-    node = _Node(raw, source, key)
+    node = Node(raw, source, key)
     sql_raw = node.get("sql", required=True)
     if isinstance(sql_raw, str):
         sql = {"default": sql_raw}
     elif isinstance(sql_raw, dict):
-        sql_node = _Node(sql_raw, source, node.key("sql"))
+        sql_node = Node(sql_raw, source, node.key("sql"))
         sql = {d: sql_node.string(d) for d in ("default", *DIALECTS) if sql_node.get(d) is not None}
         sql_node.done()
         if not sql:
@@ -444,7 +447,7 @@ def _read_query(name: str, raw: Any, source: str, key: str, defaults: _Defaults)
                      stale_after=stale_after, metrics=metrics, source=source, incremental=incremental)
 
 
-def _read_incremental(node: _Node, sql: Mapping[str, str], metrics: tuple[MetricSpec, ...]) -> IncrementalSpec:
+def _read_incremental(node: Node, sql: Mapping[str, str], metrics: tuple[MetricSpec, ...]) -> IncrementalSpec:
     """``incremental: {key: id, max_key: max_key, full_every: 1h, start: -1, current: col}``."""
     inc = node.mapping("incremental")
     key = inc.string("key", required=True)
@@ -482,7 +485,7 @@ class Pack:
 
 def load_pack_text(text: str, source: str, base_dir: Path, defaults: _Defaults = _Defaults()) -> Pack:
     """Validate one pack document."""
-    node = _Node(read_yaml(text, source, base_dir), source, "")
+    node = Node(read_yaml(text, source, base_dir), source, "")
     name = node.string("name", required=True)
     parameters = node.mapping("parameters")
     params = {key: parameters.get(key) for key in parameters.data}
@@ -534,7 +537,7 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         except OSError as exc:
             raise ConfigError(source, "", f"cannot read config file: {exc.strerror}") from None
         data = read_yaml(text, source, base_dir) or {}
-    root = _Node(data, source, "")
+    root = Node(data, source, "")
     defaults = _read_defaults(root.mapping("defaults"), _Defaults())
     pack_refs = root.sequence("packs", [DEFAULT_PACK])
     packs = []
@@ -569,7 +572,7 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
                   parameters=parameters, files=files, checks=checks, max_concurrent_queries=max_concurrent)
 
 
-def _read_files(node: _Node, base_dir: Path, overrides: Mapping[str, Any]) -> FilesConfig:
+def _read_files(node: Node, base_dir: Path, overrides: Mapping[str, Any]) -> FilesConfig:
     def path(key: str, default: Path) -> Path:
         if overrides.get(key):
             return Path(overrides[key])
@@ -584,7 +587,7 @@ def _read_files(node: _Node, base_dir: Path, overrides: Mapping[str, Any]) -> Fi
     return files
 
 
-def _read_checks(node: _Node) -> ChecksConfig:
+def _read_checks(node: Node) -> ChecksConfig:
     checks = ChecksConfig(size_interval=node.duration("size_interval", ChecksConfig.size_interval),
                           integrity_interval=node.duration("integrity_interval", ChecksConfig.integrity_interval),
                           integrity_timeout=node.duration("integrity_timeout", ChecksConfig.integrity_timeout),

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from exporter.config import read_yaml
+from exporter.config import Node, read_yaml
 from exporter.errors import ConfigError
 
 TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
@@ -33,8 +33,6 @@ TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
 CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
                "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
 BCRYPT_HASH = re.compile(r"^\$2[aby]?\$\d\d\$[./A-Za-z0-9]{53}$")
-TOP_KEYS = ("tls_server_config", "basic_auth_users")
-TLS_KEYS = ("cert_file", "key_file", "min_version", "max_version", "client_ca_file", "client_auth_type")
 # A bcrypt hash of a random string: unknown users cost as much as known ones, so timing reveals no names.
 _DUMMY_HASH = b"$2b$12$C6UzMDM.H6dfI/f/IKcEeO5V1x3d8b6jv0hYiEa9wzGRuVlx5oVtK"
 CACHE_SIZE = 1024
@@ -80,79 +78,52 @@ def load_web_config(path: Path) -> WebConfig:
     except OSError as exc:
         raise ConfigError(source, "", f"cannot read web config file: {exc.strerror}") from None
     base = path.resolve().parent
-    data = read_yaml(text, source, base) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(source, "(top level)", "must be a mapping")
-    _refuse_unknown(data, TOP_KEYS, source, "")
-    tls = _read_tls(data.get("tls_server_config"), source, base)
-    users = _read_users(data.get("basic_auth_users"), source)
+    root = Node(read_yaml(text, source, base) or {}, source, "")
+    tls = _read_tls(root.mapping("tls_server_config"), base) if root.get("tls_server_config") is not None else None
+    users = _read_users(root.mapping("basic_auth_users")) if root.get("basic_auth_users") is not None else {}
+    root.done()
     return WebConfig(source=source, tls=tls, users=users)
 
 
-def _refuse_unknown(data: Mapping[str, Any], known: tuple[str, ...], source: str, prefix: str) -> None:
-    for key in data:
-        if key not in known:
-            raise ConfigError(source, f"{prefix}{key}",
-                              f"unknown key (supported here: {', '.join(known)})")
-
-
-def _read_tls(raw: Any, source: str, base: Path) -> TLSConfig | None:
-    if raw is None:
-        return None
-    key = "tls_server_config"
-    if not isinstance(raw, dict):
-        raise ConfigError(source, key, "must be a mapping with cert_file and key_file")
-    _refuse_unknown(raw, TLS_KEYS, source, f"{key}.")
-
-    def path(name: str, required: bool) -> Path | None:
-        value = raw.get(name)
-        if value is None or value == "":
-            if required:
-                raise ConfigError(source, f"{key}.{name}", "is required")
-            return None
-        if not isinstance(value, str):
-            raise ConfigError(source, f"{key}.{name}", "must be a file path")
-        resolved = base / value
-        if not resolved.is_file():
-            raise ConfigError(source, f"{key}.{name}", f"{resolved} does not exist or is not a file")
-        return resolved
-
+def _read_tls(node: Node, base: Path) -> TLSConfig:
     def choice(name: str, options: Mapping[str, Any], default: str | None) -> str | None:
-        value = raw.get(name, default)
+        value = node.string(name, default)
         if value is not None and value not in options:
-            raise ConfigError(source, f"{key}.{name}", f"must be one of {', '.join(options)}, got {value!r}")
+            raise node.fail(name, f"must be one of {', '.join(options)}, got {value!r}")
         return value
 
-    cert, private = path("cert_file", True), path("key_file", True)
-    tls = TLSConfig(cert_file=cert, key_file=private, min_version=choice("min_version", TLS_VERSIONS, "TLS12"),
-                    max_version=choice("max_version", TLS_VERSIONS, None),
-                    client_ca_file=path("client_ca_file", False),
-                    client_auth_type=choice("client_auth_type", CLIENT_AUTH, "NoClientCert"))
+    files = {name: node.string(name, required=name != "client_ca_file")
+             for name in ("cert_file", "key_file", "client_ca_file")}
+    versions = choice("min_version", TLS_VERSIONS, "TLS12"), choice("max_version", TLS_VERSIONS, None)
+    client_auth = choice("client_auth_type", CLIENT_AUTH, "NoClientCert")
+    node.done()  # a misspelt key is named before any file is looked for
+    paths: dict[str, Path | None] = {}
+    for name, value in files.items():
+        paths[name] = base / value if value else None
+        if paths[name] is not None and not paths[name].is_file():
+            raise node.fail(name, f"{paths[name]} does not exist or is not a file")
+    tls = TLSConfig(cert_file=paths["cert_file"], key_file=paths["key_file"], min_version=versions[0],
+                    max_version=versions[1], client_ca_file=paths["client_ca_file"], client_auth_type=client_auth)
     if tls.max_version and TLS_VERSIONS[tls.max_version] < TLS_VERSIONS[tls.min_version]:
-        raise ConfigError(source, f"{key}.max_version", f"{tls.max_version} is below min_version {tls.min_version}")
+        raise node.fail("max_version", f"{tls.max_version} is below min_version {tls.min_version}")
     if tls.client_auth_type != "NoClientCert" and tls.client_ca_file is None:
-        raise ConfigError(source, f"{key}.client_ca_file", f"is required with client_auth_type {tls.client_auth_type}")
+        raise node.fail("client_ca_file", f"is required with client_auth_type {tls.client_auth_type}")
     try:
         tls.context()  # a key that does not match the certificate fails here, at start
     except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(source, key, f"cannot load the certificate and key: {exc}") from None
+        raise ConfigError(node.source, node.path, f"cannot load the certificate and key: {exc}") from None
     return tls
 
 
-def _read_users(raw: Any, source: str) -> dict[str, bytes]:
-    if raw is None:
-        return {}
-    key = "basic_auth_users"
-    if not isinstance(raw, dict):
-        raise ConfigError(source, key, "must be a mapping of user name: bcrypt hash")
+def _read_users(node: Node) -> dict[str, bytes]:
     users = {}
-    for user, hashed in raw.items():
+    for user in list(node.data):
         if not isinstance(user, str) or not user or ":" in user:
-            raise ConfigError(source, f"{key}.{user}", "user names are non-empty strings without ':'")
+            raise node.fail(str(user), "user names are non-empty strings without ':'")
+        hashed = node.get(user)
         if not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed):
             # Never echo the value: a plain-text password put here by mistake must not reach the logs.
-            raise ConfigError(source, f"{key}.{user}", "must be a bcrypt hash ($2b$..., 60 characters), "
-                                                       "not a plain-text password")
+            raise node.fail(user, "must be a bcrypt hash ($2b$..., 60 characters), not a plain-text password")
         users[user] = hashed.encode()
     return users
 
