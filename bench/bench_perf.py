@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from exporter.app import Pipeline  # noqa: E402
 from exporter.config import load_config  # noqa: E402
 from exporter.demo import build_demo  # noqa: E402
-from exporter.shaping import DroppedSeries, Shaper  # noqa: E402
+from exporter.shaping import CapMemory, Shaper  # noqa: E402
 
 OUT = REPO / "bench" / "out"
 DOC = REPO / "docs" / "performance.md"
@@ -75,7 +75,7 @@ def raw_sql_pass(db: Path) -> float:
     params = {**config.parameters, "now": NOW.timestamp(), "last_key": -1}
     started = time.perf_counter()
     for query in config.queries:
-        for sql in Shaper(query, DroppedSeries()).statements("sqlite"):
+        for sql in Shaper(query, CapMemory()).statements("sqlite"):
             conn.execute(sql, {k: v for k, v in params.items() if f":{k}" in sql}).fetchall()
     seconds = time.perf_counter() - started
     conn.close()

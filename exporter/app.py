@@ -19,7 +19,7 @@ from exporter.db import Database
 from exporter.errors import ConfigError, QueryError
 from exporter.jobs import build_jobs, probe_columns
 from exporter.scheduler import Scheduler
-from exporter.shaping import DroppedSeries
+from exporter.shaping import CapMemory
 from exporter.snapshot import Snapshot
 
 log = logging.getLogger("exporter")
@@ -28,12 +28,12 @@ log = logging.getLogger("exporter")
 class Pipeline:
     """One database with its jobs, scheduler and snapshot."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time, dropped: DroppedSeries | None = None):
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time, dropped: CapMemory | None = None):
         self.config = config
         self.db = Database(config.database_url, pool_size=config.max_concurrent_queries)
         for query in config.queries:
             query.sql_for(self.db.dialect)  # a query without SQL for this dialect fails at start
-        self.dropped = dropped or DroppedSeries()
+        self.dropped = dropped or CapMemory()
         self.jobs = build_jobs(config, self.db, self.dropped)
         self.snapshot = Snapshot([job.info for job in self.jobs], clock)
         self.scheduler = Scheduler(self.jobs, self.snapshot, clock, workers=config.max_concurrent_queries)

@@ -36,7 +36,7 @@ from typing import Any, Iterable, Iterator, Mapping, TextIO
 from exporter.config import Config, MetricSpec, QuerySpec, expand_macros, load_config, mask_url, parse_duration
 from exporter.db import Database
 from exporter.errors import ConfigError, QueryError
-from exporter.shaping import OTHER, DroppedSeries, MetricData, Shaper, label_value, number
+from exporter.shaping import OTHER, CapMemory, MetricData, Shaper, label_value, number
 
 EXIT_CONFIG = 2
 DEFAULT_JOB = "pipeline-exporter"  # the job name of prometheus/prometheus.yml and of every rule
@@ -248,7 +248,7 @@ def _cap(p: Plan, series: dict[tuple, dict[int, float]]) -> dict[tuple, dict[int
         return series
     totals = MetricData(p.metric.name, p.metric.type, p.metric.help, p.metric.label_names,
                         {key: sum(steps.values()) for key, steps in series.items()})
-    kept = Shaper(p.query, DroppedSeries()).cap(p.metric, totals)
+    kept = Shaper(p.query, CapMemory()).cap(p.metric, totals)
     survivors = [{key[i] for key in kept.series} for i in range(len(p.metric.labels))]
     folded: dict[tuple, dict[int, float]] = {}
     for key, steps in series.items():

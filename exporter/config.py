@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
@@ -317,6 +317,7 @@ class _Defaults:
 
 
 def _read_defaults(node: Node, base: _Defaults) -> _Defaults:
+    """A defaults block over ``base``; the config file's block is read as explicit overrides."""
     result = _Defaults(
         interval=node.duration("interval", base.interval),
         timeout=node.duration("timeout", base.timeout),
@@ -483,8 +484,18 @@ class Pack:
     parameters: Mapping[str, Any]
 
 
-def load_pack_text(text: str, source: str, base_dir: Path, defaults: _Defaults = _Defaults()) -> Pack:
-    """Validate one pack document."""
+def _explicit(node: Node) -> dict[str, Any]:
+    """The defaults a config file sets explicitly: they win over a pack's own defaults block."""
+    full = _read_defaults(node, _Defaults())
+    return {key: getattr(full, key) for key in node.data}
+
+
+def load_pack_text(text: str, source: str, base_dir: Path, overrides: Mapping[str, Any] | None = None) -> Pack:
+    """Validate one pack document; ``overrides`` are the config file's explicit defaults.
+
+    Precedence for a query setting: the query itself, then the config file's defaults, then the
+    pack's defaults, then the built-in ones.
+    """
     node = Node(read_yaml(text, source, base_dir), source, "")
     name = node.string("name", required=True)
     parameters = node.mapping("parameters")
@@ -492,7 +503,7 @@ def load_pack_text(text: str, source: str, base_dir: Path, defaults: _Defaults =
     for key in params:
         if not IDENTIFIER.match(str(key)) or key in RESERVED_PARAMETERS:
             raise parameters.fail(str(key), "parameter names are identifiers other than 'now'")
-    pack_defaults = _read_defaults(node.mapping("defaults"), defaults)
+    pack_defaults = replace(_read_defaults(node.mapping("defaults"), _Defaults()), **(overrides or {}))
     queries_node = node.mapping("queries")
     queries = tuple(_read_query(qname, queries_node.get(qname), source, queries_node.key(str(qname)),
                                 pack_defaults) for qname in list(queries_node.data))
@@ -505,17 +516,17 @@ def builtin_pack_names() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("exporter.packs").iterdir() if p.name.endswith(".yaml"))
 
 
-def load_pack(ref: str, base_dir: Path, defaults: _Defaults = _Defaults()) -> Pack:
+def load_pack(ref: str, base_dir: Path, overrides: Mapping[str, Any] | None = None) -> Pack:
     """Load a built-in pack by name or a pack file by path (relative to base_dir)."""
     if ref in builtin_pack_names():
         resource = resources.files("exporter.packs") / f"{ref}.yaml"
-        return load_pack_text(resource.read_text(encoding="utf-8"), f"<builtin pack {ref}>", base_dir, defaults)
+        return load_pack_text(resource.read_text(encoding="utf-8"), f"<builtin pack {ref}>", base_dir, overrides)
     path = (base_dir / ref).resolve()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), "", f"cannot read pack: {exc.strerror}") from None
-    return load_pack_text(text, str(path), path.parent, defaults)
+    return load_pack_text(text, str(path), path.parent, overrides)
 
 
 # --------------------------------------------------------------------------- the config file
@@ -538,13 +549,14 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
             raise ConfigError(source, "", f"cannot read config file: {exc.strerror}") from None
         data = read_yaml(text, source, base_dir) or {}
     root = Node(data, source, "")
-    defaults = _read_defaults(root.mapping("defaults"), _Defaults())
+    explicit = _explicit(root.mapping("defaults"))
+    defaults = replace(_Defaults(), **explicit)
     pack_refs = root.sequence("packs", [DEFAULT_PACK])
     packs = []
     for i, ref in enumerate(pack_refs):
         if not isinstance(ref, str):
             raise ConfigError(source, f"packs[{i}]", f"must be a pack name or file path, got {_kind(ref)}")
-        packs.append(load_pack(ref, base_dir, defaults))
+        packs.append(load_pack(ref, base_dir, explicit))
     inline = root.mapping("queries")
     if inline.data:
         packs.append(Pack(name="inline", source=source, parameters={}, queries=tuple(

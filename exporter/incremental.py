@@ -15,13 +15,12 @@ from typing import Any
 
 from exporter.config import QuerySpec
 from exporter.db import Result
-from exporter.shaping import MetricData, Shaper, number
+from exporter.shaping import COMBINE, MetricData, Shaper, number
 
 log = logging.getLogger("exporter.incremental")
 
 # A recount below the running total by less than this share is float rounding, not deleted rows.
 ROUNDING = 1e-9
-COMBINE = {"sum": lambda a, b: a + b, "max": max, "min": min}
 
 
 class Incremental:

@@ -12,7 +12,7 @@ from exporter.db import Database
 from exporter.errors import QueryError
 from exporter.incremental import Incremental
 from exporter.scheduler import Job
-from exporter.shaping import DroppedSeries, MetricData, Shaper
+from exporter.shaping import CapMemory, MetricData, Shaper
 from exporter.snapshot import JobInfo
 from exporter.sources.reports import parse_coverage, parse_junit, read_bounded
 
@@ -23,7 +23,7 @@ def gauge(name: str, help_text: str, labels: tuple[str, ...] = (),
     return MetricData(name, "gauge", help_text, labels, dict(series or {}))
 
 
-def query_job(query: QuerySpec, db: Database, parameters: dict[str, Any], dropped: DroppedSeries) -> Job:
+def query_job(query: QuerySpec, db: Database, parameters: dict[str, Any], dropped: CapMemory) -> Job:
     """A job running one pack query through its shaper."""
     shaper = Shaper(query, dropped)
     statements = shaper.statements(db.dialect)
@@ -136,7 +136,7 @@ def host_job(disk_path: Path, interval: float, cpu_percent: Callable[[], float] 
     return Job(JobInfo("host", "host", interval, interval * 3), run)
 
 
-def build_jobs(config: Config, db: Database, dropped: DroppedSeries) -> list[Job]:
+def build_jobs(config: Config, db: Database, dropped: CapMemory) -> list[Job]:
     """Every job the exporter runs for this config."""
     jobs = [query_job(query, db, dict(config.parameters), dropped) for query in config.queries]
     jobs.append(coverage_job(config.files.coverage, config.files.interval, config.files.max_bytes))

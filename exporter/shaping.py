@@ -8,12 +8,13 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from exporter.config import MetricSpec, QuerySpec
 from exporter.db import Result
 
 OTHER = "other"
+COMBINE: dict[str, Callable[[float, float], float]] = {"sum": lambda a, b: a + b, "max": max, "min": min}
 MAX_LABEL_LENGTH = 120
 BUCKET, COUNT, SUM = "pe_bucket", "pe_count", "pe_sum"
 
@@ -42,8 +43,9 @@ class MetricData:
     series: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
 
-class DroppedSeries:
-    """Counts, per metric, the distinct label values ever folded into ``other`` by a cap."""
+class CapMemory:
+    """What the caps remember across runs and reloads: the label values a counter's cap admitted,
+    and, per metric, the distinct label values ever folded into ``other``."""
 
     MAX_TRACKED = 100_000  # beyond this, values are counted without remembering them
 
@@ -51,6 +53,12 @@ class DroppedSeries:
         self._lock = threading.Lock()
         self._seen: dict[str, set[int]] = {}
         self._overflow: dict[str, int] = {}
+        self._admitted: dict[tuple[str, str], set[str]] = {}
+
+    def admitted(self, metric: str, label: str) -> set[str]:
+        """The values a counter's cap admitted for this label (the caller holds them for the run)."""
+        with self._lock:
+            return self._admitted.setdefault((metric, label), set())
 
     def register(self, metric: str) -> None:
         """Expose a capped metric's count from zero, before anything was folded."""
@@ -110,11 +118,9 @@ def bucket_case(column: str, bounds: tuple[float, ...]) -> str:
 class Shaper:
     """Shapes one query's results into MetricData, remembering which label values a cap admitted."""
 
-    def __init__(self, query: QuerySpec, dropped: DroppedSeries):
+    def __init__(self, query: QuerySpec, dropped: CapMemory):
         self.query = query
         self.dropped = dropped
-        # Counters keep the values a cap once admitted, so an ``other`` series never goes down.
-        self._admitted: dict[tuple[str, str], set[str]] = {}
         for metric in query.metrics:
             if any(label.cap > 0 for label in metric.labels):
                 dropped.register(metric.name)
@@ -147,10 +153,6 @@ class Shaper:
             return [self._histogram(metric, result) for metric, result in zip(self.query.metrics, results)]
         return [self._samples(metric, results[0]) for metric in self.query.metrics]
 
-    def cap(self, metric: MetricSpec, data: MetricData) -> MetricData:
-        """Fold label values beyond a cap into ``other`` (in place); counters keep the values once admitted."""
-        return self._cap(metric, data)
-
     # ------------------------------------------------------------------ rows to series
 
     def _samples(self, metric: MetricSpec, result: Result) -> MetricData:
@@ -159,7 +161,7 @@ class Shaper:
         value_cols = ([(None, index[metric.value])] if metric.value else
                       [(label_value, index[col]) for label_value, col in metric.values])
         filter_col = index[metric.filter] if metric.filter else None
-        combine = {"sum": lambda a, b: a + b, "max": max, "min": min}[metric.aggregate]
+        combine = COMBINE[metric.aggregate]
         data = _empty(metric)
         series = data.series
         for row in result.rows:
@@ -194,7 +196,8 @@ class Shaper:
 
     # ------------------------------------------------------------------ caps
 
-    def _cap(self, metric: MetricSpec, data: MetricData) -> MetricData:
+    def cap(self, metric: MetricSpec, data: MetricData) -> MetricData:
+        """Fold label values beyond a cap into ``other`` (in place); counters keep the values once admitted."""
         for position, label in enumerate(metric.labels):
             if label.cap <= 0:
                 continue
@@ -206,19 +209,24 @@ class Shaper:
             if not folded:
                 continue
             self.dropped.add(metric.name, label.name, folded)
-            data.series = _fold(data.series, position, keep)
+            data.series = _fold(data.series, position, keep, COMBINE[metric.aggregate])
         return data
 
     def _keep(self, metric: MetricSpec, label: str, position: int, data: MetricData, values: set[str]) -> set[str]:
+        # Rank label values by the metric's own aggregate: the largest sums, the latest timestamps
+        # (max), the smallest values (min) are the ones worth a series of their own.
+        combine = COMBINE[metric.aggregate]
         weights: dict[str, float] = {}
         for key, value in data.series.items():
             weight = value.counts[-1] if isinstance(value, Histogram) else value
-            weights[key[position]] = weights.get(key[position], 0.0) + weight
-        ranked = sorted(values, key=lambda v: (-weights[v], v))
+            value_of = key[position]
+            weights[value_of] = combine(weights[value_of], weight) if value_of in weights else weight
+        sign = 1 if metric.aggregate == "min" else -1
+        ranked = sorted(values, key=lambda v: (sign * weights[v], v))
         cap = next(l.cap for l in metric.labels if l.name == label)
         if metric.type != "counter":
             return set(ranked[:cap])
-        admitted = self._admitted.setdefault((metric.name, label), set())
+        admitted = self.dropped.admitted(metric.name, label)
         for value in ranked:
             if len(admitted) >= cap:
                 break
@@ -231,8 +239,10 @@ def _empty(metric: MetricSpec) -> MetricData:
                       metric.help, metric.label_names)
 
 
-def _fold(series: dict[tuple[str, ...], Any], position: int, keep: set[str]) -> dict[tuple[str, ...], Any]:
-    """Re-key series whose label at ``position`` is not kept under ``other``, summing them."""
+def _fold(series: dict[tuple[str, ...], Any], position: int, keep: set[str],
+          combine: Callable[[float, float], float]) -> dict[tuple[str, ...], Any]:
+    """Re-key series whose label at ``position`` is not kept under ``other``, combining them
+    (sum for counts, max or min for timestamps and ages; histograms merge bucket by bucket)."""
     folded: dict[tuple[str, ...], Any] = {}
     for key, value in series.items():
         if key[position] not in keep:
@@ -242,5 +252,5 @@ def _fold(series: dict[tuple[str, ...], Any], position: int, keep: set[str]) -> 
         elif isinstance(value, Histogram):
             folded[key].merge(value)
         else:
-            folded[key] += value
+            folded[key] = combine(folded[key], value)
     return folded

@@ -9,14 +9,14 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from exporter import __version__
-from exporter.shaping import DroppedSeries
+from exporter.shaping import CapMemory
 from exporter.snapshot import DURATION_BUCKETS, Snapshot
 
 
 class SelfCollector(Collector):
     """Build info, database reachability, per-job durations, errors and last success, dropped series."""
 
-    def __init__(self, snapshot: Snapshot, dropped: DroppedSeries, database_up: Callable[[], bool | None],
+    def __init__(self, snapshot: Snapshot, dropped: CapMemory, database_up: Callable[[], bool | None],
                  reload_ok: Callable[[], bool] = lambda: True):
         self.snapshot = snapshot
         self.dropped = dropped

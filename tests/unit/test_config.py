@@ -112,3 +112,14 @@ def test_durations(text, seconds):
 def test_macros_expand_per_dialect(dialect, expected):
     from exporter.config import expand_macros
     assert expand_macros("FROM $scan(sites) WHERE $epoch(s.t)", dialect) == expected
+
+
+def test_config_defaults_win_over_the_packs_own_but_not_over_a_query(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text("defaults: {interval: 30s, cardinality_cap: 50}\n")
+    queries = {q.name: q for q in load_config(path).queries}
+    assert queries["sites"].interval == 30  # the pack's default of 60 s gives way
+    assert queries["sites"].timeout == 20  # not set in the config: the pack's default stands
+    assert queries["sites"].metrics[0].labels[0].cap == 50
+    assert queries["keywords"].interval == 300  # set on the query itself
+    assert queries["cron_jobs"].metrics[0].labels[0].cap == 200

@@ -217,3 +217,38 @@ def test_reload_keeps_values_readiness_and_error_counts(make_db, tmp_path):
     assert value(fams, "pipeline_exporter_query_errors_total", query="broken") == 1
     assert value(fams, "pipeline_exporter_config_last_reload_successful") == 1
     exporter.stop()
+
+
+def test_the_cap_folds_timestamps_with_max_not_a_sum(make_db):
+    errors = [{"source": f"api{i:02d}", "stage": "fetch", "status_code": 429, "url": "u", "created_at": ago(100 + i)}
+              for i in range(25)]
+    fams = scrape(make_db({"http_errors": errors}))
+    last = series(fams, "pipeline_http_error_last_timestamp_seconds")
+    assert len(last) == 21
+    # The 20 most recent sources keep their own series; "other" is the latest of the rest.
+    assert last[(("code", "429"), ("source", "other"))] == NOW_TS - 120
+    assert last[(("code", "429"), ("source", "api00"))] == NOW_TS - 100
+    assert all(v <= NOW_TS for v in last.values())
+    assert series(fams, "pipeline_http_errors_total")[(("code", "429"), ("source", "other"), ("stage", "fetch"))] == 5
+
+
+def test_a_reload_keeps_the_values_a_counter_cap_admitted(make_db, tmp_path):
+    config = write_config(tmp_path, """
+        queries:
+          opt_outs:
+            sql: SELECT channel, COUNT(*) AS n FROM opt_outs GROUP BY channel
+            metrics:
+              - {name: pipeline_opt_outs_total, type: counter, help: Opt-outs., value: n,
+                 labels: [{name: channel, cap: 2}]}
+        """)
+    db = make_db({"opt_outs": [{"channel": c, "contact": "x"} for c in ["a"] * 3 + ["b"] * 2 + ["c"]]})
+    exporter = make_exporter(db, config)
+    exporter.pipeline.scheduler.run_once()
+    import sqlite3
+    with sqlite3.connect(db) as conn:
+        conn.executemany("INSERT INTO opt_outs (channel, contact) VALUES (?, 'x')", [("c",)] * 5)
+    assert exporter.reload()
+    exporter.pipeline.scheduler.run_once()
+    assert series(families(exporter.registry), "pipeline_opt_outs_total") == {
+        (("channel", "a"),): 3, (("channel", "b"),): 2, (("channel", "other"),): 6}
+    exporter.stop()

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import EPOCH_SQL, LabelSpec, MetricSpec, QuerySpec, expand_macros
 from exporter.db import Result
-from exporter.shaping import MAX_LABEL_LENGTH, OTHER, DroppedSeries, Histogram, Shaper, bucket_case, label_value
+from exporter.shaping import MAX_LABEL_LENGTH, OTHER, CapMemory, Histogram, Shaper, bucket_case, label_value
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 raw_values = st.one_of(st.none(), st.text(), st.binary(), st.integers(), st.floats(allow_nan=True))
@@ -63,7 +63,7 @@ rows_strategy = st.lists(st.tuples(st.sampled_from([f"v{i}" for i in range(60)] 
        st.integers(min_value=1, max_value=2))
 def test_caps_bound_the_series_and_preserve_totals(rows, cap, metric_type, labels):
     query = spec(metric_type, cap, labels)
-    dropped = DroppedSeries()
+    dropped = CapMemory()
     shaper = Shaper(query, dropped)
     data = shaper.shape([Result(columns=["a", "b", "v"], rows=rows)])[0]
     for position in range(labels):
@@ -122,7 +122,7 @@ def test_histogram_bucketing_in_sqlite_equals_brute_force(bounds, observations):
                         value="v", buckets=bounds)
     query = QuerySpec(name="h", sql={"default": "SELECT l, v FROM obs"}, interval=60, timeout=10,
                       stale_after=180, metrics=(metric,), source="<test>")
-    shaper = Shaper(query, DroppedSeries())
+    shaper = Shaper(query, CapMemory())
     with sqlite3.connect(":memory:") as conn:
         conn.execute("CREATE TABLE obs (l TEXT, v REAL)")
         conn.executemany("INSERT INTO obs VALUES (?, ?)", observations)
