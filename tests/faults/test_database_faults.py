@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -91,21 +90,20 @@ def test_half_applied_migration_fails_only_the_queries_it_touches(tmp_path):
 
 
 WRITER = r"""
-import json, sqlite3, sys, time
-db, mode, hold, rows = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+import sqlite3, sys, time
+db, mode, rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
 conn = sqlite3.connect(db, timeout=0, isolation_level=None)  # timeout 0: any lock conflict fails at once
-report = {"begin": [], "commit": []}
-t = time.monotonic(); conn.execute(f"BEGIN {mode}"); report["begin"].append(time.monotonic() - t)
+conn.execute(f"BEGIN {mode}")
 conn.executemany("INSERT INTO sites (domain, status) VALUES (?, 'found')", [(f"w{i}",) for i in range(rows)])
 print("HOLDING", flush=True)
-time.sleep(hold)  # a long transaction of the pipeline, e.g. a batch import
-t = time.monotonic(); conn.execute("COMMIT"); report["commit"].append(time.monotonic() - t)
+sys.stdin.readline()  # a long transaction of the pipeline, e.g. a batch import, held until the test says
+conn.execute("COMMIT")
 for i in range(50):  # then many short transactions while the exporter keeps reading
-    t = time.monotonic(); conn.execute(f"BEGIN {mode}"); report["begin"].append(time.monotonic() - t)
+    conn.execute(f"BEGIN {mode}")
     conn.execute("INSERT INTO sites (domain, status) VALUES (?, 'found')", (f"x{i}",))
-    t = time.monotonic(); conn.execute("COMMIT"); report["commit"].append(time.monotonic() - t)
+    conn.execute("COMMIT")
     time.sleep(0.02)
-print(json.dumps(report), flush=True)
+print("DONE", flush=True)
 """
 
 
@@ -114,25 +112,30 @@ def test_a_long_write_transaction_never_blocks_scrapes_or_the_writer(tmp_path):
     for mode, rows in (("IMMEDIATE", 1000), ("EXCLUSIVE", 500)):
         with exporter(tmp_path, db, fast_config(tmp_path)) as svc:
             before = svc.value("fault_sites")
-            writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), mode, "3", str(rows)],
-                                      stdout=subprocess.PIPE, text=True)
+            writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), mode, str(rows)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             try:
                 assert writer.stdout.readline().strip() == "HOLDING"
-                scrapes, held_until = [], time.monotonic() + 3
-                while time.monotonic() < held_until:
-                    t = time.monotonic()
-                    samples = svc.samples()
-                    scrapes.append(time.monotonic() - t)
-                    assert samples[("fault_sites", ())] == before, "uncommitted rows are never seen"
-                    assert samples[("fault_opt_outs", (("channel", "email"),))] == 1
-                report = json.loads(writer.communicate(timeout=60)[0])
+                runs = svc.value("pipeline_exporter_query_duration_seconds_count", query="site_count")
+                seen = []
+
+                def exporter_read_through_the_lock() -> bool:
+                    samples = svc.samples()  # each scrape answers (10 s request timeout) while the lock is held
+                    seen.append((samples[("fault_sites", ())], samples[("fault_opt_outs", (("channel", "email"),))]))
+                    done = samples[("pipeline_exporter_query_duration_seconds_count", (("query", "site_count"),))]
+                    return done >= runs + 3
+
+                # The exporter's own queries keep completing against the locked database, without errors.
+                wait_for(exporter_read_through_the_lock, timeout=30, what="3 runs of site_count during the write")
+                assert set(seen) == {(before, 1)}, "uncommitted rows are never seen"
+                assert svc.value("pipeline_exporter_query_errors_total", query="site_count") == 0
+                out, _ = writer.communicate("commit\n", timeout=60)
             finally:
                 if writer.poll() is None:
                     writer.kill()
                     writer.wait(10)
-            assert writer.returncode == 0, "the writer never met a lock held by the exporter (busy timeout 0)"
-            assert len(scrapes) >= 10 and max(scrapes) < 1.0, scrapes
-            assert max(report["commit"]) < 0.5 and max(report["begin"]) < 0.5, report
+            assert writer.returncode == 0 and out.strip() == "DONE", \
+                "the writer never met a lock held by the exporter (busy timeout 0)"
             wait_for(lambda: svc.value("fault_sites") == before + rows + 50, timeout=10, what="values after commit")
             assert svc.value("pipeline_exporter_query_errors_total", query="site_count") == 0
             assert svc.value("pipeline_exporter_database_up") == 1
@@ -204,8 +207,8 @@ def test_a_slow_query_is_cancelled_in_the_database(tmp_path):
     with exporter(tmp_path, db, config) as svc:
         # Ready: every job ran once, so the runaway statement has already been stopped.
         assert svc.value("pipeline_exporter_query_errors_total", query="runaway") == 1
-        duration = svc.value("pipeline_exporter_query_duration_seconds_sum", query="runaway")
-        assert 0.9 <= duration < 2.0, duration
+        wait_for(lambda: 'msg="job failing" job=runaway kind=timeout' in svc.log_text(), timeout=10,
+                 what="the runaway statement failing as a timeout, not as a database error")
         # The statement really stopped: the process is almost idle afterwards, not spinning in SQLite.
         cpu, t = cpu_seconds(svc.proc.pid), time.monotonic()
         last = svc.value("pipeline_exporter_query_last_success_timestamp_seconds", query="site_count")
