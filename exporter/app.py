@@ -16,7 +16,7 @@ from exporter.collectors.self import SelfCollector
 from exporter.collectors.snapshot import SnapshotCollector
 from exporter.config import Config, load_config, mask_url
 from exporter.db import Database
-from exporter.errors import ConfigError, QueryError
+from exporter.errors import QueryError
 from exporter.jobs import build_jobs, probe_columns
 from exporter.scheduler import Scheduler
 from exporter.shaping import CapMemory
@@ -38,21 +38,23 @@ class Pipeline:
         self.snapshot = Snapshot([job.info for job in self.jobs], clock)
         self.scheduler = Scheduler(self.jobs, self.snapshot, clock, workers=config.max_concurrent_queries)
 
-    def probe(self) -> int:
-        """Check every query's result columns when the database answers; return how many were checked.
+    def probe(self) -> tuple[int, dict[str, str]]:
+        """Check every query's result columns when the database answers.
 
-        A ConfigError (a metric reads a column the query does not return) propagates; a database
-        that is down or half-migrated is left to the scheduler, which reports it per query.
+        Returns how many were checked and the errors of queries the database refused (bad SQL, a
+        missing table). A ConfigError (a metric reads a column the query does not return)
+        propagates; a database that does not answer leaves the rest to the scheduler.
         """
-        checked = 0
+        checked, failed = 0, {}
         for query in self.config.queries:
             try:
                 probe_columns(query, self.db, dict(self.config.parameters))
                 checked += 1
             except QueryError as exc:
                 if exc.kind == "connection":
-                    return checked
-        return checked
+                    break
+                failed[query.name] = str(exc)
+        return checked, failed
 
     def start(self) -> None:
         self.scheduler.start()
@@ -107,20 +109,26 @@ class Exporter:
     def reload(self) -> bool:
         """Load the config again; on any error keep the running one and report the failure."""
         with self._lock:
+            new = None
             try:
                 new = Pipeline(load_config(self.config_path, self.overrides), self.clock, self.pipeline.dropped)
                 new.probe()
-            except (ConfigError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever went wrong, the running config stays
+                if new is not None:
+                    new.db.close()
                 self.reload_ok = False
                 log.error("reload failed, keeping the running configuration", extra={"error": str(exc)})
                 return False
-            new.snapshot.adopt(self.pipeline.snapshot)
-            if new.config.database_url == self.pipeline.config.database_url:
-                new.db.up = self.pipeline.db.up  # same database: still as reachable as it was
-            old, self.pipeline = self.pipeline, new
+            # Stop the old collection first, so that no run lands in the old snapshot after its
+            # states are taken over; scrapes keep reading the old snapshot until the swap.
+            old = self.pipeline
+            old.stop()
+            new.snapshot.adopt(old.snapshot)
+            if new.config.database_url == old.config.database_url:
+                new.db.up = old.db.up  # same database: still as reachable as it was
+            self.pipeline = new
             self.reload_ok = True
             new.start()
-            old.stop()
             log.info("configuration reloaded", extra={"queries": len(new.config.queries)})
             return True
 

@@ -54,13 +54,16 @@ def run_parser() -> argparse.ArgumentParser:
 def demo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pipeline-exporter demo-db",
                                      description="Write a realistic demo pipeline database.")
-    parser.add_argument("path", type=Path, nargs="?", help="SQLite file to write (replaced if it exists)")
+    parser.add_argument("path", type=Path, nargs="?",
+                        help="SQLite file to write (an existing file is refused unless --force)")
     parser.add_argument("--database-url", dest="database_url",
                         help="fill a PostgreSQL or MySQL database instead of a SQLite file")
     parser.add_argument("--sites", type=int, default=20_000, help="number of sites (default 20000)")
     parser.add_argument("--seed", type=int, default=333, help="random seed (default 333)")
     parser.add_argument("--files-dir", dest="files_dir", type=Path,
                         help="also write coverage/coverage-summary.json and test-results/e2e-junit.xml here")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing SQLite file, or delete the rows already in the pipeline tables")
     return parser
 
 
@@ -86,12 +89,17 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_CONFIG
     try:
         exporter = Exporter(args.config_file, overrides)
-        checked = exporter.pipeline.probe()
+        checked, failed = exporter.pipeline.probe()
     except (ConfigError, ValueError) as exc:
         print(f"pipeline-exporter: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     config = exporter.pipeline.config
     if args.check_config:
+        for query, error in failed.items():
+            print(f"pipeline-exporter: {config.source}: queries.{query}: the database refused it: {error}",
+                  file=sys.stderr)
+        if failed:
+            return EXIT_CONFIG
         print(f"configuration OK: {len(config.queries)} queries from {config.source}; "
               f"columns checked for {checked} against {mask_url(config.database_url)}")
         return 0
@@ -131,14 +139,19 @@ def demo_main(argv: list[str]) -> int:
     args = demo_parser().parse_args(argv)
     from exporter import demo
 
-    if args.database_url:
-        counts = demo.build_demo_url(args.database_url, sites=args.sites, seed=args.seed)
-        target = mask_url(args.database_url)
-    elif args.path:
-        counts = demo.build_demo(args.path, sites=args.sites, seed=args.seed, files_dir=args.files_dir)
-        target = str(args.path)
-    else:
-        print("pipeline-exporter demo-db: give a PATH or --database-url", file=sys.stderr)
+    try:
+        if args.database_url:
+            counts = demo.build_demo_url(args.database_url, sites=args.sites, seed=args.seed, force=args.force)
+            target = mask_url(args.database_url)
+        elif args.path:
+            counts = demo.build_demo(args.path, sites=args.sites, seed=args.seed, files_dir=args.files_dir,
+                                     force=args.force)
+            target = str(args.path)
+        else:
+            print("pipeline-exporter demo-db: give a PATH or --database-url", file=sys.stderr)
+            return EXIT_CONFIG
+    except demo.DemoTargetNotEmpty as exc:  # an existing file or filled tables, without --force
+        print(f"pipeline-exporter demo-db: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.files_dir and args.database_url:
         demo.write_demo_files(args.files_dir, seed=args.seed)

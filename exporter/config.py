@@ -609,18 +609,16 @@ def _read_checks(node: Node) -> ChecksConfig:
 
 
 def _check_metric_consistency(queries: list[QuerySpec]) -> None:
-    """A metric fed by several queries must have one type, help and label set."""
-    seen: dict[str, tuple[MetricSpec, QuerySpec]] = {}
+    """Each metric is fed by one query: two would each cap and aggregate on their own, and their
+    series would overwrite each other. (UNION the rows in one query instead.)"""
+    seen: dict[str, QuerySpec] = {}
     for query in queries:
-        for metric in query.metrics:
-            if metric.name in seen:
-                first, first_query = seen[metric.name]
-                if (first.type, first.label_names) != (metric.type, metric.label_names):
-                    raise ConfigError(query.source, f"queries.{query.name}.metrics",
-                                      f"metric {metric.name} differs in type or labels from the one in query "
-                                      f"{first_query.name}")
-            else:
-                seen[metric.name] = (metric, query)
+        for i, metric in enumerate(query.metrics):
+            if metric.name in seen and seen[metric.name].name != query.name:
+                raise ConfigError(query.source, f"queries.{query.name}.metrics[{i}]",
+                                  f"metric {metric.name} is already fed by query {seen[metric.name].name}; "
+                                  "a metric comes from one query (UNION the rows there)")
+            seen[metric.name] = query
 
 
 def check_result_columns(query: QuerySpec, columns: list[str]) -> None:

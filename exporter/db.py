@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -12,7 +13,7 @@ from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from exporter.errors import QueryError
@@ -54,12 +55,16 @@ class Database:
         self.up: bool | None = None  # None until the first connection attempt
         self._running: set[sqlite3.Connection] = set()  # SQLite statements in flight, for interrupt()
         self._running_lock = threading.Lock()
+        self._closing = False  # set by interrupt(): statements starting afterwards stop at once
         self._is_mariadb = False
         try:
             self.engine = self._create_engine(pool_size, connect_timeout)
         except ModuleNotFoundError as exc:
             raise ValueError(f"the {self.dialect} driver is not installed ({exc.name}); "
                              f"pip install 'pipeline-exporter[{self.dialect}]'") from None
+        except NoSuchModuleError:
+            raise ValueError(f"unknown database driver in {self.url.drivername!r}; use e.g. "
+                             "postgresql+psycopg2:// or mysql+pymysql://") from None
 
     # ------------------------------------------------------------------ engine
 
@@ -106,8 +111,10 @@ class Database:
         self.engine.dispose()
 
     def interrupt(self) -> None:
-        """Cut short every SQLite statement in flight (at shutdown; servers have statement timeouts)."""
+        """Cut short every SQLite statement in flight, and any that starts later (at shutdown;
+        servers have statement timeouts)."""
         with self._running_lock:
+            self._closing = True
             for raw in self._running:
                 raw.interrupt()
 
@@ -159,7 +166,8 @@ class Database:
         if self.dialect == "sqlite":
             deadline = time.monotonic() + timeout
             raw = conn.connection.driver_connection
-            raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, PROGRESS_STEPS)
+            raw.set_progress_handler(lambda: 1 if self._closing or time.monotonic() > deadline else 0,
+                                     PROGRESS_STEPS)
             with self._running_lock:
                 self._running.add(raw)
         elif self.dialect == "postgresql":
@@ -221,8 +229,16 @@ def is_corruption(message: str) -> bool:
     return any(s in message for s in ("malformed", "not a database", "corrupt"))
 
 
+QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+
+
 def safe_message(exc: BaseException) -> str:
-    """The driver's own first line of an error, without SQL text or bound values."""
+    """The driver's own first line of an error, without SQL text, bound values or quoted literals.
+
+    A server may quote the offending value ('invalid input syntax for type integer: "jane@..."'),
+    and that value can be personal data: every quoted part is replaced by "…".
+    """
     orig = getattr(exc, "orig", None) or exc
     first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    return f"{type(orig).__name__}: {first[:300]}"
+    scrubbed = QUOTED.sub('"…"', first)
+    return f"{type(orig).__name__}: {scrubbed[:300]}"

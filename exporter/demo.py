@@ -22,6 +22,9 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
+from exporter.config import mask_url
+from exporter.errors import DemoTargetNotEmpty
+
 SCHEMA_DIR = Path(__file__).with_name("schema")
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
@@ -237,9 +240,16 @@ class _Outreach(NamedTuple):
 
 
 def build_demo(path: Path, *, sites: int = 20_000, seed: int = 333, now: datetime | None = None,
-               files_dir: Path | None = None) -> dict[str, int]:
-    """Write a demo SQLite database at path (replacing any file there); return row counts per table."""
+               files_dir: Path | None = None, force: bool = False) -> dict[str, int]:
+    """Write a demo SQLite database at path; return row counts per table.
+
+    An existing file there (perhaps the real pipeline database) is replaced only with ``force``;
+    without it DemoTargetNotEmpty is raised and nothing is touched.
+    """
     path = Path(path)
+    if not force and (path.exists() or path.is_symlink()):
+        raise DemoTargetNotEmpty(f"{path} already exists; refusing to replace it with demo data "
+                                 "(pass --force, or force=True, to overwrite it)")
     moment = _epoch(now)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.building")
@@ -259,8 +269,12 @@ def build_demo(path: Path, *, sites: int = 20_000, seed: int = 333, now: datetim
 
 
 def build_demo_url(database_url: str, *, sites: int = 20_000, seed: int = 333,
-                   now: datetime | None = None) -> dict[str, int]:
-    """Fill a PostgreSQL or MySQL/MariaDB database (tables created from the shipped DDL, existing rows of these tables deleted first) with the same rows."""
+                   now: datetime | None = None, force: bool = False) -> dict[str, int]:
+    """Fill a PostgreSQL or MySQL/MariaDB database (tables created from the shipped DDL) with the same rows.
+
+    If any pipeline table already holds rows, they are deleted first only with ``force``;
+    without it DemoTargetNotEmpty is raised and nothing is changed.
+    """
     url = _with_driver(make_url(database_url))
     backend = url.get_backend_name()
     if backend not in ("postgresql", "mysql", "mariadb"):
@@ -272,6 +286,10 @@ def build_demo_url(database_url: str, *, sites: int = 20_000, seed: int = 333,
     engine = sqlalchemy.create_engine(url)
     try:
         with engine.begin() as conn:
+            if not force and (filled := _tables_with_rows(conn)):
+                raise DemoTargetNotEmpty(
+                    f"{mask_url(database_url)} already has rows in {', '.join(filled)}; refusing to delete "
+                    "them for demo data (pass --force, or force=True, to overwrite them)")
             return _write_sqlalchemy(conn, ddl, iter_demo_rows(sites=sites, seed=seed,
                                                                now=_epoch(now), stamp=stamp))
     finally:
@@ -367,6 +385,14 @@ def _write_sqlite(path: Path, batches: Iterable[Batch]) -> dict[str, int]:
     finally:
         conn.close()
     return counts
+
+
+def _tables_with_rows(conn: sqlalchemy.Connection) -> list[str]:
+    """The pipeline tables that exist on the server and hold at least one row."""
+    present = set(sqlalchemy.inspect(conn).get_table_names())
+    return [name for name in TABLES if name in present
+            and conn.execute(sqlalchemy.select(sqlalchemy.literal(1)).select_from(sqlalchemy.table(name))
+                             .limit(1)).first() is not None]
 
 
 def _write_sqlalchemy(conn: sqlalchemy.Connection, ddl: list[str],

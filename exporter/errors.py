@@ -24,3 +24,7 @@ class QueryError(ExporterError):
     def __init__(self, kind: str, message: str):
         self.kind = kind
         super().__init__(message)
+
+
+class DemoTargetNotEmpty(ExporterError):
+    """demo-db refused to overwrite an existing SQLite file or pipeline tables that hold rows (no force)."""

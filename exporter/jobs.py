@@ -7,12 +7,12 @@ from typing import Any, Callable
 
 import psutil
 
-from exporter.config import Config, QuerySpec, check_result_columns
+from exporter.config import Config, LabelSpec, MetricSpec, QuerySpec, check_result_columns
 from exporter.db import Database
 from exporter.errors import QueryError
 from exporter.incremental import Incremental
 from exporter.scheduler import Job
-from exporter.shaping import CapMemory, MetricData, Shaper
+from exporter.shaping import CapMemory, Capper, MetricData, Shaper, label_value
 from exporter.snapshot import JobInfo
 from exporter.sources.reports import parse_coverage, parse_junit, read_bounded
 
@@ -67,20 +67,29 @@ def coverage_job(path: Path, interval: float, max_bytes: int) -> Job:
     return Job(JobInfo("coverage_report", "file", interval, interval * 3), run)
 
 
-def e2e_job(path: Path, interval: float, max_bytes: int) -> Job:
-    """End-to-end test counts per suite from the latest JUnit report."""
+E2E_TESTS = MetricSpec("pipeline_e2e_tests", "gauge", "Test cases in the latest end-to-end report, by suite and result.",
+                       (LabelSpec("suite", "suite", "unnamed"), LabelSpec("result", "result", cap=0)), value="n")
+E2E_DURATION = MetricSpec("pipeline_e2e_duration_seconds", "gauge",
+                          "Time the suite took in the latest end-to-end report.",
+                          (LabelSpec("suite", "suite", "unnamed"),), value="seconds")
+
+
+def e2e_job(path: Path, interval: float, max_bytes: int, memory: CapMemory) -> Job:
+    """End-to-end test counts per suite from the latest JUnit report; suite names are a capped label."""
+    capper = Capper(memory)
+    for spec in (E2E_TESTS, E2E_DURATION):
+        memory.register(spec.name)
 
     def run(_now: float) -> list[MetricData]:
         data, mtime = read_bounded(path, max_bytes)
-        suites = parse_junit(data, path)
+        suites = {label_value(name, "unnamed"): counts for name, counts in parse_junit(data, path).items()}
         tests = {}
         for suite, counts in suites.items():
             tests.update({(suite, "passed"): counts.passed, (suite, "failed"): counts.failed,
                           (suite, "skipped"): counts.skipped})
-        return [gauge("pipeline_e2e_tests", "Test cases in the latest end-to-end report, by suite and result.",
-                      ("suite", "result"), tests),
-                gauge("pipeline_e2e_duration_seconds", "Time the suite took in the latest end-to-end report.",
-                      ("suite",), {(s, ): c.seconds for s, c in suites.items()}),
+        durations = {(suite,): counts.seconds for suite, counts in suites.items()}
+        return [capper.cap(E2E_TESTS, gauge(E2E_TESTS.name, E2E_TESTS.help, E2E_TESTS.label_names, tests)),
+                capper.cap(E2E_DURATION, gauge(E2E_DURATION.name, E2E_DURATION.help, ("suite",), durations)),
                 gauge("pipeline_e2e_report_timestamp_seconds",
                       "Modification time of the end-to-end JUnit report, in Unix seconds.", (), {(): mtime})]
 
@@ -140,7 +149,7 @@ def build_jobs(config: Config, db: Database, dropped: CapMemory) -> list[Job]:
     """Every job the exporter runs for this config."""
     jobs = [query_job(query, db, dict(config.parameters), dropped) for query in config.queries]
     jobs.append(coverage_job(config.files.coverage, config.files.interval, config.files.max_bytes))
-    jobs.append(e2e_job(config.files.e2e_report, config.files.interval, config.files.max_bytes))
+    jobs.append(e2e_job(config.files.e2e_report, config.files.interval, config.files.max_bytes, dropped))
     jobs.append(database_size_job(db, config.checks.size_interval))
     if db.dialect == "sqlite":
         jobs.append(integrity_job(db, config.checks.integrity_interval, config.checks.integrity_timeout))

@@ -64,9 +64,11 @@ class Scheduler:
             self._log_change(name, *self.snapshot.record(name, started, time.monotonic() - t0,
                                                          error=str(exc), error_kind=kind), kind=kind)
         except Exception as exc:  # noqa: BLE001 - one broken job must never stop the others
-            log.exception("job crashed", extra={"job": name})
-            self.snapshot.record(name, started, time.monotonic() - t0,
-                                 error=f"{type(exc).__name__}: internal error", error_kind="internal")
+            previous, current = self.snapshot.record(name, started, time.monotonic() - t0,
+                                                     error=f"{type(exc).__name__}: internal error",
+                                                     error_kind="internal")
+            if current != previous:  # the traceback once, when the job starts crashing
+                log.exception("job crashed", extra={"job": name})
         else:
             self._log_change(name, *self.snapshot.record(name, started, time.monotonic() - t0, data=data))
 

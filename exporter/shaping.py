@@ -120,7 +120,8 @@ class Shaper:
 
     def __init__(self, query: QuerySpec, dropped: CapMemory):
         self.query = query
-        self.dropped = dropped
+        self.capper = Capper(dropped)
+        self.cap = self.capper.cap
         for metric in query.metrics:
             if any(label.cap > 0 for label in metric.labels):
                 dropped.register(metric.name)
@@ -194,7 +195,11 @@ class Shaper:
             hist.total += total
         return data
 
-    # ------------------------------------------------------------------ caps
+class Capper:
+    """Folds label values beyond a label's cap into ``other``; remembers admissions in a CapMemory."""
+
+    def __init__(self, memory: CapMemory):
+        self.dropped = memory
 
     def cap(self, metric: MetricSpec, data: MetricData) -> MetricData:
         """Fold label values beyond a cap into ``other`` (in place); counters keep the values once admitted."""

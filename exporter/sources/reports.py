@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -105,4 +106,4 @@ def _float(text: str | None) -> float:
         value = float(text) if text is not None else 0.0
     except ValueError:
         return 0.0
-    return value if value >= 0 and value == value else 0.0
+    return value if math.isfinite(value) and value >= 0 else 0.0

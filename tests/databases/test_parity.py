@@ -87,7 +87,7 @@ def test_column_probe_passes_on_the_server(server: Server, demo_database: str, t
     # --check-config wraps every query as SELECT * FROM (...) LIMIT 0 before the first run.
     exporter = make_exporter(server.url(demo_database), tmp_path)
     try:
-        assert exporter.pipeline.probe() == len(exporter.pipeline.config.queries)
+        assert exporter.pipeline.probe() == (len(exporter.pipeline.config.queries), {})
     finally:
         exporter.stop()
 

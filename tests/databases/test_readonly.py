@@ -51,7 +51,7 @@ def counts(server: Server, database: str) -> list[tuple]:
 def test_select_privileges_are_enough_for_every_query(reader: str, tmp_path: Path) -> None:
     exporter = make_exporter(reader, tmp_path)
     try:
-        assert exporter.pipeline.probe() == len(exporter.pipeline.config.queries)
+        assert exporter.pipeline.probe() == (len(exporter.pipeline.config.queries), {})
         exporter.pipeline.scheduler.run_once()
         failing = {s.info.name: s.error for s in exporter.snapshot.states()
                    if s.error and s.info.kind in ("query", "database")}

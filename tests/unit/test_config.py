@@ -123,3 +123,35 @@ def test_config_defaults_win_over_the_packs_own_but_not_over_a_query(tmp_path):
     assert queries["sites"].metrics[0].labels[0].cap == 50
     assert queries["keywords"].interval == 300  # set on the query itself
     assert queries["cron_jobs"].metrics[0].labels[0].cap == 200
+
+
+def test_check_config_fails_when_the_database_refuses_a_query(tmp_path, capsys, make_db):
+    path = tmp_path / "c.yml"
+    path.write_text(textwrap.dedent("""
+        packs: [method333]
+        queries:
+          typo:
+            sql: SELEC COUNT(*) AS n FROM sites
+            metrics: [{name: demo_n, type: gauge, help: N., value: n}]
+        """))
+    assert main(["--config.file", str(path), "--check-config", "--database-url", f"sqlite:///{make_db({})}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: queries.typo: the database refused it" in err and "syntax error" in err
+
+
+def test_an_unknown_driver_is_a_config_error(capsys):
+    assert main(["--check-config", "--database-url", "postgresql+nosuch://h/db"]) == 2
+    assert "unknown database driver" in capsys.readouterr().err
+
+
+def test_a_metric_comes_from_one_query(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text(textwrap.dedent("""
+        queries:
+          extra_sites:
+            sql: SELECT COUNT(*) AS n FROM sites
+            metrics: [{name: pipeline_keywords, type: gauge, help: K., value: n}]
+        """))
+    from exporter.errors import ConfigError
+    with pytest.raises(ConfigError, match=r"queries.extra_sites.metrics\[0\]: metric pipeline_keywords is already fed by query keywords"):
+        load_config(path)

@@ -16,7 +16,9 @@ import pytest
 import sqlalchemy
 
 from exporter.demo import (CRON_JOBS, FAILED_JOB, RUNNING_JOB, STALE_JOB, TABLES,
-                           UNKNOWN_STATUSES, build_demo, build_demo_url, write_demo_files)
+                           UNKNOWN_STATUSES, build_demo, build_demo_url, schema_statements, write_demo_files)
+from exporter.config import mask_url
+from exporter.errors import DemoTargetNotEmpty
 from tests.support.procs import IN_CI
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -135,12 +137,28 @@ def test_file_is_in_wal_mode_and_no_temp_file_is_left(built: tuple[Path, dict[st
     assert one(db, "PRAGMA integrity_check") == "ok"
 
 
-def test_build_replaces_an_existing_file_and_creates_the_folder(tmp_path: Path) -> None:
+def test_build_creates_the_folder(tmp_path: Path) -> None:
     path = tmp_path / "new" / "folder" / "sites.db"
-    path.parent.mkdir(parents=True)
+    assert build_demo(path, sites=10, now=NOW)["sites"] == 10
+    assert path.is_file()
+
+
+def test_build_refuses_an_existing_file_without_force(tmp_path: Path) -> None:
+    path = tmp_path / "sites.db"
+    path.write_bytes(b"perhaps the real pipeline database")
+    Path(f"{path}-wal").write_bytes(b"its wal")
+    with pytest.raises(DemoTargetNotEmpty, match=rf"{re.escape(str(path))} already exists.*--force"):
+        build_demo(path, sites=50, now=NOW)
+    assert path.read_bytes() == b"perhaps the real pipeline database"
+    assert Path(f"{path}-wal").read_bytes() == b"its wal"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sites.db", "sites.db-wal"], "no temp file left"
+
+
+def test_build_with_force_replaces_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "sites.db"
     path.write_bytes(b"not a database")
     Path(f"{path}-wal").write_bytes(b"stale wal of the old file")
-    counts = build_demo(path, sites=50, now=NOW)
+    counts = build_demo(path, sites=50, now=NOW, force=True)
     conn = sqlite3.connect(path)
     try:
         assert one(conn, "SELECT COUNT(*) FROM sites") == counts["sites"] == 50
@@ -185,7 +203,7 @@ def test_keywords_are_at_least_twenty_with_some_without_location(tmp_path: Path)
 def test_same_seed_and_now_give_the_same_rows(tmp_path: Path) -> None:
     def dump(seed: int, name: str) -> list[str]:
         path = tmp_path / name
-        build_demo(path, sites=300, seed=seed, now=NOW)
+        build_demo(path, sites=300, seed=seed, now=NOW, force=True)  # a.db is built twice
         conn = sqlite3.connect(path)
         try:
             return [repr(rows(conn, f"SELECT * FROM {t} ORDER BY 1")) for t in TABLES]
@@ -555,8 +573,8 @@ def test_server_gets_the_same_rows_as_sqlite(server_url: str,
                                              sqlite_reference: tuple[dict[str, int], list[tuple]]) -> None:
     counts, sites = sqlite_reference
     assert build_demo_url(server_url, sites=SERVER_SITES, now=NOW) == counts
-    # A second run replaces the rows instead of adding to them.
-    assert build_demo_url(server_url, sites=SERVER_SITES, now=NOW) == counts
+    # A second run with force replaces the rows instead of adding to them.
+    assert build_demo_url(server_url, sites=SERVER_SITES, now=NOW, force=True) == counts
     for table, n in counts.items():
         assert server_query(server_url, f"SELECT COUNT(*) FROM {table}") == [(n,)], table
     got = server_query(server_url, "SELECT id, domain, status, error_type, score FROM sites ORDER BY id")
@@ -568,6 +586,39 @@ def test_server_gets_the_same_rows_as_sqlite(server_url: str,
     for table, column in columns:
         found.setdefault(table, set()).add(column)
     assert found == CONTRACT
+
+
+def test_server_tables_with_rows_are_refused_without_force(server_url: str) -> None:
+    engine = sqlalchemy.create_engine(server_url)
+    try:
+        with engine.begin() as conn:  # the pipeline's own rows, in one table only
+            for statement in schema_statements("postgresql" if server_url.startswith("postgresql") else "mysql"):
+                conn.exec_driver_sql(statement)
+            conn.exec_driver_sql("INSERT INTO opt_outs (channel, contact) VALUES ('sms', 'real customer')")
+    finally:
+        engine.dispose()
+    # The refusal names the database with its password masked (the test servers ignore or lack one).
+    with_password = server_url.replace("postgres@", "postgres:s3cret@")
+    shown = mask_url(with_password).split("//", 1)[1]
+    with pytest.raises(DemoTargetNotEmpty, match=rf"{re.escape(shown)} already has rows in opt_outs;.*--force") as refused:
+        build_demo_url(with_password, sites=50, now=NOW)
+    assert "s3cret" not in str(refused.value)
+    assert server_query(server_url, "SELECT contact FROM opt_outs") == [("real customer",)]
+    assert server_query(server_url, "SELECT COUNT(*) FROM sites") == [(0,)]
+    counts = build_demo_url(server_url, sites=50, now=NOW, force=True)
+    assert server_query(server_url, "SELECT COUNT(*) FROM opt_outs") == [(counts["opt_outs"],)]
+    assert server_query(server_url, "SELECT COUNT(*) FROM opt_outs WHERE contact = 'real customer'") == [(0,)]
+
+
+def test_server_with_empty_pipeline_tables_needs_no_force(server_url: str) -> None:
+    engine = sqlalchemy.create_engine(server_url)
+    try:
+        with engine.begin() as conn:  # the shipped DDL applied, no rows yet: nothing to lose
+            for statement in schema_statements("postgresql" if server_url.startswith("postgresql") else "mysql"):
+                conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+    assert build_demo_url(server_url, sites=50, now=NOW)["sites"] == 50
 
 
 def test_server_timestamps_are_utc(server_url: str) -> None:
@@ -595,3 +646,22 @@ def test_postgresql_identities_continue_after_the_demo_rows(server_url: str) -> 
 def test_sqlite_urls_are_refused() -> None:
     with pytest.raises(ValueError, match="build_demo"):
         build_demo_url("sqlite:///demo.db", sites=10, now=NOW)
+
+
+def test_demo_db_command_refuses_an_existing_file_and_overwrites_with_force(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from exporter.cli import main
+
+    path = tmp_path / "sites.db"
+    path.write_bytes(b"the real pipeline database")
+    assert main(["demo-db", str(path), "--sites", "10"]) == 2
+    error = capsys.readouterr().err
+    assert f"pipeline-exporter demo-db: {path} already exists" in error and "--force" in error
+    assert path.read_bytes() == b"the real pipeline database"
+    assert main(["demo-db", str(path), "--sites", "10", "--force"]) == 0
+    assert "demo database written to" in capsys.readouterr().out
+    conn = sqlite3.connect(path)
+    try:
+        assert one(conn, "SELECT COUNT(*) FROM sites") == 10
+    finally:
+        conn.close()

@@ -252,3 +252,10 @@ def test_a_reload_keeps_the_values_a_counter_cap_admitted(make_db, tmp_path):
     assert series(families(exporter.registry), "pipeline_opt_outs_total") == {
         (("channel", "a"),): 3, (("channel", "b"),): 2, (("channel", "other"),): 6}
     exporter.stop()
+
+
+def test_error_messages_lose_the_values_a_server_quotes():
+    from exporter.db import safe_message
+    error = Exception('invalid input syntax for type integer: "jane.doe@example.com"\nLINE 1: SELECT ...')
+    assert safe_message(error) == 'Exception: invalid input syntax for type integer: "…"'
+    assert safe_message(Exception("no such table: opt_outs")) == "Exception: no such table: opt_outs"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.unit.conftest import scrape, value
+from tests.unit.conftest import scrape, series, value
 
 COVERAGE = {"total": {"lines": {"total": 200, "covered": 150, "skipped": 0, "pct": 75},
                       "statements": {"pct": 74.5}, "functions": {"pct": 60}, "branches": {"pct": "Unknown"}},
@@ -75,3 +75,23 @@ def test_oversized_report_is_refused_without_reading_it(make_db, tmp_path):
         handle.truncate(17 * 1024 * 1024)  # sparse: 17 MiB over the 16 MiB default limit
     fams = scrape(make_db({}), coverage=cov)
     assert value(fams, "pipeline_exporter_query_errors_total", query="coverage_report") == 1
+
+
+def test_suite_names_are_a_capped_label(make_db, tmp_path):
+    junit = tmp_path / "j.xml"
+    suites = "".join(f'<testsuite name="suite {i:02d}" tests="{i + 1}" failures="0" time="1"/>' for i in range(30))
+    junit.write_text(f"<testsuites>{suites}</testsuites>")
+    fams = scrape(make_db({}), e2e_report=junit)
+    passed = {dict(k)["suite"]: v for k, v in series(fams, "pipeline_e2e_tests").items() if dict(k)["result"] == "passed"}
+    assert len(passed) == 21 and passed["other"] == sum(range(1, 11)) and "suite 29" in passed
+    assert sum(passed.values()) == sum(range(1, 31))
+    assert value(fams, "pipeline_exporter_series_dropped_total", metric="pipeline_e2e_tests") == 10
+
+
+def test_infinite_counts_in_a_report_are_not_exported(make_db, tmp_path):
+    junit = tmp_path / "j.xml"
+    junit.write_text('<testsuite name="Email" tests="inf" failures="1" time="inf"/>')
+    fams = scrape(make_db({}), e2e_report=junit)
+    assert value(fams, "pipeline_e2e_tests", suite="Email", result="failed") == 1
+    assert value(fams, "pipeline_e2e_duration_seconds", suite="Email") == 0
+    assert value(fams, "pipeline_exporter_query_errors_total", query="e2e_report") == 0
