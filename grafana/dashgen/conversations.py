@@ -1,12 +1,15 @@
 """Conversations: totals, inbound, unread, sentiment, action items; channel/sentiment filters."""
 
 from .common import (BLUE, GREEN, ORANGE, RED, YELLOW, Row, bargauge, dashboard, i, or_zero,
-                     override, piechart, query_variable, stat, steps, t, table, tbl, text, timeseries,
-                     total)
+                     override, piechart, query_variable, sel, stat, steps, t, table, tbl, text,
+                     timeseries, total)
 
 CHANNEL = 'channel=~"$channel"'
 SENTIMENT = 'sentiment=~"$sentiment"'
 INBOUND = 'direction="inbound"'
+# Inbound messages on the selected channels and sentiments. Their sum over every sentiment only
+# grows; the unclassified series alone goes down as messages are classified.
+INBOUND_MESSAGES = sel("pipeline_conversation_messages_total", INBOUND, CHANNEL, SENTIMENT)
 
 
 def _unread(sentiment: str) -> str:
@@ -30,11 +33,13 @@ def build() -> dict:
              "whole history.",
              [i(or_zero(total("pipeline_conversation_messages_total", INBOUND, CHANNEL,
                               SENTIMENT)))], w=6),
-        stat("Inbound replies today", "Inbound messages received in the last 24 hours on the "
-             "selected channels and sentiments.",
-             [i(or_zero("sum(increase(pipeline_conversation_messages_total"
-                        '{instance=~"$instance", direction="inbound", channel=~"$channel", '
-                        'sentiment=~"$sentiment"}[1d]))'))], w=6),
+        stat("Inbound replies today", "Inbound messages on the selected channels and sentiments "
+             "now, less 24 hours ago. With every sentiment selected that is the messages "
+             "received in the last 24 hours; per sentiment it counts messages that got that "
+             "sentiment (classified today). Current totals, not increase(): unclassified "
+             "goes down as messages are classified.",
+             [i(or_zero(f"sum ({INBOUND_MESSAGES}) - (sum ({INBOUND_MESSAGES} offset 1d) or vector(0))"))],
+             w=6),
         stat("Unread messages", "Inbound messages not read yet (is_read = 0) on the selected "
              "channels and sentiments.",
              [i(or_zero(total("pipeline_conversation_messages_unread", CHANNEL, SENTIMENT)))],
@@ -63,11 +68,14 @@ def build() -> dict:
                  [i(total("pipeline_conversation_messages_total", INBOUND, CHANNEL, SENTIMENT,
                           by="channel, sentiment"), "{{channel}} {{sentiment}}")],
                  w=8, thresholds=steps(BLUE)),
-        timeseries("Inbound replies per day by sentiment", "Inbound messages per day, by "
-                   "sentiment: is the share of objections and negatives changing?",
+        timeseries("Inbound replies per day by sentiment", "Classified inbound messages per "
+                   "day, by sentiment: is the share of objections and negatives changing? "
+                   "Unclassified is left out: messages leave it when the classifier scores them, "
+                   "so its count goes down and increase() would misread that as a counter reset "
+                   "(the unread unclassified count is under Action items).",
                    [t("sum by (sentiment) (increase(pipeline_conversation_messages_total"
                       '{instance=~"$instance", direction="inbound", channel=~"$channel", '
-                      'sentiment=~"$sentiment"}[1d]))', "{{sentiment}}")],
+                      'sentiment=~"$sentiment", sentiment!="unclassified"}[1d]))', "{{sentiment}}")],
                    "short", w=24, h=7, bars=True, stack=True, interval="1h"),
     ])
     actions = Row("Action items", [

@@ -8,9 +8,15 @@ from .common import (BLUE, COVERAGE_ALERT, COVERAGE_TARGET, FORBIDDEN_PER_HOUR, 
 CRON_KEYS = "job, instance, cron_job"
 CODE_403, CODE_429, CODE_503 = 'code="403"', 'code="429"', 'code="503"'
 SINCE_LAST_RUN = f"time() - {sel('pipeline_cron_job_last_run_timestamp_seconds')}"
-# Same rule as the CronJobStale alert: an enabled job that has not started for 2 × its interval.
-OVERDUE = (f"(({SINCE_LAST_RUN}) > bool (2 * {sel('pipeline_cron_job_expected_interval_seconds')}))"
-           f" * on({CRON_KEYS}) {sel('pipeline_cron_job_enabled')}")
+# Same rule as the CronJobStale alert: an enabled job that has not started for 2 × its interval,
+# or one that has never run (no last-run series: the enabled flag itself, 1 or 0).
+OVERDUE = (f"((({SINCE_LAST_RUN}) > bool (2 * {sel('pipeline_cron_job_expected_interval_seconds')}))"
+           f" * on({CRON_KEYS}) {sel('pipeline_cron_job_enabled')})"
+           f" or ({sel('pipeline_cron_job_enabled')} unless on({CRON_KEYS})"
+           f" {sel('pipeline_cron_job_last_run_timestamp_seconds')})")
+# Runs leave status "running" when they finish, so that series goes down: increase() would read
+# it as a counter reset. Only finished statuses are counted; running runs are a gauge.
+FINISHED = 'status=~"success|failed"'
 
 
 def _cell_colours(column: str, mapping: dict) -> dict:
@@ -26,7 +32,7 @@ def build() -> dict:
                         f"and on({CRON_KEYS}) {sel('pipeline_cron_job_enabled')} == 1)"))],
              w=6, h=4, color_mode="background", thresholds=steps(GREEN, (1, RED))),
         stat("Overdue jobs", "Enabled cron jobs that have not started for more than twice "
-             "their expected interval (CronJobStale).",
+             "their expected interval, or have never run (CronJobStale).",
              [i(or_zero(f"count(({OVERDUE}) == 1)"))], w=6, h=4, color_mode="background",
              thresholds=steps(GREEN, (1, ORANGE))),
         stat("Running now", "Cron job runs in status running.",
@@ -35,8 +41,8 @@ def build() -> dict:
         firing_alerts_stat(w=6, h=4),
         table("Cron job status", "One row per cron job: what it does, how long ago it last "
               "started, whether its latest finished run failed, and whether it is overdue "
-              "(enabled and not started for more than twice its expected interval, as the "
-              "CronJobStale alert).",
+              "(enabled and not started for more than twice its expected interval, or never "
+              "run, as the CronJobStale alert).",
               [tbl(sel("pipeline_cron_job_info")),
                tbl(SINCE_LAST_RUN),
                tbl(sel("pipeline_cron_job_last_run_failed")),
@@ -57,9 +63,10 @@ def build() -> dict:
                                                    1: ("overdue", ORANGE)}),
                          _cell_colours("Enabled", {0: ("disabled", "text"),
                                                    1: ("enabled", BLUE)})]),
-        timeseries("Cron runs per hour by result", "Cron job runs logged per hour, by status "
-                   "(success, failed, running).",
-                   [t(f"sum by (status) (increase({sel('pipeline_cron_job_runs_total')}[1h]))",
+        timeseries("Cron runs per hour by result", "Finished cron job runs logged per hour, by "
+                   "result (success, failed). Runs still going are not counted here: they leave "
+                   "status running when they finish, so that count goes down; see Running now.",
+                   [t(f"sum by (status) (increase({sel('pipeline_cron_job_runs_total', FINISHED)}[1h]))",
                       "{{status}}")], "short", w=12, h=8, bars=True, stack=True,
                    interval="1h"),
         bargauge("Run duration (90th percentile)", "90th percentile of finished runs' duration "

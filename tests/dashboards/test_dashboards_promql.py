@@ -38,6 +38,9 @@ WHOLE_HISTORY = {
     ("pipeline-conversations", "Sentiment breakdown"): "all inbound messages per sentiment and "
                                                        "their share",
     ("pipeline-conversations", "Sentiment by channel"): "all inbound messages per channel",
+    ("pipeline-conversations", "Inbound replies today"): "total now less total 24 h ago: the "
+                                                         "unclassified series goes down, so no "
+                                                         "increase()",
     ("pipeline-compliance", "Email opt-outs"): "all email opt-outs (old page's key metric)",
     ("pipeline-compliance", "SMS opt-outs"): "all SMS opt-outs (old page's key metric)",
     ("pipeline-compliance", "Total opt-outs"): "all opt-outs (old page's key metric)",
@@ -145,6 +148,47 @@ def test_counters_are_read_through_rate_or_increase(dashboards):
                             f"with a reason only if the total is the answer: {unexpected}")
     stale = sorted(WHOLE_HISTORY.keys() - bare)
     assert not stale, f"WHOLE_HISTORY entries that no longer read a bare counter: {stale}"
+
+
+# Counter series that go DOWN: rows leave that label value (a run finishes, a message gets
+# classified). rate()/increase() would read each decrease as a counter reset and over-count, so
+# a selector of these inside them must exclude the value. metric -> (label, value).
+DECREASING = {
+    "pipeline_cron_job_runs_total": ("status", "running"),
+    "pipeline_conversation_messages_total": ("sentiment", "unclassified"),
+}
+
+
+def admits(matcher: Any, value: str) -> bool:
+    """Whether a label matcher lets a series with this label value through."""
+    op = matcher.op
+    if op == promql.MatchOp.Equal:
+        return value == matcher.value
+    if op == promql.MatchOp.NotEqual:
+        return value != matcher.value
+    matched = re.fullmatch(matcher.value, value) is not None
+    return matched if op == promql.MatchOp.Re else not matched
+
+
+def test_series_that_go_down_are_never_read_through_rate_or_increase(dashboards):
+    bad = []
+    for uid, where, expr in all_queries(dashboards):
+        for node, inside in selectors(expr):
+            if node.name in DECREASING and COUNTER_FUNCTIONS & set(inside):
+                label, value = DECREASING[node.name]
+                if all(admits(m, value) for m in node.matchers.matchers if m.name == label):
+                    bad.append(f'{uid} {where}: {node.name} without excluding {label}="{value}"')
+    assert not bad, "\n".join(bad)
+
+
+def test_the_decreasing_series_check_catches_an_unfiltered_selector():
+    """Guard against a vacuous pass: the check above must flag these."""
+    for expr in ('increase(pipeline_cron_job_runs_total{instance=~"$instance"}[1h])',
+                 'rate(pipeline_conversation_messages_total{sentiment=~"$sentiment"}[5m])'):
+        flagged = [node for node, inside in selectors(expr)
+                   if all(admits(m, DECREASING[node.name][1]) for m in node.matchers.matchers
+                          if m.name == DECREASING[node.name][0])]
+        assert flagged, expr
 
 
 @pytest.mark.parametrize("title, levels", [
