@@ -87,8 +87,9 @@ SOURCES: dict[str, Source] = {
         "conversations", "$epoch(created_at)",
         {"channel": "channel", "direction": "direction",
          "sentiment": "CASE WHEN direction = 'outbound' THEN 'none' ELSE sentiment END"}, {"n": "count"}),
+    # Finished runs only, as the live counter: a run still going is not a run of any result yet.
     "cron_job_runs": Source("cron_job_logs", "$epoch(started_at)", {"cron_job": "job_name", "status": "status"},
-                            {"n": "count"}),
+                            {"n": "count"}, "COALESCE(status, '') <> 'running'"),
 }
 
 # Counter -> {value of its `values` label (None for a plain `value`): (source, aggregate key)}.
