@@ -239,6 +239,9 @@ def safe_message(exc: BaseException) -> str:
     and that value can be personal data: every quoted part is replaced by "…".
     """
     orig = getattr(exc, "orig", None) or exc
-    first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    args = getattr(orig, "args", ())
+    # MySQL drivers render (code, "message"): quote-scrubbing that whole text would leave nothing.
+    text = f"{args[1]} (error {args[0]})" if len(args) == 2 and isinstance(args[0], int) else str(orig)
+    first = text.strip().splitlines()[0] if text.strip() else type(orig).__name__
     scrubbed = QUOTED.sub('"…"', first)
     return f"{type(orig).__name__}: {scrubbed[:300]}"

@@ -259,3 +259,5 @@ def test_error_messages_lose_the_values_a_server_quotes():
     error = Exception('invalid input syntax for type integer: "jane.doe@example.com"\nLINE 1: SELECT ...')
     assert safe_message(error) == 'Exception: invalid input syntax for type integer: "…"'
     assert safe_message(Exception("no such table: opt_outs")) == "Exception: no such table: opt_outs"
+    mysql = Exception(1792, "Cannot execute statement in a READ ONLY transaction")
+    assert safe_message(mysql) == "Exception: Cannot execute statement in a READ ONLY transaction (error 1792)"
