@@ -30,7 +30,9 @@ def test_cap_folds_the_smallest_values_into_other_and_counts_them(make_db, tmp_p
     assert value(fams, "pipeline_exporter_series_dropped_total", metric="pipeline_site_errors") == 10
 
 
-def test_counter_cap_keeps_admitted_values_so_other_never_goes_down(make_db, tmp_path):
+def capped_opt_outs(make_db, tmp_path):
+    """An exporter whose opt-out counter keeps 2 channels (a: 3, b: 2, c: 1), after one run,
+    and a function that adds ``n`` opt-outs of channel c, which then grows past b."""
     config = write_config(tmp_path, """
         queries:
           opt_outs:
@@ -42,11 +44,20 @@ def test_counter_cap_keeps_admitted_values_so_other_never_goes_down(make_db, tmp
     db = make_db({"opt_outs": [{"channel": c, "contact": "x"} for c in ["a"] * 3 + ["b"] * 2 + ["c"]]})
     exporter = make_exporter(db, config)
     exporter.pipeline.scheduler.run_once()
+
+    def grow_c(n: int) -> None:
+        import sqlite3
+        with sqlite3.connect(db) as conn:
+            conn.executemany("INSERT INTO opt_outs (channel, contact) VALUES (?, 'x')", [("c",)] * n)
+
+    return exporter, grow_c
+
+
+def test_counter_cap_keeps_admitted_values_so_other_never_goes_down(make_db, tmp_path):
+    exporter, grow_c = capped_opt_outs(make_db, tmp_path)
     first = series(families(exporter.registry), "pipeline_opt_outs_total")
     assert first == {(("channel", "a"),): 3, (("channel", "b"),): 2, (("channel", "other"),): 1}
-    import sqlite3
-    with sqlite3.connect(db) as conn:  # "c" grows past "b": a gauge would re-rank, a counter must not
-        conn.executemany("INSERT INTO opt_outs (channel, contact) VALUES (?, 'x')", [("c",)] * 5)
+    grow_c(5)  # "c" grows past "b": a gauge would re-rank, a counter must not
     exporter.pipeline.scheduler.run_once()
     second = series(families(exporter.registry), "pipeline_opt_outs_total")
     assert second == {(("channel", "a"),): 3, (("channel", "b"),): 2, (("channel", "other"),): 6}
@@ -233,20 +244,8 @@ def test_the_cap_folds_timestamps_with_max_not_a_sum(make_db):
 
 
 def test_a_reload_keeps_the_values_a_counter_cap_admitted(make_db, tmp_path):
-    config = write_config(tmp_path, """
-        queries:
-          opt_outs:
-            sql: SELECT channel, COUNT(*) AS n FROM opt_outs GROUP BY channel
-            metrics:
-              - {name: pipeline_opt_outs_total, type: counter, help: Opt-outs., value: n,
-                 labels: [{name: channel, cap: 2}]}
-        """)
-    db = make_db({"opt_outs": [{"channel": c, "contact": "x"} for c in ["a"] * 3 + ["b"] * 2 + ["c"]]})
-    exporter = make_exporter(db, config)
-    exporter.pipeline.scheduler.run_once()
-    import sqlite3
-    with sqlite3.connect(db) as conn:
-        conn.executemany("INSERT INTO opt_outs (channel, contact) VALUES (?, 'x')", [("c",)] * 5)
+    exporter, grow_c = capped_opt_outs(make_db, tmp_path)
+    grow_c(5)
     assert exporter.reload()
     exporter.pipeline.scheduler.run_once()
     assert series(families(exporter.registry), "pipeline_opt_outs_total") == {
