@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import stack
+from tests.support import docs, stack
 from tests.support.procs import require_binary, wait_for
 
-CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "contract" / "metrics.md"
+# Served only when the config sets a monthly LLM budget; this exporter runs without one.
+NEEDS_CONFIG = {"pipeline_llm_budget_usd"}
+SECTIONS = ["Pipeline health", "Outreach, sales, LLM cost", "Conversations", "Compliance",
+            "System health", "The exporter itself", "Windowed gauges", "LLM budget"]
 
 
-def contract_metric_names() -> set[str]:
-    """Every metric name in the contract's tables (family names, counters without _total)."""
-    text = CONTRACT.read_text()
-    names = set(re.findall(r"^\| `(pipeline_[a-z0-9_]+)`(?:, `(pipeline_[a-z0-9_]+)`)?", text, re.M))
-    return {n.removesuffix("_total") for pair in names for n in pair if n}
+def served_samples(body: str) -> dict[str, tuple[str, list]]:
+    """{sample name: (its family's type, its samples)} of an exposition."""
+    samples: dict[str, tuple[str, list]] = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            samples.setdefault(sample.name, (family.type, []))[1].append(sample)
+    return samples
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +33,60 @@ def running_exporter(demo, tmp_path_factory):
         yield service
 
 
-def test_every_contract_metric_family_is_served_with_samples(running_exporter):
-    assert CONTRACT.exists(), f"the contract is expected beside the repository at {CONTRACT}"
-    body = running_exporter.get("/metrics").text
-    served = {f.name: f for f in text_string_to_metric_families(body)}
-    expected = contract_metric_names()
-    assert len(expected) >= 50
-    missing = sorted(expected - set(served))
-    assert not missing, f"contract metrics not served: {missing}"
-    empty = sorted(n for n in expected if not served[n].samples)
-    assert not empty, f"served without samples on the demo database: {empty}"
+@pytest.fixture(scope="module")
+def samples(running_exporter) -> dict[str, tuple[str, list]]:
+    return served_samples(running_exporter.get("/metrics").text)
+
+
+def test_the_metric_list_was_read():
+    """Guard against a vacuous pass: docs/metrics.md parses into every section's tables."""
+    rows = docs.metric_rows()
+    assert len(rows) >= 60
+    assert [s for s in SECTIONS if s not in {row.section for row in rows}] == []
+    for row in rows:
+        assert row.name.startswith("pipeline_"), row
+        assert row.name.endswith("_total") == (row.type == "counter"), row
+        assert ("window" in row.labels) == row.name.endswith("_recent"), row
+        assert not {"job", "instance"} & set(row.labels), row
+    assert all(f"`{w}`" in docs.METRICS_DOC.read_text() for w in docs.WINDOWS)
+
+
+def test_every_documented_metric_is_served_with_samples(samples):
+    missing = sorted(row.name for row in docs.metric_rows()
+                     if row.name not in NEEDS_CONFIG and not all(name in samples for name in row.series))
+    assert not missing, f"documented in docs/metrics.md, no samples on the demo database: {missing}"
+
+
+def test_served_metrics_have_the_documented_type_and_labels(samples):
+    wrong = []
+    for row in docs.metric_rows():
+        for name in row.series:
+            if name not in samples:
+                continue
+            kind, found = samples[name]
+            labels = {frozenset(s.labels) - {"le"} for s in found}
+            if kind != row.type or labels != {frozenset(row.labels)}:
+                wrong.append(f"{name}: served {kind} {sorted(map(sorted, labels))}, "
+                             f"documented {row.type} {list(row.labels)}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_windows_and_outreach_events_are_the_documented_values(samples):
+    """Every windowed gauge has the four windows; outreach events are events only, no states."""
+    for row in docs.metric_rows():
+        if "window" in row.labels and row.name in samples:
+            windows = {s.labels["window"] for s in samples[row.name][1]}
+            assert windows == set(docs.WINDOWS), row.name
+    events = {s.labels["event"] for s in samples["pipeline_outreach_events_total"][1]}
+    assert events == {"created", "sent", "delivered", "replied"}
+
+
+def test_every_served_metric_is_documented(samples):
+    documented = docs.series_names()
+    counters = {row.name.removesuffix("_total") for row in docs.metric_rows() if row.type == "counter"}
+    extra = sorted(name for name in samples if name.startswith("pipeline_") and name not in documented
+                   and not (name.endswith("_created") and name.removesuffix("_created") in counters))
+    assert not extra, f"served but missing from docs/metrics.md: {extra}"
 
 
 def test_promtool_check_metrics_is_clean(running_exporter):

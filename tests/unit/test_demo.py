@@ -24,7 +24,7 @@ from tests.support.procs import IN_CI
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 SITES = 2_000
 
-# Column lists of shared/contract/pipeline-db.md.
+# Column lists of docs/database.md.
 CONTRACT = {
     "keywords": {"id", "keyword", "location", "created_at"},
     "sites": {"id", "keyword_id", "domain", "status", "error_type", "error_message", "score",
