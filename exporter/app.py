@@ -19,7 +19,7 @@ from exporter.db import Database
 from exporter.errors import QueryError
 from exporter.jobs import build_jobs, probe_columns
 from exporter.scheduler import Scheduler
-from exporter.shaping import CapMemory
+from exporter.memory import Memory
 from exporter.snapshot import Snapshot
 
 log = logging.getLogger("exporter")
@@ -28,13 +28,14 @@ log = logging.getLogger("exporter")
 class Pipeline:
     """One database with its jobs, scheduler and snapshot."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time, dropped: CapMemory | None = None):
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time, memory: Memory | None = None):
         self.config = config
         self.db = Database(config.database_url, pool_size=config.max_concurrent_queries)
         for query in config.queries:
             query.sql_for(self.db.dialect)  # a query without SQL for this dialect fails at start
-        self.dropped = dropped or CapMemory()
-        self.jobs = build_jobs(config, self.db, self.dropped)
+        self.memory = memory or Memory()
+        self.dropped = self.memory.caps
+        self.jobs = build_jobs(config, self.db, self.memory)
         self.snapshot = Snapshot([job.info for job in self.jobs], clock)
         self.scheduler = Scheduler(self.jobs, self.snapshot, clock, workers=config.max_concurrent_queries)
 
@@ -111,7 +112,7 @@ class Exporter:
         with self._lock:
             new = None
             try:
-                new = Pipeline(load_config(self.config_path, self.overrides), self.clock, self.pipeline.dropped)
+                new = Pipeline(load_config(self.config_path, self.overrides), self.clock, self.pipeline.memory)
                 new.probe()
             except Exception as exc:  # noqa: BLE001 - whatever went wrong, the running config stays
                 if new is not None:
@@ -134,5 +135,9 @@ class Exporter:
 
 
 def families(registry: CollectorRegistry) -> dict[str, Metric]:
-    """The registry's families by name (tests and the status page)."""
-    return {family.name: family for family in registry.collect()}
+    """The registry's families by name (tests and the status page). A counter whose family name is
+    also a gauge's (``x_total`` beside ``x``) is listed under its sample name ``x_total``."""
+    listed = list(registry.collect())
+    others = {family.name for family in listed if family.type != "counter"}
+    return {f"{family.name}_total" if family.type == "counter" and family.name in others else family.name: family
+            for family in listed}

@@ -21,7 +21,7 @@ METRIC_TYPES = ("gauge", "counter", "histogram", "info")
 AGGREGATES = ("sum", "max", "min")
 DIALECTS = ("sqlite", "postgresql", "mysql")
 RESERVED_LABELS = ("job", "instance", "le", "quantile")
-RESERVED_PARAMETERS = ("now", "last_key")
+RESERVED_PARAMETERS = ("now", "last_key", "window_start", "window_key", "month_start")
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 IDENTIFIER = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -54,12 +54,15 @@ class MetricSpec:
     buckets: tuple[float, ...] = ()
     filter: str | None = None
     aggregate: str = "sum"
+    decimals: int = 0  # the value column holds integer units of 10**-decimals (see $fixed)
+    window_label: str | None = None  # set for windowed queries: the label naming the window
 
     @property
     def label_names(self) -> tuple[str, ...]:
         """Every label name of the exported series, in order."""
         extra = (self.values_label,) if self.values_label else ()
-        return tuple(label.name for label in self.labels) + extra
+        window = (self.window_label,) if self.window_label else ()
+        return tuple(label.name for label in self.labels) + extra + window
 
     def columns(self) -> set[str]:
         """The result columns this metric reads."""
@@ -73,23 +76,52 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class IncrementalSpec:
-    """How a query over an append-only table is collected as deltas (see docs/performance.md).
+    """How a counter query is collected as deltas under the counter rule (docs/metrics.md).
 
-    The SQL filters ``WHERE <key> > :last_key`` and returns, per group, ``MAX(<key>)`` in the
-    ``max_key`` column; rows whose ``current`` column is non-zero are state recomputed in full each
-    run (they are neither accumulated nor taken into ``max_key``). Every ``full_every`` (and on the
-    first run) the query runs with ``:last_key = start`` and its result replaces the totals.
+    The SQL counts the events whose key is above the bound parameter ``:last_key`` and returns,
+    per group, the largest key it saw in the ``max_key`` column. The key is an ever-growing row id,
+    or (``time: true``) the events' Unix time. Events above the last settled key are counted afresh
+    on every run, so a row committed late is counted as soon as it is visible; keys older than
+    ``settle_after`` are settled into running totals. The first run counts everything; a recount
+    every ``full_every`` (0: never) only raises a total where it finds more than was counted.
     """
 
     key: str
     max_key: str = "max_key"
     full_every: float = 3600.0
     start: int = -1
-    current: str | None = None
+    settle_after: float = 600.0
+    time: bool = False
 
     def columns(self) -> set[str]:
-        """The result columns the engine itself reads."""
-        return {self.max_key} | ({self.current} if self.current else set())
+        """The result columns the engine itself reads (a time key settles by the clock)."""
+        return set() if self.time else {self.max_key}
+
+
+MONTH = "month"  # a window from the start of the current calendar month (UTC)
+
+
+@dataclass(frozen=True)
+class KeySearch:
+    """Where a windowed query over an append-only table finds the first key of its oldest window:
+    ``column`` grows with ``time``, so a binary search by point reads of the key finds it; ``slack``
+    is how far out of order the two may be (late commits)."""
+
+    table: str
+    column: str
+    time: str
+    slack: float = 600.0
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A windowed query: its rows are events with their Unix time in the ``time`` column; the
+    engine counts (or sums) them for each period ending now, in one statement."""
+
+    time: str
+    periods: tuple[tuple[str, float], ...]  # (label value, seconds; 0 for the calendar month)
+    label: str | None = "window"
+    key: KeySearch | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +136,7 @@ class QuerySpec:
     metrics: tuple[MetricSpec, ...]
     source: str
     incremental: IncrementalSpec | None = None
+    windows: WindowSpec | None = None
 
     @property
     def is_histogram(self) -> bool:
@@ -118,6 +151,14 @@ class QuerySpec:
                               f"no SQL for dialect {dialect!r} and no default")
         return expand_macros(text, dialect)
 
+
+FIXED_MACRO = re.compile(r"\$fixed\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*,\s*(\d)\s*\)")
+FIXED_SQL = {
+    # Money in integer units of 10**-n: sums of integers are exact where sums of floats are not.
+    "sqlite": "CAST(ROUND({0} * 1e{1}) AS INTEGER)",
+    "postgresql": "CAST(ROUND(CAST({0} AS NUMERIC) * 1e{1}) AS BIGINT)",
+    "mysql": "CAST(ROUND({0} * 1e{1}) AS SIGNED)",
+}
 
 EPOCH_MACRO = re.compile(r"\$epoch\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)")
 EPOCH_SQL = {
@@ -136,7 +177,9 @@ SCAN_SQL = {"sqlite": "{0} NOT INDEXED", "postgresql": "{0}", "mysql": "{0}"}
 
 
 def expand_macros(sql: str, dialect: str) -> str:
-    """Expand ``$epoch(col)`` (Unix seconds) and ``$scan(table)`` (read the whole table) for a dialect."""
+    """Expand ``$epoch(col)`` (Unix seconds), ``$fixed(col, n)`` (integer units of 10**-n) and
+    ``$scan(table)`` (read the whole table) for a dialect."""
+    sql = FIXED_MACRO.sub(lambda m: FIXED_SQL[dialect].format(m.group(1), m.group(2)), sql)
     sql = EPOCH_MACRO.sub(lambda m: EPOCH_SQL[dialect].format(m.group(1)), sql)
     return SCAN_MACRO.sub(lambda m: SCAN_SQL[dialect].format(m.group(1)), sql)
 
@@ -149,6 +192,9 @@ class FilesConfig:
     e2e_report: Path = Path("test-results/e2e-junit.xml")
     interval: float = 30.0
     max_bytes: int = 16 * 1024 * 1024
+    # A path set by the user must exist; a default path that does not exist means "not in use".
+    coverage_explicit: bool = False
+    e2e_report_explicit: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,6 +218,7 @@ class Config:
     files: FilesConfig = FilesConfig()
     checks: ChecksConfig = ChecksConfig()
     max_concurrent_queries: int = 2
+    llm_budget_usd: Mapping[str, float] = field(default_factory=dict)  # provider (or "total") -> USD a month
 
 
 # --------------------------------------------------------------------------- YAML reading
@@ -343,7 +390,8 @@ def _read_label(raw: Any, node: Node, key: str, cap: int) -> LabelSpec:
     return spec
 
 
-def _read_metric(raw: Any, source: str, key: str, defaults: _Defaults) -> MetricSpec:
+def _read_metric(raw: Any, source: str, key: str, defaults: _Defaults, window_label: str | None = None,
+                 windowed: bool = False) -> MetricSpec:
     node = Node(raw, source, key)
     name = node.string("name", required=True)
     if not METRIC_NAME.match(name):
@@ -363,6 +411,11 @@ def _read_metric(raw: Any, source: str, key: str, defaults: _Defaults) -> Metric
     if mtype == "info":
         if values:
             raise node.fail("values", "an info metric has no values")
+    elif windowed:
+        if mtype != "gauge":
+            raise node.fail("type", f"a windowed query feeds gauges (what happened lately), got {mtype!r}")
+        if value and values:
+            raise node.fail("value", "give value (a column to sum), values (label + columns), or neither (count rows)")
     elif bool(value) == bool(values):
         raise node.fail("value", "give exactly one of value (a column) or values (label + columns)")
     buckets: tuple[float, ...] = ()
@@ -384,9 +437,13 @@ def _read_metric(raw: Any, source: str, key: str, defaults: _Defaults) -> Metric
             (f"values.columns.{v}", c) for v, c in values]:
         if column is not None and not (isinstance(column, str) and IDENTIFIER.match(column)):
             raise node.fail(column_key, f"column names are identifiers (letters, digits, _), got {column!r}")
+    decimals = node.integer("decimals", 0)
+    if decimals > 9:
+        raise node.fail("decimals", f"must be 0 to 9, got {decimals}")
     spec = MetricSpec(name=name, type=mtype, help=help_text, labels=labels, value=value,
                       values_label=values_label, values=values, buckets=tuple(float(b) for b in buckets),
-                      filter=node.string("filter"), aggregate=aggregate)
+                      filter=node.string("filter"), aggregate=aggregate, decimals=decimals,
+                      window_label=window_label)
     names = spec.label_names
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
@@ -435,7 +492,9 @@ def _read_query(name: str, raw: Any, source: str, key: str, defaults: _Defaults)
     raw_metrics = node.sequence("metrics")
     if not raw_metrics:
         raise node.fail("metrics", "a query must feed at least one metric")
-    metrics = tuple(_read_metric(m, source, f"{node.key('metrics')}[{i}]", defaults)
+    windows = _read_windows(node, sql) if node.get("windows") is not None else None
+    metrics = tuple(_read_metric(m, source, f"{node.key('metrics')}[{i}]", defaults,
+                                 windows.label if windows else None, windows is not None)
                     for i, m in enumerate(raw_metrics))
     kinds = {m.type == "histogram" for m in metrics}
     if len(kinds) > 1:
@@ -443,20 +502,81 @@ def _read_query(name: str, raw: Any, source: str, key: str, defaults: _Defaults)
     incremental = _read_incremental(node, sql, metrics) if node.get("incremental") is not None else None
     if incremental is None and any(re.search(r":last_key\b", text) for text in sql.values()):
         raise node.fail("sql", ":last_key is only bound for queries that declare incremental")
+    if incremental is not None and windows is not None:
+        raise node.fail("windows", "a query is either incremental (counters) or windowed (gauges), not both")
+    if windows is not None and any(m.window_label and m.window_label in (l.name for l in m.labels)
+                                   for m in metrics):
+        raise node.fail("windows", f"the window label {windows.label!r} is also a metric label")
+    if incremental is None:
+        for i, metric in enumerate(metrics):
+            if metric.type == "counter":
+                raise ConfigError(source, f"{node.key('metrics')}[{i}]",
+                                  f"counter {metric.name} must come from an incremental query: a counter counts "
+                                  "events once and never goes down (declare incremental: {key: ...})")
     node.done()
     return QuerySpec(name=str(name), sql=sql, interval=interval, timeout=timeout,
-                     stale_after=stale_after, metrics=metrics, source=source, incremental=incremental)
+                     stale_after=stale_after, metrics=metrics, source=source, incremental=incremental,
+                     windows=windows)
+
+
+def _read_windows(node: Node, sql: Mapping[str, str]) -> WindowSpec:
+    """``windows: {time: ts, periods: [15m, 1h, 24h, 7d], label: window, key: {table, column, time}}``."""
+    win = node.mapping("windows")
+    time_col = win.string("time", required=True)
+    if not IDENTIFIER.match(time_col):
+        raise win.fail("time", f"the time column is an identifier, got {time_col!r}")
+    periods = []
+    for i, raw in enumerate(win.sequence("periods", ["15m", "1h", "24h", "7d"])):
+        seconds = 0.0 if raw == MONTH else parse_duration(raw)
+        if seconds is None or seconds < 0 or (seconds == 0 and raw != MONTH):
+            raise ConfigError(node.source, f"{win.key('periods')}[{i}]",
+                              f"a period is a duration such as 15m, 1h, 7d, or {MONTH!r}, got {raw!r}")
+        periods.append((str(raw), seconds))
+    if not periods:
+        raise win.fail("periods", "needs at least one period")
+    label = win.get("label", "window")
+    if label is False:
+        label = None
+    if label is None and len(periods) > 1:
+        raise win.fail("label", "several periods need a label to tell them apart")
+    if label is not None and (not isinstance(label, str) or not LABEL_NAME.match(label) or label in RESERVED_LABELS):
+        raise win.fail("label", f"{label!r} is not a usable label name")
+    key = None
+    if win.get("key") is not None:
+        key_node = win.mapping("key")
+        key = KeySearch(table=key_node.string("table", required=True), column=key_node.string("column", "id"),
+                        time=key_node.string("time", required=True),
+                        slack=key_node.duration("slack", KeySearch.slack))
+        for column_key, column in (("table", key.table), ("column", key.column), ("time", key.time)):
+            if not IDENTIFIER.match(column):
+                raise key_node.fail(column_key, f"must be an identifier, got {column!r}")
+        key_node.done()
+    win.done()
+    for dialect, text in sql.items():
+        where = "sql" if dialect == "default" else f"sql.{dialect}"
+        if not re.search(r":window_start\b", text):
+            raise node.fail(where, "a windowed query reads only its oldest window: filter on the bound "
+                                   "parameter :window_start (e.g. WHERE $epoch(created_at) >= :window_start)")
+        if key is not None and not re.search(r":window_key\b", text):
+            raise node.fail(where, "windows.key finds the first key of the oldest window: filter on the bound "
+                                   f"parameter :window_key (e.g. AND {key.column} >= :window_key)")
+    return WindowSpec(time=time_col, periods=tuple(periods), label=label, key=key)
 
 
 def _read_incremental(node: Node, sql: Mapping[str, str], metrics: tuple[MetricSpec, ...]) -> IncrementalSpec:
     """``incremental: {key: id, max_key: max_key, full_every: 1h, start: -1, current: col}``."""
     inc = node.mapping("incremental")
     key = inc.string("key", required=True)
+    full_every = inc.get("full_every", IncrementalSpec.full_every)
+    time_key = inc.get("time", False)
+    if not isinstance(time_key, bool):
+        raise inc.fail("time", f"must be true or false, got {_kind(time_key)}")
     spec = IncrementalSpec(key=key, max_key=inc.string("max_key", "max_key"),
-                           full_every=inc.duration("full_every", IncrementalSpec.full_every),
+                           full_every=0.0 if full_every in (0, "0", "never") else inc.duration("full_every", 3600.0),
                            start=inc.integer("start", IncrementalSpec.start, minimum=-(2 ** 63)),
-                           current=inc.string("current"))
-    for column_key, column in (("key", spec.key), ("max_key", spec.max_key), ("current", spec.current)):
+                           settle_after=inc.duration("settle_after", IncrementalSpec.settle_after),
+                           time=time_key)
+    for column_key, column in (("key", spec.key), ("max_key", spec.max_key)):
         if column is not None and not IDENTIFIER.match(column):
             raise inc.fail(column_key, f"column names are identifiers (letters, digits, _), got {column!r}")
     inc.done()
@@ -579,22 +699,44 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
     database_url = overrides.get("database_url") or root.string("database_url") or Config.database_url
     root.seen.add("database_url")
     max_concurrent = root.integer("max_concurrent_queries", Config.max_concurrent_queries, 1)
+    budget = _read_budget(root)
     root.done()
     return Config(source=source, database_url=database_url, queries=tuple(queries.values()),
-                  parameters=parameters, files=files, checks=checks, max_concurrent_queries=max_concurrent)
+                  parameters=parameters, files=files, checks=checks, max_concurrent_queries=max_concurrent,
+                  llm_budget_usd=budget)
+
+
+def _read_budget(root: Node) -> dict[str, float]:
+    """``llm_monthly_budget_usd: 500`` (all providers together, exported as provider="total") or
+    ``{openrouter: 400, openai: 100}`` (one budget per provider)."""
+    raw = root.get("llm_monthly_budget_usd")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        return {"total": root.number("llm_monthly_budget_usd", None)}
+    node = root.mapping("llm_monthly_budget_usd")
+    budget = {}
+    for provider in list(node.data):
+        if not isinstance(provider, str) or not provider:
+            raise node.fail(str(provider), "provider names are non-empty strings")
+        budget[provider] = node.number(provider, None)
+    node.done()
+    return budget
 
 
 def _read_files(node: Node, base_dir: Path, overrides: Mapping[str, Any]) -> FilesConfig:
-    def path(key: str, default: Path) -> Path:
+    def path(key: str, default: Path) -> tuple[Path, bool]:
         if overrides.get(key):
-            return Path(overrides[key])
+            return Path(overrides[key]), True
         value = node.string(key)
-        return base_dir / value if value else default
+        return (base_dir / value, True) if value else (default, False)
 
-    files = FilesConfig(coverage=path("coverage", FilesConfig.coverage),
-                        e2e_report=path("e2e_report", FilesConfig.e2e_report),
+    coverage, coverage_explicit = path("coverage", FilesConfig.coverage)
+    e2e_report, e2e_explicit = path("e2e_report", FilesConfig.e2e_report)
+    files = FilesConfig(coverage=coverage, e2e_report=e2e_report,
                         interval=node.duration("interval", FilesConfig.interval),
-                        max_bytes=node.integer("max_bytes", FilesConfig.max_bytes, 1))
+                        max_bytes=node.integer("max_bytes", FilesConfig.max_bytes, 1),
+                        coverage_explicit=coverage_explicit, e2e_report_explicit=e2e_explicit)
     node.done()
     return files
 

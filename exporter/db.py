@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, text
@@ -28,12 +28,18 @@ DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2", "postgres": "postgresql+
                    "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class Result:
     """The columns and rows one statement returned."""
 
     columns: list[str]
     rows: list[tuple]
+
+
+Runner = Callable[[str, Mapping[str, Any]], Result]
 
 
 class Database:
@@ -122,12 +128,17 @@ class Database:
 
     def fetch(self, statements: list[str], params: Mapping[str, Any], timeout: float) -> list[Result]:
         """Run statements in one short read-only transaction; the timeout cancels them in the database."""
+        return self.read(lambda run: [run(sql, params) for sql in statements], timeout)
+
+    def read(self, work: Callable[[Runner], T], timeout: float) -> T:
+        """Call ``work(run)`` inside one read-only transaction, where ``run(sql, params)`` returns a
+        Result; the timeout covers the whole transaction and cancels statements in the database."""
         conn = self._connect()
         try:
             with conn.begin():
                 self._arm_timeout(conn, timeout)
                 try:
-                    return [self._run(conn, sql, params) for sql in statements]
+                    return work(lambda sql, params: self._run(conn, sql, params))
                 finally:
                     self._disarm_timeout(conn)
         except QueryError:

@@ -31,17 +31,27 @@ class ExpositionCache:
         self._lock = threading.Lock()
         self._key: tuple[int, int] | None = None
         self._at = 0.0
-        self._bodies: dict[tuple[str, bool], bytes] = {}  # (content type, gzipped) -> body, for the key
+        self._bodies: dict[tuple[str, bool], bytes] = {}
+        self._openmetrics = True  # (content type, gzipped) -> body, for the key
+
+    def openmetrics_ok(self) -> bool:
+        """False while a counter ``x_total`` and a gauge ``x`` are both served: OpenMetrics names both
+        families ``x`` and strict parsers refuse the page, so such a page is served as text 0.0.4
+        (e.g. pipeline_conversation_messages_total beside pipeline_conversation_messages)."""
+        names = [(family.name, family.type) for family in self.registry.collect()]
+        counters = {name for name, kind in names if kind == "counter"}
+        return not any(name in counters for name, kind in names if kind != "counter")
 
     def render(self, accept: str = "", gzipped: bool = False) -> tuple[bytes, str]:
         """(body, content type); one scraper builds a variant while concurrent ones wait and reuse it."""
-        encoder, content_type = choose_encoder(accept)
         snap = self.snapshot()
         key = (id(snap), snap.version)
         with self._lock:
             if key != self._key or self.clock() - self._at > self.max_age:
                 self._bodies.clear()
                 self._key, self._at = key, self.clock()
+                self._openmetrics = self.openmetrics_ok()
+            encoder, content_type = choose_encoder(accept if self._openmetrics else "")
             if (content_type, False) not in self._bodies:
                 self._bodies[content_type, False] = encoder(self.registry)
             if gzipped and (content_type, True) not in self._bodies:

@@ -1,16 +1,27 @@
-"""Running totals for queries over append-only tables: deltas since the last key, periodic full recounts.
+"""Counters under the counter rule: exact increments, late commits, no decrease (docs/metrics.md).
 
-Monotonicity (see docs/performance.md): between recounts only non-negative deltas are added, so
-the machinery never moves a counter down. A full recount is the table's truth and replaces the
-totals; where it is smaller than the running total only by float rounding (sums added delta by
-delta versus one SUM), the running total is kept, so rounding never looks like a counter reset.
-A truly smaller recount means rows were deleted: it is taken and logged, and Prometheus sees a
-reset, exactly as it would with a plain full-pass query.
+A counter query counts the events whose key (a growing row id, or the events' Unix time) is above
+``:last_key``. The state of one query is:
+
+- ``settled``: totals over the events with a key up to ``low``, and ``low`` itself;
+- ``history``: the largest key seen at each recent run.
+
+Every run counts the events above ``low`` afresh, so the exported value is ``settled`` plus that
+fresh count: a row committed late, out of key order, is counted as soon as it is visible, once.
+When a key has been the largest seen for at least ``settle_after`` (its transaction has long
+committed), the events up to it move into ``settled``: the run counts above the old and the new
+``low`` in one transaction, and the difference is settled.
+
+A recount every ``full_every`` counts every event again. Where it finds more than was counted (a
+row that committed later than ``settle_after``), the total rises by the difference; where it
+finds fewer, the rows were deleted (pruned), and the events they recorded still happened: the
+total keeps its value. So no recount, prune or re-classification ever lowers a counter.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.config import QuerySpec
@@ -19,95 +30,172 @@ from exporter.shaping import COMBINE, MetricData, Shaper, number
 
 log = logging.getLogger("exporter.incremental")
 
-# A recount below the running total by less than this share is float rounding, not deleted rows.
-ROUNDING = 1e-9
+Series = dict[tuple[str, ...], float]
+
+
+@dataclass
+class Plan:
+    """The :last_key bounds one run binds, in this order: an optional full recount, the pending
+    events above ``low``, and an optional settle point."""
+
+    full: bool
+    pending: Any
+    settle_to: Any = None
+
+    def keys(self, start: int) -> list[Any]:
+        keys = ([start] if self.full else []) + ([self.pending] if self.pending is not None else [])
+        return keys + ([self.settle_to] if self.settle_to is not None else [])
+
+
+@dataclass
+class CounterState:
+    """What one counter query has counted so far; survives reloads that keep the query."""
+
+    settled: list[Series]
+    low: Any = None  # None until the first run
+    history: list[tuple[float, Any]] = field(default_factory=list)
+    last_full: float | None = None
+    last_settle: float | None = None
+    full_runs: int = 0
+    delta_runs: int = 0
+    raised: int = 0  # recounts that found rows the deltas missed
 
 
 class Incremental:
-    """The running state of one incremental query: last key, totals per metric, last full recount."""
+    """Plans and folds the runs of one incremental query."""
 
-    def __init__(self, query: QuerySpec, shaper: Shaper):
+    def __init__(self, query: QuerySpec, shaper: Shaper, state: CounterState | None = None):
         assert query.incremental is not None
         self.query = query
         self.spec = query.incremental
         self.shaper = shaper
-        self.last_key: Any = None
-        self.last_full: float | None = None
-        self.totals: list[dict[tuple[str, ...], float]] = [{} for _ in query.metrics]
-        self.order: list[dict[tuple[str, ...], None]] = [{} for _ in query.metrics]
-        self.full_runs = 0
-        self.delta_runs = 0
+        self.state = state or CounterState([{} for _ in query.metrics])
 
-    def due_full(self, now: float) -> bool:
-        """True on the first run (also after a restart) and once full_every has passed."""
-        return self.last_key is None or self.last_full is None or now - self.last_full >= self.spec.full_every
+    # ------------------------------------------------------------------ planning
 
-    def parameters(self, now: float) -> dict[str, Any]:
-        """The :last_key to bind for this run."""
-        return {"last_key": self.spec.start if self.due_full(now) else self.last_key}
+    def plan(self, now: float) -> Plan:
+        state = self.state
+        if state.low is None:
+            # The first run counts everything; events of a time key within settle_after stay pending.
+            return Plan(full=True, pending=None, settle_to=now - self.spec.settle_after if self.spec.time else None)
+        full = bool(self.spec.full_every) and (state.last_full is None or now - state.last_full >= self.spec.full_every)
+        return Plan(full=full, pending=state.low, settle_to=self._settle_point(now))
 
-    def update(self, result: Result, full: bool, now: float) -> list[MetricData]:
-        """Fold one run's rows into the totals and return capped metric data for the snapshot."""
-        index = {name: i for i, name in enumerate(result.columns)}
-        key_col = index[self.spec.max_key]
-        current_col = index[self.spec.current] if self.spec.current else None
-        delta_rows, current_rows = [], []
-        for row in result.rows:
-            (current_rows if current_col is not None and number(row[current_col]) else delta_rows).append(row)
-        keys = [k for k in (number(row[key_col]) for row in delta_rows) if k is not None]
-        max_key = int(max(keys)) if keys else None
-        delta = self.shaper.shape_uncapped([Result(result.columns, delta_rows)])
-        current = self.shaper.shape_uncapped([Result(result.columns, current_rows)]) if current_rows else None
-        if full:
-            self._replace(delta)
-            # Series keep the order of the full result's rows, as a plain full pass would give them.
-            self.order = [dict.fromkeys(d.series) for d in self.shaper.shape_uncapped([result])]
-            self.last_key = max_key if max_key is not None else self.spec.start
-            self.last_full = now
-            self.full_runs += 1
+    def _settle_point(self, now: float) -> Any:
+        """The largest key seen at least settle_after ago, if it is above low and a settle is due."""
+        state, after = self.state, self.spec.settle_after
+        if state.last_settle is not None and now - state.last_settle < after / 2:
+            return None  # settle at most twice per settle_after: the pending range stays small
+        if self.spec.time:
+            point = now - after  # events that old have committed; a future timestamp stays pending
         else:
-            for metric, totals, data in zip(self.query.metrics, self.totals, delta):
-                combine = COMBINE[metric.aggregate]
-                for key, value in data.series.items():
-                    totals[key] = combine(totals[key], value) if key in totals else value
-            if max_key is not None and max_key > self.last_key:
-                self.last_key = max_key
-            self.delta_runs += 1
-        return self._output(delta, current)
+            old = [key for seen, key in state.history if seen <= now - after and key is not None]
+            if not old:
+                return None
+            point = max(old)
+        return point if point > state.low else None
 
-    def _replace(self, recount: list[MetricData]) -> None:
-        """Take a full recount as the new totals, keeping counters monotonic across float rounding."""
-        lowered: list[str] = []
-        for i, (metric, data) in enumerate(zip(self.query.metrics, recount)):
-            old, new = self.totals[i], dict(data.series)
-            if metric.type == "counter":
-                for key, value in new.items():
-                    before = old.get(key)
-                    if before is None or value >= before:
-                        continue
-                    if before - value <= ROUNDING * max(abs(before), 1.0):
-                        new[key] = before
-                    elif metric.name not in lowered:
-                        lowered.append(metric.name)
-            self.totals[i] = new
-        if lowered:
-            log.warning("full recount is below the running totals (rows deleted?): taking the recount, "
-                        "which Prometheus sees as a counter reset",
-                        extra={"query": self.query.name, "metrics": ",".join(lowered)})
+    def bind(self, plan: Plan) -> list[dict[str, Any]]:
+        """The parameters of each statement the plan runs."""
+        return [{"last_key": key} for key in plan.keys(self.spec.start)]
 
-    def _output(self, delta: list[MetricData], current: list[MetricData] | None) -> list[MetricData]:
+    # ------------------------------------------------------------------ folding
+
+    def update(self, results: list[Result], plan: Plan, now: float) -> list[MetricData]:
+        """Fold one run's results (one per planned key) and return capped metric data."""
+        state = self.state
+        shaped = [self.shaper.shape_uncapped([result]) for result in results]
+        largest = max((k for k in map(self._max_key, results) if k is not None), default=None)
+        if plan.pending is None:  # the first run: what it counted is settled, but for a time key's last events
+            state.settled = [dict(d.series) for d in shaped[0]]
+            state.low = largest if largest is not None else self.spec.start
+            pending: list[Series] = [{} for _ in self.query.metrics]
+            if plan.settle_to is not None:
+                pending = [dict(d.series) for d in shaped[1]]
+                for metric, settled, fresh in zip(self.query.metrics, state.settled, pending):
+                    if metric.aggregate == "sum":
+                        for key, value in fresh.items():
+                            settled[key] = settled.get(key, 0.0) - value
+                state.low = plan.settle_to
+            state.last_full = state.last_settle = now
+            state.full_runs += 1
+        else:
+            full = shaped.pop(0) if plan.full else None
+            pending = [dict(d.series) for d in shaped[0]]
+            if full is not None:
+                self._raise_to(full, pending)
+                state.last_full = now
+                state.full_runs += 1
+            if plan.settle_to is not None:
+                pending = self._settle(pending, [dict(d.series) for d in shaped[1]], plan.settle_to, now)
+            state.delta_runs += 1
+        state.history.append((now, max(largest, state.low) if largest is not None else state.low))
+        cutoff = now - 2 * self.spec.settle_after
+        state.history = [entry for entry in state.history if entry[0] >= cutoff] or state.history[-1:]
+        return self._output(pending)
+
+    def _settle(self, above_low: list[Series], above_point: list[Series], point: Any, now: float) -> list[Series]:
+        """Move the events between low and point into the settled totals; return what stays pending."""
+        for metric, settled, before, after in zip(self.query.metrics, self.state.settled, above_low, above_point):
+            for key, value in before.items():
+                if metric.aggregate == "sum":
+                    value -= after.get(key, 0.0)
+                    if value:
+                        settled[key] = settled.get(key, 0.0) + value
+                else:
+                    settled[key] = COMBINE[metric.aggregate](settled[key], value) if key in settled else value
+        self.state.low = point
+        self.state.last_settle = now
+        return above_point
+
+    def _raise_to(self, recount: list[MetricData], pending: list[Series]) -> None:
+        """Where a full recount finds more than settled + pending, settle the difference."""
+        raised = []
+        for metric, settled, fresh, data in zip(self.query.metrics, self.state.settled, pending, recount):
+            for key, value in data.series.items():
+                counted = settled.get(key), fresh.get(key)
+                known = [v for v in counted if v is not None]
+                if not known:
+                    current = None
+                elif metric.aggregate == "sum":
+                    current = sum(known)
+                else:
+                    current = known[0] if len(known) == 1 else combine(known[0], known[1])
+                if metric.aggregate == "min":
+                    more = current is None or value < current
+                else:
+                    more = current is None or value > current
+                if more:
+                    if metric.aggregate == "sum":
+                        settled[key] = settled.get(key, 0.0) + value - (current or 0.0)
+                    else:
+                        settled[key] = value
+                    if metric.name not in raised:
+                        raised.append(metric.name)
+        if raised:
+            self.state.raised += 1
+            log.info("recount found events the deltas had not counted (committed later than settle_after); "
+                     "raised the totals", extra={"query": self.query.name, "metrics": ",".join(raised)})
+
+    def _max_key(self, result: Result) -> Any:
+        if self.spec.max_key not in result.columns:
+            return None  # a time key settles by the clock and needs no max_key column
+        column = result.columns.index(self.spec.max_key)
+        keys = [k for k in (number(row[column]) for row in result.rows) if k is not None]
+        if not keys:
+            return None
+        largest = max(keys)
+        return largest if self.spec.time else int(largest)
+
+    def _output(self, pending: list[Series]) -> list[MetricData]:
         out = []
-        for i, (metric, template) in enumerate(zip(self.query.metrics, delta)):
-            combined = dict(self.totals[i])
-            if current is not None:
-                combine = COMBINE[metric.aggregate]
-                for key, value in current[i].series.items():
-                    combined[key] = combine(combined[key], value) if key in combined else value
-            order = self.order[i]
-            for key in combined:
-                if key not in order:
-                    order[key] = None
-            series = {key: combined[key] for key in order if key in combined}
-            data = MetricData(template.name, template.type, template.help, template.label_names, series)
+        for metric, settled, fresh in zip(self.query.metrics, self.state.settled, pending):
+            combine = COMBINE[metric.aggregate]
+            series = dict(settled)
+            for key, value in fresh.items():
+                series[key] = combine(series[key], value) if key in series else value
+            if metric.decimals:
+                series = {key: value / 10 ** metric.decimals for key, value in series.items()}
+            data = MetricData(metric.name, metric.type, metric.help, metric.label_names, series)
             out.append(self.shaper.cap(metric, data))
         return out

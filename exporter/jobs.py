@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import psutil
 
-from exporter.config import Config, LabelSpec, MetricSpec, QuerySpec, check_result_columns
+from exporter.config import Config, FilesConfig, LabelSpec, MetricSpec, QuerySpec, check_result_columns
 from exporter.db import Database
-from exporter.errors import QueryError
+from exporter.errors import ConfigError, QueryError
 from exporter.incremental import Incremental
+from exporter.memory import Memory
 from exporter.scheduler import Job
 from exporter.shaping import CapMemory, Capper, MetricData, Shaper, label_value
 from exporter.snapshot import JobInfo
 from exporter.sources.reports import parse_coverage, parse_junit, read_bounded
+from exporter.windows import Windowed
 
 
 def gauge(name: str, help_text: str, labels: tuple[str, ...] = (),
@@ -23,23 +26,38 @@ def gauge(name: str, help_text: str, labels: tuple[str, ...] = (),
     return MetricData(name, "gauge", help_text, labels, dict(series or {}))
 
 
-def query_job(query: QuerySpec, db: Database, parameters: dict[str, Any], dropped: CapMemory) -> Job:
-    """A job running one pack query through its shaper."""
-    shaper = Shaper(query, dropped)
-    statements = shaper.statements(db.dialect)
-    incremental = Incremental(query, shaper) if query.incremental else None
+def query_job(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory) -> Job:
+    """A job running one pack query: plain, incremental (counters) or windowed (recent gauges)."""
+    shaper = Shaper(query, memory.caps)
+    guard = memory.guard
 
-    def run(now: float) -> list[MetricData]:
-        if incremental is not None:
-            # A failed run leaves the totals and the last key untouched: the next run repeats the delta.
-            full = incremental.due_full(now)
-            results = db.fetch(statements, {**parameters, "now": now, **incremental.parameters(now)}, query.timeout)
+    if query.incremental is not None:
+        incremental = Incremental(query, shaper, memory.counter_state(query))
+        sql = shaper.statements(db.dialect)[0]
+
+        def run(now: float) -> list[MetricData]:
+            # A failed run leaves the state untouched: the next run counts the same events again.
+            plan = incremental.plan(now)
+            binds = [{**parameters, "now": now, **bind} for bind in incremental.bind(plan)]
+            results = db.read(lambda execute: [execute(sql, bind) for bind in binds], query.timeout)
             check_result_columns(query, results[0].columns)
-            return incremental.update(results[0], full, now)
-        results = db.fetch(statements, {**parameters, "now": now}, query.timeout)
-        if not query.is_histogram:
-            check_result_columns(query, results[0].columns)
-        return shaper.shape(results)
+            return [guard.apply(data) for data in incremental.update(results, plan, now)]
+
+    elif query.windows is not None:
+        windowed = Windowed(query, db.dialect)
+
+        def run(now: float) -> list[MetricData]:
+            data = db.read(lambda execute: windowed.run(execute, parameters, now), query.timeout)
+            return [shaper.cap(metric, datum) for metric, datum in zip(query.metrics, data)]
+
+    else:
+        statements = shaper.statements(db.dialect)
+
+        def run(now: float) -> list[MetricData]:
+            results = db.fetch(statements, {**parameters, "now": now}, query.timeout)
+            if not query.is_histogram:
+                check_result_columns(query, results[0].columns)
+            return shaper.shape(results)
 
     return Job(JobInfo(query.name, "query", query.interval, query.stale_after), run)
 
@@ -47,24 +65,45 @@ def query_job(query: QuerySpec, db: Database, parameters: dict[str, Any], droppe
 def probe_columns(query: QuerySpec, db: Database, parameters: dict[str, Any]) -> None:
     """Check at start that a query returns every column its metrics read (LIMIT 0: no rows are read)."""
     base = query.sql_for(db.dialect).strip().rstrip(";")
-    extra = {"last_key": query.incremental.start} if query.incremental else {}
+    extra: dict[str, Any] = {"last_key": query.incremental.start} if query.incremental else {}
+    if query.windows:
+        extra = {**Windowed(query, db.dialect).parameters(0.0), "window_key": 0}
     result = db.fetch([f"SELECT * FROM ({base}) pe_probe LIMIT 0"], {**parameters, "now": 0.0, **extra},
                       query.timeout)
-    check_result_columns(query, result[0].columns)
+    columns = result[0].columns
+    if query.windows and query.windows.time not in columns:
+        raise ConfigError(query.source, f"queries.{query.name}.windows.time",
+                          f"the query does not return the time column {query.windows.time!r} "
+                          f"(it returns: {', '.join(columns)})")
+    check_result_columns(query, columns)
 
 
-def coverage_job(path: Path, interval: float, max_bytes: int) -> Job:
-    """Coverage ratios and the report's modification time."""
+def report_job(name: str, path: Path, explicit: bool, interval: float, max_bytes: int,
+               parse: Callable[[bytes, float], list[MetricData]]) -> Job:
+    """A report file beside the database: a default path that does not exist means the source is
+    not in use (no data, no error); a path the user set must exist."""
 
     def run(_now: float) -> list[MetricData]:
+        if not explicit and not os.path.lexists(path):
+            return []
         data, mtime = read_bounded(path, max_bytes)
+        return parse(data, mtime)
+
+    return Job(JobInfo(name, "file", interval, interval * 3), run)
+
+
+def coverage_job(files: FilesConfig) -> Job:
+    """Coverage ratios and the report's modification time."""
+    path = files.coverage
+
+    def parse(data: bytes, mtime: float) -> list[MetricData]:
         ratios = parse_coverage(data, path)
         return [gauge("pipeline_code_coverage_ratio", "Code coverage of the pipeline's test suite, 0 to 1, by kind.",
                       ("metric",), {(kind,): ratio for kind, ratio in ratios.items()}),
                 gauge("pipeline_code_coverage_report_timestamp_seconds",
                       "Modification time of the coverage summary file, in Unix seconds.", (), {(): mtime})]
 
-    return Job(JobInfo("coverage_report", "file", interval, interval * 3), run)
+    return report_job("coverage_report", path, files.coverage_explicit, files.interval, files.max_bytes, parse)
 
 
 E2E_TESTS = MetricSpec("pipeline_e2e_tests", "gauge", "Test cases in the latest end-to-end report, by suite and result.",
@@ -74,14 +113,14 @@ E2E_DURATION = MetricSpec("pipeline_e2e_duration_seconds", "gauge",
                           (LabelSpec("suite", "suite", "unnamed"),), value="seconds")
 
 
-def e2e_job(path: Path, interval: float, max_bytes: int, memory: CapMemory) -> Job:
+def e2e_job(files: FilesConfig, memory: CapMemory) -> Job:
     """End-to-end test counts per suite from the latest JUnit report; suite names are a capped label."""
     capper = Capper(memory)
+    path = files.e2e_report
     for spec in (E2E_TESTS, E2E_DURATION):
         memory.register(spec.name)
 
-    def run(_now: float) -> list[MetricData]:
-        data, mtime = read_bounded(path, max_bytes)
+    def parse(data: bytes, mtime: float) -> list[MetricData]:
         suites = {label_value(name, "unnamed"): counts for name, counts in parse_junit(data, path).items()}
         tests = {}
         for suite, counts in suites.items():
@@ -93,7 +132,15 @@ def e2e_job(path: Path, interval: float, max_bytes: int, memory: CapMemory) -> J
                 gauge("pipeline_e2e_report_timestamp_seconds",
                       "Modification time of the end-to-end JUnit report, in Unix seconds.", (), {(): mtime})]
 
-    return Job(JobInfo("e2e_report", "file", interval, interval * 3), run)
+    return report_job("e2e_report", path, files.e2e_report_explicit, files.interval, files.max_bytes, parse)
+
+
+def budget_job(budget: Mapping[str, float]) -> Job:
+    """The monthly LLM budget from the config, beside the month-to-date cost the pack computes."""
+    data = [gauge("pipeline_llm_budget_usd",
+                  "Monthly LLM budget in US dollars from the exporter's config, by provider (total: all together).",
+                  ("provider",), {(provider,): float(usd) for provider, usd in budget.items()})]
+    return Job(JobInfo("llm_budget", "config", 300.0, 900.0), lambda _now: data)
 
 
 def database_size_job(db: Database, interval: float) -> Job:
@@ -145,11 +192,13 @@ def host_job(disk_path: Path, interval: float, cpu_percent: Callable[[], float] 
     return Job(JobInfo("host", "host", interval, interval * 3), run)
 
 
-def build_jobs(config: Config, db: Database, dropped: CapMemory) -> list[Job]:
+def build_jobs(config: Config, db: Database, memory: Memory) -> list[Job]:
     """Every job the exporter runs for this config."""
-    jobs = [query_job(query, db, dict(config.parameters), dropped) for query in config.queries]
-    jobs.append(coverage_job(config.files.coverage, config.files.interval, config.files.max_bytes))
-    jobs.append(e2e_job(config.files.e2e_report, config.files.interval, config.files.max_bytes, dropped))
+    jobs = [query_job(query, db, dict(config.parameters), memory) for query in config.queries]
+    jobs.append(coverage_job(config.files))
+    jobs.append(e2e_job(config.files, memory.caps))
+    if config.llm_budget_usd:
+        jobs.append(budget_job(config.llm_budget_usd))
     jobs.append(database_size_job(db, config.checks.size_interval))
     if db.dialect == "sqlite":
         jobs.append(integrity_job(db, config.checks.integrity_interval, config.checks.integrity_timeout))

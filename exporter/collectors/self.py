@@ -50,6 +50,8 @@ class SelfCollector(Collector):
                                      labels=["query"])
         last = GaugeMetricFamily("pipeline_exporter_query_last_success_timestamp_seconds",
                                  "When a query or source last succeeded, in Unix seconds.", labels=["query"])
+        up = GaugeMetricFamily("pipeline_exporter_query_up",
+                               "1 if the latest run of a query or source succeeded, else 0.", labels=["query"])
         for state in self.snapshot.states():
             name = [state.info.name]
             cumulative, buckets = 0, []
@@ -60,4 +62,6 @@ class SelfCollector(Collector):
             errors.add_metric(name, state.errors_total)
             if state.last_success is not None:
                 last.add_metric(name, state.last_success)
-        yield from (duration, errors, last)
+            if state.last_attempt is not None:
+                up.add_metric(name, 0 if state.error else 1)
+        yield from (duration, errors, last, up)

@@ -69,9 +69,12 @@ def exporter(tmp: Path, db: Path | None, *, coverage: Path | None = None, e2e_re
     or only /-/healthy when ``ready`` is False; ``request_options`` (auth, verify) serve that wait."""
     port = free_port()
     args = [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}",
-            "--database-url", url or f"sqlite:///{db}",
-            "--coverage-file", str(coverage or tmp / "absent-coverage.json"),
-            "--e2e-report", str(e2e_report or tmp / "absent-junit.xml")]
+            "--database-url", url or f"sqlite:///{db}"]
+    # Without a report file the default paths (under cwd=tmp) do not exist: those sources are unused.
+    if coverage:
+        args += ["--coverage-file", str(coverage)]
+    if e2e_report:
+        args += ["--e2e-report", str(e2e_report)]
     if config:
         args += ["--config.file", str(config)]
     args += extra or []

@@ -36,7 +36,8 @@ def capped_opt_outs(make_db, tmp_path):
     config = write_config(tmp_path, """
         queries:
           opt_outs:
-            sql: SELECT channel, COUNT(*) AS n FROM opt_outs GROUP BY channel
+            incremental: {key: id}
+            sql: SELECT channel, COUNT(*) AS n, MAX(id) AS max_key FROM opt_outs WHERE id > :last_key GROUP BY channel
             metrics:
               - {name: pipeline_opt_outs_total, type: counter, help: Opt-outs., value: n,
                  labels: [{name: channel, cap: 2}]}

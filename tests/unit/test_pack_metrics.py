@@ -118,7 +118,10 @@ def test_types_follow_the_contract(fams):
         "pipeline_outreach_reply_delay_seconds": "histogram", "pipeline_sales": "counter",
         "pipeline_sales_revenue_usd": "counter", "pipeline_sale_amount_usd": "histogram",
         "pipeline_llm_requests": "counter", "pipeline_llm_tokens": "counter", "pipeline_llm_cost_usd": "counter",
-        "pipeline_conversation_messages": "counter", "pipeline_conversation_messages_unread": "gauge",
+        "pipeline_conversation_messages_total": "counter", "pipeline_conversation_messages": "gauge",
+        "pipeline_conversation_messages_unread": "gauge", "pipeline_outreaches": "gauge",
+        "pipeline_outreach_sent_recent": "gauge", "pipeline_http_errors_recent": "gauge",
+        "pipeline_llm_cost_usd_month_to_date": "gauge", "pipeline_exporter_query_up": "gauge",
         "pipeline_conversations": "gauge", "pipeline_opt_outs": "counter", "pipeline_cron_job_info": "gauge",
         "pipeline_cron_job_runs": "counter", "pipeline_cron_job_duration_seconds": "histogram",
         "pipeline_http_errors": "counter", "pipeline_database_rows": "gauge",
@@ -165,12 +168,37 @@ def test_transitions(fams):
 
 def test_outreach_events_by_channel(fams):
     email = {e: value(fams, "pipeline_outreach_events_total", channel="email", event=e)
-             for e in ("created", "sent", "delivered", "bounced", "failed", "complained", "replied")}
-    assert email == {"created": 5, "sent": 4, "delivered": 3, "bounced": 1, "failed": 0, "complained": 1, "replied": 2}
+             for e in ("created", "sent", "delivered", "replied")}
+    assert email == {"created": 5, "sent": 4, "delivered": 3, "replied": 2}
     sms = {e: value(fams, "pipeline_outreach_events_total", channel="sms", event=e)
-           for e in ("created", "sent", "delivered", "bounced", "failed", "complained", "replied")}
-    assert sms == {"created": 2, "sent": 2, "delivered": 1, "bounced": 0, "failed": 1, "complained": 0, "replied": 1}
+           for e in ("created", "sent", "delivered", "replied")}
+    assert sms == {"created": 2, "sent": 2, "delivered": 1, "replied": 1}
+    # Delivery states are not events: they are the gauge pipeline_outreaches.
+    assert {s.labels["event"] for s in fams["pipeline_outreach_events"].samples} == {
+        "created", "sent", "delivered", "replied"}
+    assert series(fams, "pipeline_outreaches") == {
+        (("channel", "email"), ("status", "delivered")): 2, (("channel", "email"), ("status", "bounced")): 1,
+        (("channel", "email"), ("status", "complained")): 1, (("channel", "email"), ("status", "queued")): 1,
+        (("channel", "sms"), ("status", "failed")): 1, (("channel", "sms"), ("status", "delivered")): 1}
     assert series(fams, "pipeline_outreach_queued") == {(("channel", "email"),): 1, (("channel", "sms"),): 0}
+
+
+def test_outreach_windows_count_the_sent_cohort_by_current_status(fams):
+    def sent(window):
+        return {k: v for k, v in series(fams, "pipeline_outreach_sent_recent").items()
+                if ("window", window) in k}
+    # Rows 1-3 and 6-7 were sent exactly a day ago: on the 24h window's edge, inside it.
+    assert sent("24h") == {
+        (("channel", "email"), ("status", "delivered"), ("window", "24h")): 1,
+        (("channel", "email"), ("status", "bounced"), ("window", "24h")): 1,
+        (("channel", "email"), ("status", "complained"), ("window", "24h")): 1,
+        (("channel", "email"), ("status", "delivered"), ("window", "24h")): 1,
+        (("channel", "sms"), ("status", "failed"), ("window", "24h")): 1,
+        (("channel", "sms"), ("status", "delivered"), ("window", "24h")): 1}
+    assert value(fams, "pipeline_outreach_sent_recent", channel="email", status="delivered", window="7d") == 2
+    assert value(fams, "pipeline_outreach_sent_recent", channel="email", status="delivered", window="1h") == 0
+    assert value(fams, "pipeline_outreach_replies_recent", channel="email", window="24h") == 1
+    assert value(fams, "pipeline_outreach_replies_recent", channel="email", window="7d") == 2
 
 
 def test_reply_delay_histogram(fams):
@@ -204,6 +232,9 @@ def test_llm_usage(fams):
 
 def test_conversations(fams):
     assert series(fams, "pipeline_conversation_messages_total") == {
+        (("channel", "email"), ("direction", "outbound")): 1, (("channel", "email"), ("direction", "inbound")): 2,
+        (("channel", "sms"), ("direction", "inbound")): 1, (("channel", "sms"), ("direction", "outbound")): 1}
+    assert series(fams, "pipeline_conversation_messages") == {
         (("channel", "email"), ("direction", "outbound"), ("sentiment", "none")): 1,
         (("channel", "email"), ("direction", "inbound"), ("sentiment", "positive")): 1,
         (("channel", "email"), ("direction", "inbound"), ("sentiment", "unclassified")): 1,

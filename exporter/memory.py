@@ -1,0 +1,64 @@
+"""What the engine remembers across runs and reloads, within one exporter process.
+
+- the cardinality caps' admissions and dropped values (``CapMemory``);
+- each counter query's counting state, kept by a reload that leaves the query unchanged;
+- the counter guard: the last value of every counter series, so that no ``_total`` series goes
+  down during the life of the process, whatever a reload or a changed query recounts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from exporter.config import QuerySpec
+from exporter.incremental import CounterState
+from exporter.shaping import CapMemory, MetricData
+
+log = logging.getLogger("exporter.memory")
+
+
+class CounterGuard:
+    """Keeps counter series monotonic: where a source's value drops (its counting started over,
+    e.g. a reload changed the query), the drop becomes an offset added from then on, so the series
+    keeps its value and rises by exactly what the source's value rises by afterwards."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._series: dict[tuple[str, tuple[str, ...]], tuple[float, float]] = {}
+
+    def apply(self, data: MetricData) -> MetricData:
+        if data.type != "counter":
+            return data
+        lowered = False
+        with self._lock:
+            for key, raw in data.series.items():
+                last, offset = self._series.get((data.name, key), (raw, 0.0))
+                if raw < last:
+                    offset += last - raw
+                    lowered = True
+                self._series[(data.name, key)] = (raw, offset)
+                data.series[key] = raw + offset if offset else raw
+        if lowered:
+            log.info("a counter's source started over lower; the series keeps its value",
+                     extra={"metric": data.name})
+        return data
+
+
+@dataclass
+class Memory:
+    """Everything a Pipeline hands to its successor on reload."""
+
+    caps: CapMemory = field(default_factory=CapMemory)
+    guard: CounterGuard = field(default_factory=CounterGuard)
+    counters: dict[str, tuple[QuerySpec, CounterState]] = field(default_factory=dict)
+
+    def counter_state(self, query: QuerySpec) -> CounterState:
+        """The counting state of this query: kept when the same query ran before, else a new one."""
+        kept = self.counters.get(query.name)
+        if kept is not None and kept[0] == query:
+            return kept[1]
+        state = CounterState([{} for _ in query.metrics])
+        self.counters[query.name] = (query, state)
+        return state
