@@ -60,43 +60,39 @@ def _outreach(timestamp: str, where: str | None = None) -> Source:
     return Source("outreaches", timestamp, {"channel": "channel"}, {"n": "count"}, where)
 
 
-# The event time of each source. bounced, failed and complained are row states without a
-# timestamp of their own: bounced and failed count when the message was handed over (sent_at,
-# else created_at), complained when it was delivered (delivered_at, else sent_at, else created_at).
+# The event time of each source: the timestamp the live counter counts it at. Money is summed in
+# the integer units of the live pack ($fixed), so the backfill's last step equals a live scrape to
+# the cent.
 SOURCES: dict[str, Source] = {
-    "outreach_created": _outreach("$epoch(created_at)"),
-    "outreach_sent": _outreach("$epoch(sent_at)", "sent_at IS NOT NULL"),
-    "outreach_delivered": _outreach("$epoch(delivered_at)", "delivered_at IS NOT NULL"),
-    "outreach_bounced": _outreach("COALESCE($epoch(sent_at), $epoch(created_at))", "status = 'bounced'"),
-    "outreach_failed": _outreach("COALESCE($epoch(sent_at), $epoch(created_at))", "status = 'failed'"),
-    "outreach_complained": _outreach("COALESCE($epoch(delivered_at), $epoch(sent_at), $epoch(created_at))",
-                                     "status = 'complained'"),
-    "outreach_replied": _outreach("$epoch(replied_at)", "replied_at IS NOT NULL"),
+    # Outreach events are counted live by their timestamps: a row whose timestamp is not a time is none.
+    "outreach_created": _outreach("$epoch(created_at)", "$epoch(created_at) IS NOT NULL"),
+    "outreach_sent": _outreach("$epoch(sent_at)", "$epoch(sent_at) IS NOT NULL"),
+    "outreach_delivered": _outreach("$epoch(delivered_at)", "$epoch(delivered_at) IS NOT NULL"),
+    "outreach_replied": _outreach("$epoch(replied_at)", "$epoch(replied_at) IS NOT NULL"),
     "site_transitions": Source("site_status_history", "$epoch(changed_at)", {"to_status": "to_status"},
                                {"n": "count"}),
     "sites_created": Source("sites", "$epoch(created_at)", {}, {"n": "count"}),
     "llm_usage": Source("llm_usage", "$epoch(created_at)",
                         {"stage": "stage", "provider": "provider", "model": "model"},
                         {"requests": "count", "prompt": "prompt_tokens", "completion": "completion_tokens",
-                         "cost": "cost_usd"}),
+                         "cost": "$fixed(cost_usd, 9)"}),
     "http_errors": Source("http_errors", "$epoch(created_at)",
                           {"source": "source", "stage": "stage", "code": "status_code"}, {"n": "count"}),
     "opt_outs": Source("opt_outs", "$epoch(created_at)", {"channel": "channel"}, {"n": "count"}),
-    "sales": Source("sales", "$epoch(sold_at)", {"channel": "channel"}, {"n": "count", "revenue": "amount_usd"}),
-    "conversation_messages": Source(
-        "conversations", "$epoch(created_at)",
-        {"channel": "channel", "direction": "direction",
-         "sentiment": "CASE WHEN direction = 'outbound' THEN 'none' ELSE sentiment END"}, {"n": "count"}),
-    # Finished runs only, as the live counter: a run still going is not a run of any result yet.
-    "cron_job_runs": Source("cron_job_logs", "$epoch(started_at)", {"cron_job": "job_name", "status": "status"},
-                            {"n": "count"}, "COALESCE(status, '') <> 'running'"),
+    "sales": Source("sales", "$epoch(sold_at)", {"channel": "channel"},
+                    {"n": "count", "revenue": "$fixed(amount_usd, 6)"}),
+    "conversation_messages": Source("conversations", "$epoch(created_at)",
+                                    {"channel": "channel", "direction": "direction"}, {"n": "count"}),
+    # Finished runs only, at their finish, as the live counter: a run still going is not a run yet.
+    "cron_job_runs": Source("cron_job_logs", "$epoch(finished_at)", {"cron_job": "job_name", "status": "status"},
+                            {"n": "count"}, "COALESCE(status, '') <> 'running' AND $epoch(finished_at) IS NOT NULL"),
 }
 
 # Counter -> {value of its `values` label (None for a plain `value`): (source, aggregate key)}.
 COUNTERS: dict[str, dict[str | None, tuple[str, str]]] = {
     "pipeline_outreach_events_total": {
         event: (f"outreach_{event}", "n")
-        for event in ("created", "sent", "delivered", "bounced", "failed", "complained", "replied")},
+        for event in ("created", "sent", "delivered", "replied")},
     "pipeline_site_transitions_total": {None: ("site_transitions", "n")},
     "pipeline_sites_created_total": {None: ("sites_created", "n")},
     "pipeline_llm_requests_total": {None: ("llm_usage", "requests")},
@@ -233,7 +229,7 @@ def collect(db: Database, plans: list[Plan], grid: Grid, timeout: float) -> dict
                 steps[index] = steps.get(index, 0.0) + value
         if p.metric.values_label:
             # The live query returns every value column for each group it finds, zeros included:
-            # e.g. pipeline_outreach_events_total{event="complained"} exists for every channel.
+            # e.g. pipeline_outreach_events_total{event="replied"} exists for every channel.
             for base in {key[:-1] for key in series}:
                 for extra, _, _ in p.parts:
                     series.setdefault(base + (extra,), {})
@@ -288,11 +284,11 @@ def render(plans: list[Plan], data: Mapping[str, dict[tuple, dict[int, float]]],
             pairs = [f'{n}="{_escape(v)}"' for n, v in zip(names, key)] + target_pairs
             head = f"{name}{{{','.join(pairs)}}} " if pairs else f"{name} "
             steps = data[name][key]
-            total, lines = 0.0, []
+            total, lines, scale = 0.0, [], 10 ** p.metric.decimals
             for i, stamp in enumerate(stamps):
                 if i in steps:
                     total += steps[i]
-                lines.append(head + _number(total) + stamp)
+                lines.append(head + _number(total / scale if scale > 1 else total) + stamp)
             yield "".join(lines)
     yield "# EOF\n"
 
