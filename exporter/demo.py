@@ -55,6 +55,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "http_errors": ("id", "source", "stage", "status_code", "url", "created_at"),
 }
 TABLES = tuple(COLUMNS)
+# Append-only tables and the timestamp their rows are written at: a pipeline appends in time order,
+# so the demo numbers these rows by that time (its generator makes them site by site).
+CHRONOLOGICAL = {"site_status_history": "changed_at", "sales": "sold_at", "conversations": "created_at",
+                 "opt_outs": "created_at", "llm_usage": "created_at", "cron_job_logs": "started_at",
+                 "http_errors": "created_at"}
 
 FUNNEL = ("found", "scraped", "scored", "rescored", "proposal_ready", "contacted", "replied", "sold")
 PROCESSING = frozenset(FUNNEL[:5])
@@ -370,11 +375,20 @@ def _write_sqlite(path: Path, batches: Iterable[Batch]) -> dict[str, int]:
         conn.execute("BEGIN")
         for statement in tables:
             conn.execute(statement)
-        inserts = {t: _insert_sql(t, "?") for t in TABLES}
+        # Append-only tables load into staging copies first, then move over numbered by their time.
+        for table in CHRONOLOGICAL:
+            conn.execute(f"CREATE TABLE pe_stage_{table} AS SELECT * FROM {table} WHERE 0")
+        inserts = {t: _insert_sql(f"pe_stage_{t}" if t in CHRONOLOGICAL else t, "?", t) for t in TABLES}
         counts = dict.fromkeys(TABLES, 0)
         for table, rows in batches:
             conn.executemany(inserts[table], rows)
             counts[table] += len(rows)
+        for table, stamp in CHRONOLOGICAL.items():
+            others = ", ".join(COLUMNS[table][1:])
+            when = f"CAST(strftime('%s', {stamp}) AS INTEGER)"
+            conn.execute(f"INSERT INTO {table} (id, {others}) SELECT ROW_NUMBER() OVER "
+                         f"(ORDER BY {when} IS NULL, {when}, id), {others} FROM pe_stage_{table} ORDER BY 1")
+            conn.execute(f"DROP TABLE pe_stage_{table}")
         # Indexes built once after the load are much cheaper than maintained per row.
         for statement in indexes:
             conn.execute(statement)
@@ -409,9 +423,24 @@ def _write_sqlalchemy(conn: sqlalchemy.Connection, ddl: list[str],
             columns = COLUMNS[name]
             conn.execute(tables[name].insert(), [dict(zip(columns, row)) for row in rows])
         counts[name] += len(rows)
+    for table, stamp in CHRONOLOGICAL.items():
+        _renumber_by_time(conn, table, stamp)
     if conn.dialect.name == "postgresql":
         _reset_identities(conn)
     return counts
+
+
+def _renumber_by_time(conn: sqlalchemy.Connection, table: str, stamp: str) -> None:
+    """Number an append-only table's rows by their time, as the pipeline appends them (ties by the
+    generated id, as on SQLite): negate the ids first, so no new id meets an old one."""
+    conn.exec_driver_sql(f"UPDATE {table} SET id = -id")
+    order = f"ROW_NUMBER() OVER (ORDER BY {stamp} IS NULL, {stamp}, -id)"
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"UPDATE {table} SET id = o.n FROM (SELECT id AS old, {order} AS n FROM {table}) o "
+                             f"WHERE {table}.id = o.old")
+    else:
+        conn.exec_driver_sql(f"UPDATE {table} JOIN (SELECT id AS old, {order} AS n FROM {table}) o "
+                             f"ON {table}.id = o.old SET {table}.id = o.n")
 
 
 def _reset_identities(conn: sqlalchemy.Connection) -> None:
@@ -423,9 +452,9 @@ def _reset_identities(conn: sqlalchemy.Connection) -> None:
                 f"COALESCE(MAX(id), 0) + 1, false) FROM {name}")
 
 
-def _insert_sql(table: str, marker: str) -> str:
-    """INSERT statement for a table with its generated column order."""
-    columns = COLUMNS[table]
+def _insert_sql(table: str, marker: str, columns_of: str | None = None) -> str:
+    """INSERT statement for a table with the generated column order (of ``columns_of``, default the table)."""
+    columns = COLUMNS[columns_of or table]
     return (f"INSERT INTO {table} ({', '.join(columns)}) "
             f"VALUES ({', '.join([marker] * len(columns))})")
 
