@@ -155,9 +155,10 @@ class QuerySpec:
 FIXED_MACRO = re.compile(r"\$fixed\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*,\s*(\d)\s*\)")
 FIXED_SQL = {
     # Money in integer units of 10**-n: sums of integers are exact where sums of floats are not.
-    "sqlite": "CAST(ROUND({0} * 1e{1}) AS INTEGER)",
-    "postgresql": "CAST(ROUND(CAST({0} AS NUMERIC) * 1e{1}) AS BIGINT)",
-    "mysql": "CAST(ROUND({0} * 1e{1}) AS SIGNED)",
+    # A value that is no number or beyond 10**15 units (infinity, text, garbage) is NULL: not summed.
+    "sqlite": "(CASE WHEN {0} BETWEEN -1e{2} AND 1e{2} THEN CAST(ROUND({0} * 1e{1}) AS INTEGER) END)",
+    "postgresql": "(CASE WHEN {0} BETWEEN -1e{2} AND 1e{2} THEN CAST(ROUND(CAST({0} AS NUMERIC) * 1e{1}) AS BIGINT) END)",
+    "mysql": "(CASE WHEN {0} BETWEEN -1e{2} AND 1e{2} THEN CAST(ROUND({0} * 1e{1}) AS SIGNED) END)",
 }
 
 EPOCH_MACRO = re.compile(r"\$epoch\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)")
@@ -179,7 +180,7 @@ SCAN_SQL = {"sqlite": "{0} NOT INDEXED", "postgresql": "{0}", "mysql": "{0}"}
 def expand_macros(sql: str, dialect: str) -> str:
     """Expand ``$epoch(col)`` (Unix seconds), ``$fixed(col, n)`` (integer units of 10**-n) and
     ``$scan(table)`` (read the whole table) for a dialect."""
-    sql = FIXED_MACRO.sub(lambda m: FIXED_SQL[dialect].format(m.group(1), m.group(2)), sql)
+    sql = FIXED_MACRO.sub(lambda m: FIXED_SQL[dialect].format(m.group(1), m.group(2), 15 - int(m.group(2))), sql)
     sql = EPOCH_MACRO.sub(lambda m: EPOCH_SQL[dialect].format(m.group(1)), sql)
     return SCAN_MACRO.sub(lambda m: SCAN_SQL[dialect].format(m.group(1)), sql)
 
