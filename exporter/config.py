@@ -505,9 +505,6 @@ def _read_query(name: str, raw: Any, source: str, key: str, defaults: _Defaults)
         raise node.fail("sql", ":last_key is only bound for queries that declare incremental")
     if incremental is not None and windows is not None:
         raise node.fail("windows", "a query is either incremental (counters) or windowed (gauges), not both")
-    if windows is not None and any(m.window_label and m.window_label in (l.name for l in m.labels)
-                                   for m in metrics):
-        raise node.fail("windows", f"the window label {windows.label!r} is also a metric label")
     if incremental is None:
         for i, metric in enumerate(metrics):
             if metric.type == "counter":

@@ -261,3 +261,56 @@ def test_error_messages_lose_the_values_a_server_quotes():
     assert safe_message(Exception("no such table: opt_outs")) == "Exception: no such table: opt_outs"
     mysql = Exception(1792, "Cannot execute statement in a READ ONLY transaction")
     assert safe_message(mysql) == "Exception: Cannot execute statement in a READ ONLY transaction (error 1792)"
+
+
+def test_report_files_at_default_paths_that_do_not_exist_are_unused_not_failing(make_db, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default paths are relative: coverage/..., test-results/...
+    from exporter.app import Exporter
+    exporter = Exporter(None, {"database_url": f"sqlite:///{make_db({})}"}, clock=lambda: NOW_TS)
+    exporter.pipeline.scheduler.run_once()
+    fams = families(exporter.registry)
+    for source in ("coverage_report", "e2e_report"):
+        assert value(fams, "pipeline_exporter_query_up", query=source) == 1
+        assert value(fams, "pipeline_exporter_query_errors_total", query=source) == 0
+    assert value(fams, "pipeline_code_coverage_ratio", metric="lines") is None
+    # Set explicitly and missing: an error, and query_up 0 for that source only.
+    explicit = make_exporter(make_db({}, name="b.db"), coverage=tmp_path / "nope.json")
+    explicit.pipeline.scheduler.run_once()
+    fams = families(explicit.registry)
+    assert value(fams, "pipeline_exporter_query_up", query="coverage_report") == 0
+    assert value(fams, "pipeline_exporter_query_errors_total", query="coverage_report") == 1
+    assert value(fams, "pipeline_exporter_query_up", query="sites") == 1
+
+
+def test_query_up_follows_the_latest_run(make_db):
+    import sqlite3
+    db = make_db({"opt_outs": [{"channel": "sms", "contact": "x"}]})
+    exporter = make_exporter(db)
+    exporter.pipeline.scheduler.run_job("opt_outs")
+    assert value(families(exporter.registry), "pipeline_exporter_query_up", query="opt_outs") == 1
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE opt_outs RENAME TO gone")
+    exporter.pipeline.scheduler.run_job("opt_outs")
+    assert value(families(exporter.registry), "pipeline_exporter_query_up", query="opt_outs") == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE gone RENAME TO opt_outs")
+    exporter.pipeline.scheduler.run_job("opt_outs")
+    assert value(families(exporter.registry), "pipeline_exporter_query_up", query="opt_outs") == 1
+
+
+@pytest.mark.parametrize("budget, expected", [
+    ("500", {(("provider", "total"),): 500}),
+    ("{openrouter: 400, anthropic: 99.5}", {(("provider", "openrouter"),): 400, (("provider", "anthropic"),): 99.5}),
+])
+def test_the_llm_budget_from_the_config(make_db, tmp_path, budget, expected):
+    config = write_config(tmp_path, f"llm_monthly_budget_usd: {budget}\n")
+    fams = scrape(make_db({}), config)
+    assert series(fams, "pipeline_llm_budget_usd") == expected
+
+
+def test_no_budget_no_budget_series_and_a_bad_one_names_the_key(make_db, tmp_path):
+    from exporter.config import load_config
+    from exporter.errors import ConfigError
+    assert "pipeline_llm_budget_usd" not in scrape(make_db({}))
+    with pytest.raises(ConfigError, match=r"llm_monthly_budget_usd.openrouter: must be a number"):
+        load_config(write_config(tmp_path, "llm_monthly_budget_usd: {openrouter: lots}\n"))

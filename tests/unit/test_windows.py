@@ -149,3 +149,42 @@ def test_the_key_search_finds_the_first_row_of_a_window_with_late_commits_inside
             assert all(i >= key for i in inside), (target, key)  # no row of the window is before the key
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("query, metric, problem", [
+    ("sql: SELECT 1 AS n, 0 AS t", "{name: demo_total, type: counter, help: N., value: n}",
+     "queries.q.metrics[0]: counter demo_total must come from an incremental query"),
+    ("windows: {time: t}\n    sql: SELECT 0 AS t FROM sales", "{name: demo_recent, type: gauge, help: N.}",
+     "queries.q.sql: a windowed query reads only its oldest window"),
+    ("windows: {time: t, periods: [15m, fortnight]}\n    sql: SELECT 0 AS t WHERE 0 >= :window_start",
+     "{name: demo_recent, type: gauge, help: N.}", r"queries.q.windows.periods\[1\]: a period is a duration"),
+    ("windows: {time: t, label: false}\n    sql: SELECT 0 AS t WHERE 0 >= :window_start",
+     "{name: demo_recent, type: gauge, help: N.}", "queries.q.windows.label: several periods need a label"),
+    ("windows: {time: t, key: {table: sales, time: sold_at}}\n    sql: SELECT 0 AS t WHERE 0 >= :window_start",
+     "{name: demo_recent, type: gauge, help: N.}", "queries.q.sql: windows.key finds the first key"),
+    ("windows: {time: t}\n    sql: SELECT 0 AS t WHERE 0 >= :window_start",
+     "{name: demo_recent_total, type: counter, help: N.}",
+     "queries.q.metrics[0].type: a windowed query feeds gauges"),
+    ("windows: {time: t, label: channel}\n    sql: SELECT 'a' AS channel, 0 AS t WHERE 0 >= :window_start",
+     "{name: demo_recent, type: gauge, help: N., labels: [channel]}",
+     r"queries.q.metrics\[0\].labels: label 'channel' appears twice"),
+])
+def test_window_and_counter_config_errors_name_the_key(tmp_path, query, metric, problem):
+    from exporter.config import load_config
+    from exporter.errors import ConfigError
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"packs: []\nqueries:\n  q:\n    {query}\n    metrics: [{metric}]\n")
+    with pytest.raises(ConfigError, match=problem.replace("[0]", r"\[0\]")):
+        load_config(config)
+
+
+def test_check_config_refuses_a_windowed_query_without_its_time_column(tmp_path):
+    from exporter.cli import main
+
+    config = tmp_path / "config.yaml"
+    config.write_text("packs: []\nqueries:\n  q:\n    windows: {time: t}\n"
+                      "    sql: SELECT channel, 0 AS tt FROM opt_outs WHERE 0 >= :window_start\n"
+                      "    metrics: [{name: demo_recent, type: gauge, help: N., labels: [channel]}]\n")
+    db = build_db(tmp_path / "sites.db", {})
+    assert main(["--config.file", str(config), "--check-config", "--database-url", f"sqlite:///{db}"]) == 2
