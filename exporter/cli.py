@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         from exporter.backfill import main as backfill_main  # its parser lives there too
 
         return backfill_main(argv[1:])
+    if argv[:1] == ["mixin"]:
+        from exporter.mixin.cli import main as mixin_main  # rules and dashboards for one setup
+
+        return mixin_main(argv[1:])
     args = run_parser().parse_args(argv)
     logs.setup("warning" if args.log_level == "warn" else args.log_level, args.log_format)
     overrides = {"database_url": args.database_url, "coverage": args.coverage, "e2e_report": args.e2e_report}

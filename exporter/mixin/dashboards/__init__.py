@@ -1,9 +1,14 @@
 """Grafana dashboards as code: one module per page of the old Streamlit dashboard."""
 
-from . import compliance, conversations, health, outreach, overview, system
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from exporter.mixin.dashboards import compliance, conversations, health, outreach, overview, system
+from exporter.mixin.dashboards.common import Context
 
 # uid -> builder; the uids are fixed by the contract (alerts-and-dashboards.md).
-DASHBOARDS = {
+DASHBOARDS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "pipeline-overview": overview.build,
     "pipeline-health": health.build,
     "pipeline-outreach": outreach.build,

@@ -1,69 +1,94 @@
 """Compliance: opt-outs, email bounce/complaint/delivery rates, SMS delivery/failure, checklists."""
 
-from .common import (BLUE, BOUNCE_CRIT, BOUNCE_WARN, COMPLAINT_CRIT, COMPLAINT_WARN, GREEN,
-                     ORANGE, RED, SMS_FAILURE_WARN, Row, bargauge, dashboard, i, or_zero, sel,
-                     stat, steps, t, text, timeseries, total)
+from __future__ import annotations
+
+from typing import Any
+
+from exporter.mixin.config import Levels
+from exporter.mixin.dashboards.common import (BLUE, GREEN, ORANGE, RED, Context, Panel, Row,
+                                              bargauge, dashboard, now, over_time, per_period,
+                                              stat, steps, text, timeseries)
+from exporter.mixin.promql import or_zero, percent
 
 EMAIL, SMS = 'channel="email"', 'channel="sms"'
 
 
-def _ratio(event: str, channel: str, window: str = "") -> str:
+def _ratio(ctx: Context, event: str, channel: str, span: str = "") -> str:
     """A per-channel recording rule: ``channel:pipeline_outreach_<event>_per_sent:ratio[24h]``."""
-    return sel(f"channel:pipeline_outreach_{event}_per_sent:ratio{window}", channel)
+    return ctx.sel(f"channel:pipeline_outreach_{event}_per_sent:ratio{span}", channel)
 
 
-def _rate_pair(what: str, event: str, channel: str, thresholds: dict, why: str) -> list:
-    """The rate over the last 24 h (what the alert sees) and over the whole history."""
-    return [
-        stat(f"{what} (24 h)", f"{why} Over the last 24 hours (recording rule "
-             f"channel:pipeline_outreach_{event}_per_sent:ratio24h), the window the alert uses. "
-             "Empty or NaN while nothing was sent in the window.",
-             [i(or_zero(_ratio(event, channel, "24h")))], "percentunit", w=4, h=5,
-             decimals=2, thresholds=thresholds, color_mode="background"),
-        stat(f"{what} (all time)", f"{why} Over the whole history (recording rule "
-             f"channel:pipeline_outreach_{event}_per_sent:ratio).",
-             [i(or_zero(_ratio(event, channel)))], "percentunit", w=4, h=5, decimals=2,
-             thresholds=thresholds, color_mode="background"),
-    ]
+def _levels(levels: Levels) -> dict[str, Any]:
+    marks = [(levels.warning, ORANGE)] + ([(levels.critical, RED)] if levels.critical else [])
+    return steps(GREEN, *marks)
 
 
-def _rate_history(title: str, event: str, channel: str, thresholds: dict, levels: str,
-                  w: int = 8, h: int = 10) -> object:
-    return timeseries(title, f"The 24-hour rate over time with the alert levels ({levels}) as "
-                      "dashed lines.",
-                      [t(or_zero(_ratio(event, channel, "24h")), "last 24 h"),
-                       t(or_zero(_ratio(event, channel)), "all time")],
-                      "percentunit", w=w, h=h, threshold_lines=True, thresholds=thresholds,
-                      minimum=0, decimals=2)
+def _levels_text(levels: Levels) -> str:
+    return percent(levels.warning) + (f" and {percent(levels.critical)}" if levels.critical else "")
 
 
-def build() -> dict:
-    bounce = steps(GREEN, (BOUNCE_WARN, ORANGE), (BOUNCE_CRIT, RED))
-    complaint = steps(GREEN, (COMPLAINT_WARN, ORANGE), (COMPLAINT_CRIT, RED))
-    sms_failure = steps(GREEN, (SMS_FAILURE_WARN, ORANGE))
-    opt_outs = Row("Opt-outs", [
-        stat("Email opt-outs", "Email recipients who opted out, whole history.",
-             [i(or_zero(total("pipeline_opt_outs_total", EMAIL)))], w=4, h=5),
-        stat("SMS opt-outs", "SMS recipients who opted out (STOP), whole history.",
-             [i(or_zero(total("pipeline_opt_outs_total", SMS)))], w=4, h=5),
-        stat("Total opt-outs", "Opt-outs on all channels, whole history.",
-             [i(or_zero(total("pipeline_opt_outs_total")))], w=4, h=5),
-        timeseries("Opt-outs per day", "Opt-outs per day, per channel.",
-                   [t(f"sum by (channel) (increase({sel('pipeline_opt_outs_total')}[1d]))",
-                      "{{channel}}")], "short", w=12, h=5, bars=True, stack=True,
-                   interval="1h"),
+def _rate_stats(ctx: Context, what: str, event: str, channel: str, thresholds: dict[str, Any],
+                why: str, alert: str | None) -> list[Panel]:
+    """The rate over the alert's two windows and over every row."""
+    windows = ctx.config.windows
+    links = ctx.runbook_links(alert) if alert else None
+    watched = f" {alert} reads the {windows.slow} and {windows.fast} ratios together." if alert else ""
+    panels = [stat(f"{what} ({span})", f"{why} Outreaches sent in the last {span}, by current "
+                   f"status (recording rule channel:pipeline_outreach_{event}_per_sent:ratio{span})."
+                   f"{watched} Empty or NaN while nothing was sent in the window.",
+                   [now(or_zero(_ratio(ctx, event, channel, span)))], "percentunit", width=3,
+                   height=5, decimals=2, thresholds=thresholds, color_mode="background", links=links)
+              for span in (windows.slow, windows.fast)]
+    panels.append(stat(f"{what} (all time)", f"{why} Every outreach row by current status "
+                       f"(recording rule channel:pipeline_outreach_{event}_per_sent:ratio).",
+                       [now(or_zero(_ratio(ctx, event, channel)))], "percentunit", width=2,
+                       height=5, decimals=2, thresholds=thresholds, color_mode="background"))
+    return panels
+
+
+def _rate_history(ctx: Context, title: str, event: str, channel: str, levels: Levels, alert: str,
+                  width: int = 8, height: int = 10) -> Panel:
+    windows = ctx.config.windows
+    return timeseries(title, f"The {windows.slow} and {windows.fast} ratios over time with the "
+                      f"alert levels ({_levels_text(levels)}) as dashed lines: {alert} fires while "
+                      "both are above a level.",
+                      [over_time(or_zero(_ratio(ctx, event, channel, windows.slow)), f"last {windows.slow}"),
+                       over_time(or_zero(_ratio(ctx, event, channel, windows.fast)), f"last {windows.fast}")],
+                      "percentunit", width=width, height=height, threshold_lines=True,
+                      thresholds=_levels(levels), minimum=0, decimals=2,
+                      links=ctx.runbook_links(alert))
+
+
+def opt_outs(ctx: Context) -> Row:
+    return Row("Opt-outs", [
+        stat("Email opt-outs (all time)", "Email recipients who opted out.",
+             [now(or_zero(ctx.total("pipeline_opt_outs_total", EMAIL)))], width=4, height=5),
+        stat("SMS opt-outs (all time)", "SMS recipients who opted out (STOP).",
+             [now(or_zero(ctx.total("pipeline_opt_outs_total", SMS)))], width=4, height=5),
+        stat("Total opt-outs (all time)", "Opt-outs on all channels.",
+             [now(or_zero(ctx.total("pipeline_opt_outs_total")))], width=4, height=5),
+        per_period(ctx, "Opt-outs", "Opt-outs, by channel.", "pipeline_opt_outs_recent",
+                   ctx.config.windows.slow, by="channel", legend="{{channel}}", width=12, height=5),
     ])
-    email = Row("Resend (email)", [
-        *_rate_pair("Bounce rate", "bounced", EMAIL, bounce,
-                    "Bounced emails divided by emails sent; Resend alerts above 5 %, 10 % is "
-                    "critical."),
-        *_rate_pair("Complaint rate", "complained", EMAIL, complaint,
-                    "Spam complaints divided by emails sent; alert above 0.1 %, 0.5 % is "
-                    "critical."),
-        *_rate_pair("Email delivery rate", "delivered", EMAIL, steps(BLUE),
-                    "Delivered emails divided by emails sent."),
-        _rate_history("Email bounce rate", "bounced", EMAIL, bounce, "5 % and 10 %"),
-        _rate_history("Email complaint rate", "complained", EMAIL, complaint, "0.1 % and 0.5 %"),
+
+
+def email(ctx: Context) -> Row:
+    thresholds = ctx.config.thresholds
+    bounce, complaint = thresholds.bounce_rate, thresholds.complaint_rate
+    return Row("Resend (email)", [
+        *_rate_stats(ctx, "Bounce rate", "bounced", EMAIL, _levels(bounce),
+                     f"Bounced emails divided by emails sent; Resend alerts above "
+                     f"{percent(bounce.warning)}, critical above {percent(bounce.critical or 0)}.",
+                     "EmailBounceRateHigh"),
+        *_rate_stats(ctx, "Complaint rate", "complained", EMAIL, _levels(complaint),
+                     f"Spam complaints divided by emails sent; alert above "
+                     f"{percent(complaint.warning)}, critical above {percent(complaint.critical or 0)}.",
+                     "EmailComplaintRateHigh"),
+        *_rate_stats(ctx, "Email delivery rate", "delivered", EMAIL, steps(BLUE),
+                     "Delivered emails divided by emails sent.", None),
+        _rate_history(ctx, "Email bounce rate", "bounced", EMAIL, bounce, "EmailBounceRateHigh"),
+        _rate_history(ctx, "Email complaint rate", "complained", EMAIL, complaint,
+                      "EmailComplaintRateHigh"),
         text("Recommendations (email)", "What to do when the email rates cross their alert "
              "levels (Resend's guidance, as on the old page).", """
 **Bounce rate above 5 %** (critical above 10 %): check sender reputation and stop sending from
@@ -76,21 +101,23 @@ proposal copy and targeting.
 
 **Delivery rate falling** without bounces: messages are being held or filtered — look at the
 provider's dashboard and the domain's blocklist status.
-""", w=8, h=10),
+""", width=8, height=10),
     ])
-    sms = Row("Twilio (SMS)", [
-        stat("SMS delivery rate", "Delivered SMS divided by SMS sent, whole history (recording "
-             "rule channel:pipeline_outreach_delivered_per_sent:ratio).",
-             [i(or_zero(_ratio("delivered", SMS)))], "percentunit", w=4, h=8, decimals=1,
-             thresholds=steps(BLUE)),
-        stat("SMS failure rate (24 h)", "Failed SMS divided by SMS sent over the last 24 hours "
-             "(the window of the SmsFailureRateHigh alert, level 5 %).",
-             [i(or_zero(_ratio("failed", SMS, "24h")))], "percentunit", w=4, h=8, decimals=2,
-             thresholds=sms_failure, color_mode="background"),
-        stat("SMS failure rate (all time)", "Failed SMS divided by SMS sent, whole history.",
-             [i(or_zero(_ratio("failed", SMS)))], "percentunit", w=4, h=8, decimals=2,
-             thresholds=sms_failure, color_mode="background"),
-        _rate_history("SMS failure rate", "failed", SMS, sms_failure, "5 %", w=6, h=8),
+
+
+def sms(ctx: Context) -> Row:
+    failure = ctx.config.thresholds.sms_failure_rate
+    only_warning = Levels(failure.warning)
+    return Row("Twilio (SMS)", [
+        stat("SMS delivery rate (all time)", "Delivered SMS divided by SMS sent, every row "
+             "(recording rule channel:pipeline_outreach_delivered_per_sent:ratio).",
+             [now(or_zero(_ratio(ctx, "delivered", SMS)))], "percentunit", width=4, height=8,
+             decimals=1, thresholds=steps(BLUE)),
+        *_rate_stats(ctx, "SMS failure rate", "failed", SMS, _levels(only_warning),
+                     f"Failed SMS divided by SMS sent; alert above {percent(failure.warning)}.",
+                     "SmsFailureRateHigh"),
+        _rate_history(ctx, "SMS failure rate", "failed", SMS, only_warning, "SmsFailureRateHigh",
+                      width=6, height=8),
         text("Recommendations (SMS)", "What to do when SMS failures rise (carrier filtering).",
              """
 **Failure rate above 5 %** usually means carrier filtering:
@@ -100,21 +127,28 @@ provider's dashboard and the domain's blocklist status.
 - avoid URL shorteners and spam-like wording, keep the first message short and personal;
 - spread sending over time and over numbers instead of bursts from one number;
 - remove numbers that failed twice, and honour STOP at once.
-""", w=6, h=8),
+""", width=6, height=8),
     ])
-    platforms = Row("Other platforms", [
-        timeseries("LLM tokens per day by provider", "Tokens consumed per day, per LLM provider "
-                   "(OpenRouter's budget is spent in tokens).",
-                   [t(f"sum by (provider) (increase({sel('pipeline_llm_tokens_total')}[1d]))",
-                      "{{provider}}")], "short", w=12, h=8, interval="1h"),
-        bargauge("API errors in the last hour", "HTTP errors per external API (ZenRows, "
-                 "OpenRouter, Resend, Twilio, …) and status code in the last hour (recording "
-                 "rule source_code:pipeline_http_errors:increase1h). 429 = rate limited.",
-                 [i(or_zero(f"sort_desc({total('source_code:pipeline_http_errors:increase1h', by='source, code')})"),
-                    "{{source}} {{code}}")], "short", w=12, h=8,
-                 thresholds=steps(GREEN, (1, ORANGE))),
+
+
+def platforms(ctx: Context) -> Row:
+    fast = ctx.config.windows.fast
+    return Row("Other platforms", [
+        per_period(ctx, "LLM tokens", "Tokens consumed, by LLM provider (OpenRouter's budget is "
+                   "spent in tokens).", "pipeline_llm_tokens_recent", ctx.config.windows.slow,
+                   by="provider", legend="{{provider}}", width=12, height=8),
+        bargauge(f"API errors, last {fast}", "HTTP errors per external API (ZenRows, OpenRouter, "
+                 f"Resend, Twilio, …) and status code in the last {fast} (recording rule "
+                 f"source_code:pipeline_http_errors:count{fast}). 429 = rate limited.",
+                 [now(or_zero(f"sort_desc({ctx.total(f'source_code:pipeline_http_errors:count{fast}', by='source, code')})"),
+                      "{{source}} {{code}}")], "short", width=12, height=8,
+                 thresholds=steps(GREEN, (1, ORANGE)),
+                 links=ctx.runbook_links("HttpRateLimitErrorsHigh", "HttpForbiddenErrorsHigh")),
     ])
-    checklists = Row("Compliance checklists", [
+
+
+def checklists() -> Row:
+    return Row("Compliance checklists", [
         text("CAN-SPAM checklist (email)", "The legal requirements every outreach email must "
              "meet (US CAN-SPAM Act).", """
 - [ ] No false or misleading header information (From, To, Reply-To, routing)
@@ -125,7 +159,7 @@ provider's dashboard and the domain's blocklist status.
 - [ ] Honour opt-out requests within 10 business days (the pipeline records them in `opt_outs`)
 - [ ] Never sell or transfer opted-out addresses
 - [ ] Monitor what others (agencies, tools) send on your behalf
-""", w=12, h=9),
+""", width=12, height=9),
         text("TCPA checklist (SMS)", "The legal requirements every outreach SMS must meet (US "
              "Telephone Consumer Protection Act).", """
 - [ ] Prior express (written, for marketing) consent from the recipient
@@ -135,10 +169,14 @@ provider's dashboard and the domain's blocklist status.
 - [ ] Check numbers against the National Do Not Call Registry
 - [ ] Keep consent and opt-out records (the pipeline records opt-outs in `opt_outs`)
 - [ ] Registered sender (A2P 10DLC / toll-free verification) for carrier compliance
-""", w=12, h=9),
+""", width=12, height=9),
     ])
+
+
+def build(ctx: Context) -> dict[str, Any]:
     return dashboard(
-        "pipeline-compliance", "Pipeline / Compliance",
+        ctx, "pipeline-compliance", "Pipeline / Compliance",
         "Opt-outs, sender reputation (bounce and complaint rates), SMS delivery and the "
         "CAN-SPAM / TCPA checklists (the old dashboard's page 4, Compliance & Rate Limits).",
-        [opt_outs, email, sms, platforms, checklists], extra_tags=["compliance"])
+        [opt_outs(ctx), email(ctx), sms(ctx), platforms(ctx), checklists()],
+        extra_tags=["compliance"])

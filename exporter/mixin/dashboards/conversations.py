@@ -1,95 +1,100 @@
 """Conversations: totals, inbound, unread, sentiment, action items; channel/sentiment filters."""
 
-from .common import (BLUE, GREEN, ORANGE, RED, YELLOW, Row, bargauge, dashboard, i, or_zero,
-                     override, piechart, query_variable, sel, stat, steps, t, table, tbl, text,
-                     timeseries, total)
+from __future__ import annotations
+
+from typing import Any
+
+from exporter.mixin.dashboards.common import (BLUE, GREEN, ORANGE, RED, YELLOW, Context, Row,
+                                              bargauge, dashboard, last_period, now, override,
+                                              per_period, piechart, query_variable, stat, steps,
+                                              table, table_query, text)
+from exporter.mixin.promql import or_zero
 
 CHANNEL = 'channel=~"$channel"'
 SENTIMENT = 'sentiment=~"$sentiment"'
 INBOUND = 'direction="inbound"'
-# Inbound messages on the selected channels and sentiments. Their sum over every sentiment only
-# grows; the unclassified series alone goes down as messages are classified.
-INBOUND_MESSAGES = sel("pipeline_conversation_messages_total", INBOUND, CHANNEL, SENTIMENT)
+# Messages per CURRENT classification (a gauge): classifying a message moves it between
+# sentiments without counting it twice, and a pruned message leaves every figure here.
+MESSAGES = "pipeline_conversation_messages"
 
 
-def _unread(sentiment: str) -> str:
-    return or_zero(total("pipeline_conversation_messages_unread", CHANNEL,
-                         f'sentiment="{sentiment}"'))
+def _unread(ctx: Context, sentiment: str) -> str:
+    return or_zero(ctx.total("pipeline_conversation_messages_unread", CHANNEL, f'sentiment="{sentiment}"'))
 
 
-def build() -> dict:
-    variables = [
+def variables(ctx: Context) -> list[dict[str, Any]]:
+    selector = ctx.config.selector
+    return [
         query_variable("channel", "Channel",
-                       'label_values(pipeline_conversations{instance=~"$instance"}, channel)'),
+                       f'label_values(pipeline_conversations{{{selector}, instance=~"$instance"}}, channel)'),
         query_variable("sentiment", "Sentiment",
-                       'label_values(pipeline_conversation_messages_total{instance=~"$instance", '
-                       'direction="inbound"}, sentiment)'),
+                       f'label_values({MESSAGES}{{{selector}, instance=~"$instance", '
+                       f'{INBOUND}}}, sentiment)'),
     ]
-    key_metrics = Row("Key metrics", [
+
+
+def key_metrics(ctx: Context) -> Row:
+    return Row("Key metrics", [
         stat("Conversations", "Threads (sites) with at least one message on the selected "
-             "channels.",
-             [i(or_zero(total("pipeline_conversations", CHANNEL)))], w=6),
-        stat("Inbound replies", "Inbound messages on the selected channels and sentiments, "
-             "whole history.",
-             [i(or_zero(total("pipeline_conversation_messages_total", INBOUND, CHANNEL,
-                              SENTIMENT)))], w=6),
-        stat("Inbound replies today", "Inbound messages on the selected channels and sentiments "
-             "now, less 24 hours ago. With every sentiment selected that is the messages "
-             "received in the last 24 hours; per sentiment it counts messages that got that "
-             "sentiment (classified today). Current totals, not increase(): unclassified "
-             "goes down as messages are classified.",
-             [i(or_zero(f"sum ({INBOUND_MESSAGES}) - (sum ({INBOUND_MESSAGES} offset 1d) or vector(0))"))],
-             w=6),
+             "channels.", [now(or_zero(ctx.total("pipeline_conversations", CHANNEL)))], width=6),
+        stat("Inbound messages", "Inbound messages in the database on the selected channels "
+             "and sentiments (their current classification).",
+             [now(or_zero(ctx.total(MESSAGES, INBOUND, CHANNEL, SENTIMENT)))], width=6),
+        last_period(ctx, "Inbound messages", "Inbound messages received on the selected channels "
+                    "(every sentiment: the windowed count has no sentiment label).",
+                    "pipeline_conversation_messages_recent", ctx.config.windows.slow,
+                    matchers=(INBOUND, CHANNEL), width=6),
         stat("Unread messages", "Inbound messages not read yet (is_read = 0) on the selected "
              "channels and sentiments.",
-             [i(or_zero(total("pipeline_conversation_messages_unread", CHANNEL, SENTIMENT)))],
-             w=6, thresholds=steps(GREEN, (1, ORANGE))),
+             [now(or_zero(ctx.total("pipeline_conversation_messages_unread", CHANNEL, SENTIMENT)))],
+             width=6, thresholds=steps(GREEN, (1, ORANGE))),
     ])
-    sentiment = Row("Sentiment", [
-        piechart("Sentiment distribution", "Inbound messages by sentiment (unclassified = not "
-                 "classified yet), whole history.",
-                 [i(total("pipeline_conversation_messages_total", INBOUND, CHANNEL, SENTIMENT,
-                          by="sentiment"), "{{sentiment}}")], w=8),
-        table("Sentiment breakdown", "Per sentiment: inbound messages (whole history), their "
+
+
+def sentiment(ctx: Context) -> Row:
+    inbound = (INBOUND, CHANNEL, SENTIMENT)
+    by_sentiment = ctx.total(MESSAGES, *inbound, by="sentiment")
+    unread = ctx.total("pipeline_conversation_messages_unread", CHANNEL, SENTIMENT, by="sentiment")
+    return Row("Sentiment", [
+        piechart("Sentiment distribution", "Inbound messages in the database by their current "
+                 "sentiment (unclassified = not classified yet).",
+                 [now(by_sentiment, "{{sentiment}}")], width=8),
+        table("Sentiment breakdown", "Per sentiment: inbound messages in the database, their "
               "share, and how many are still unread.",
-              [tbl(total("pipeline_conversation_messages_total", INBOUND, CHANNEL, SENTIMENT,
-                         by="sentiment")),
-               tbl(f"{total('pipeline_conversation_messages_total', INBOUND, CHANNEL, SENTIMENT, by='sentiment')}"
-                   f" / scalar({total('pipeline_conversation_messages_total', INBOUND, CHANNEL, SENTIMENT)})"),
+              [table_query(by_sentiment),
+               table_query(f"{by_sentiment} / scalar({ctx.total(MESSAGES, *inbound)})"),
                # "or … * 0" gives sentiments without unread messages a 0 instead of a blank.
-               tbl(f"{total('pipeline_conversation_messages_unread', CHANNEL, SENTIMENT, by='sentiment')}"
-                   f" or {total('pipeline_conversation_messages_total', INBOUND, CHANNEL, SENTIMENT, by='sentiment')} * 0")],
-              w=8, sort_by="Inbound messages",
+               table_query(f"{unread} or {by_sentiment} * 0")],
+              width=8, sort_by="Inbound messages",
               rename={"sentiment": "Sentiment", "Value #A": "Inbound messages",
                       "Value #B": "Share", "Value #C": "Unread"},
               overrides=[override("Share", unit="percentunit", decimals=1)]),
-        bargauge("Sentiment by channel", "Inbound messages per channel and sentiment, whole "
-                 "history.",
-                 [i(total("pipeline_conversation_messages_total", INBOUND, CHANNEL, SENTIMENT,
-                          by="channel, sentiment"), "{{channel}} {{sentiment}}")],
-                 w=8, thresholds=steps(BLUE)),
-        timeseries("Inbound replies per day by sentiment", "Classified inbound messages per "
-                   "day, by sentiment: is the share of objections and negatives changing? "
-                   "Unclassified is left out: messages leave it when the classifier scores them, "
-                   "so its count goes down and increase() would misread that as a counter reset "
-                   "(the unread unclassified count is under Action items).",
-                   [t("sum by (sentiment) (increase(pipeline_conversation_messages_total"
-                      '{instance=~"$instance", direction="inbound", channel=~"$channel", '
-                      'sentiment=~"$sentiment", sentiment!="unclassified"}[1d]))', "{{sentiment}}")],
-                   "short", w=24, h=7, bars=True, stack=True, interval="1h"),
+        bargauge("Sentiment by channel", "Inbound messages in the database per channel and "
+                 "current sentiment.",
+                 [now(ctx.total(MESSAGES, *inbound, by="channel, sentiment"),
+                      "{{channel}} {{sentiment}}")], width=8, thresholds=steps(BLUE)),
+        per_period(ctx, "Inbound messages", "Inbound messages received, by channel (the "
+                   "windowed count has no sentiment: a message's sentiment comes later than "
+                   "the message, so the sentiment filter does not apply here).",
+                   "pipeline_conversation_messages_recent", ctx.config.windows.slow,
+                   matchers=(INBOUND, CHANNEL), by="channel", legend="{{channel}}",
+                   width=24, height=7),
     ])
-    actions = Row("Action items", [
+
+
+def action_items(ctx: Context) -> Row:
+    return Row("Action items", [
         stat("Unread positive", "Unread positive replies on the selected channels: respond "
-             "quickly!", [i(_unread("positive"))], w=5, h=5, color_mode="background",
+             "quickly!", [now(_unread(ctx, "positive"))], width=5, height=5, color_mode="background",
              thresholds=steps(GREEN, (1, RED))),
         stat("Unread objections", "Unread objections on the selected channels: address "
-             "promptly.", [i(_unread("objection"))], w=5, h=5, color_mode="background",
-             thresholds=steps(GREEN, (1, ORANGE))),
+             "promptly.", [now(_unread(ctx, "objection"))], width=5, height=5,
+             color_mode="background", thresholds=steps(GREEN, (1, ORANGE))),
         stat("Unread negative", "Unread negative replies on the selected channels: review the "
-             "messaging that caused them.", [i(_unread("negative"))], w=5, h=5,
+             "messaging that caused them.", [now(_unread(ctx, "negative"))], width=5, height=5,
              color_mode="background", thresholds=steps(GREEN, (1, YELLOW))),
         stat("Unread unclassified", "Unread replies the sentiment classifier has not looked at "
-             "yet.", [i(_unread("unclassified"))], w=4, h=5, thresholds=steps(BLUE)),
+             "yet.", [now(_unread(ctx, "unclassified"))], width=4, height=5, thresholds=steps(BLUE)),
         text("What to do", "The old page's action items, in priority order.", """
 1. **Positive** — answer first, the prospect is ready to talk.
 2. **Objection** — address promptly; collect common objections to refine proposal templates.
@@ -97,15 +102,19 @@ def build() -> dict:
 
 Message text and senders are personal data and are never exported: open the threads in the
 pipeline's own inbox.
-""", w=5, h=5),
+""", width=5, height=5),
         bargauge("Unread by channel", "Unread inbound messages per channel for the selected "
                  "sentiments.",
-                 [i(or_zero(total("pipeline_conversation_messages_unread", CHANNEL, SENTIMENT,
-                                  by="channel")), "{{channel}}")],
-                 w=24, h=6, thresholds=steps(GREEN, (1, ORANGE))),
+                 [now(or_zero(ctx.total("pipeline_conversation_messages_unread", CHANNEL, SENTIMENT,
+                                        by="channel")), "{{channel}}")],
+                 width=24, height=6, thresholds=steps(GREEN, (1, ORANGE))),
     ])
+
+
+def build(ctx: Context) -> dict[str, Any]:
     return dashboard(
-        "pipeline-conversations", "Pipeline / Conversations",
+        ctx, "pipeline-conversations", "Pipeline / Conversations",
         "Inbound replies, sentiment and the replies waiting for an answer (the old "
         "dashboard's page 3, Conversations).",
-        [key_metrics, sentiment, actions], extra_tags=["conversations"], variables=variables)
+        [key_metrics(ctx), sentiment(ctx), action_items(ctx)], extra_tags=["conversations"],
+        variables=variables(ctx))
