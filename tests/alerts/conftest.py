@@ -1,4 +1,4 @@
-"""Fixtures for the alerting tests: the rule files, the contract, the runbooks, the binaries."""
+"""Fixtures for the alerting tests: the rule files, the interface table, the runbooks, the binaries."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter.mixin import DEFAULT
 from tests.support.procs import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
-CONTRACT = REPO.parent / "shared" / "contract" / "alerts-and-dashboards.md"
+ALERTING_DOC = REPO / "docs" / "alerting.md"
 ALERTS = REPO / "alerts"
 ALERT_RULES = ALERTS / "pipeline-alerts.yml"
 RECORDING_RULES = ALERTS / "recording-rules.yml"
@@ -24,8 +25,8 @@ ALERTMANAGER_CONFIG = REPO / "alertmanager" / "alertmanager.yml"
 TEMPLATES = REPO / "alertmanager" / "templates"
 DATA = Path(__file__).resolve().parent / "data"
 
-RUNBOOK_BASE = "https://github.com/333method/pipeline-exporter/blob/main/docs/runbooks.md#"
-SEVERITIES = {"warning", "critical"}
+SEVERITIES = {"warning", "critical", "none"}
+INTERFACE_HEADING = "## The alerts: names and severities are an interface"
 
 
 def rule_files() -> list[Path]:
@@ -43,10 +44,11 @@ def alert_rules() -> list[dict[str, Any]]:
     return [rule for rule in load_rules(ALERT_RULES) if "alert" in rule]
 
 
-def contract_alerts() -> set[tuple[str, str]]:
-    """(alert name, severity) pairs from the contract's alert table."""
-    rows = re.findall(r"^\|\s*`(\w+)`\s*\|\s*(\w+)\s*\|", CONTRACT.read_text(encoding="utf-8"),
-                      flags=re.MULTILINE)
+def interface_alerts() -> set[tuple[str, str]]:
+    """(alert name, severity) pairs of the interface table in docs/alerting.md."""
+    text = ALERTING_DOC.read_text(encoding="utf-8")
+    section = text.split(INTERFACE_HEADING, 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\|\s*`(\w+)`\s*\|\s*(\w+)\s*\|", section, flags=re.MULTILINE)
     return {(name, severity) for name, severity in rows if severity in SEVERITIES}
 
 
@@ -61,7 +63,12 @@ def github_anchors(markdown: str) -> set[str]:
 
 def run(args: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run a tool and capture its output as text (never raises on a non-zero exit)."""
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def runbook_url(alert: str) -> str:
+    """The runbook address the default config gives an alert."""
+    return DEFAULT.runbook(alert)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,8 @@
-"""Alertmanager: the config is valid, routes and inhibits as documented, and renders readably."""
+"""Alertmanager: the config is valid, routes and inhibits as documented, and renders readably.
+
+Notifications must work from a phone: a dashboard link with the alert's instance and the hour
+around it, a silence link, the runbook from the configured base, and resolved messages that say
+the value is back."""
 
 from __future__ import annotations
 
@@ -11,13 +15,15 @@ import pytest
 import requests
 import yaml
 
+from exporter.mixin import DEFAULT
 from tests.alerts.conftest import (ALERTMANAGER_CONFIG, DATA, REPO, TEMPLATES, alert_rules, run)
 from tests.support.procs import free_port, running, wait_for
 
 CONFIG = str(ALERTMANAGER_CONFIG.relative_to(REPO))
 SECRETS_DIR = "/etc/alertmanager/secrets/"
 # The labels that say where a problem is; one notification per (alert, severity, place).
-WHERE = {"instance", "channel", "source", "cron_job", "status", "suite"}
+WHERE = {"instance", "channel", "source", "cron_job", "status", "suite", "provider", "path",
+         "integration", "rule_group"}
 
 
 def config() -> dict:
@@ -37,8 +43,12 @@ def test_amtool_check_config_is_clean(amtool):
     (["severity=critical", "alertname=EmailBounceRateHigh", "channel=email"], "email,slack"),
     (["severity=warning", "alertname=EmailBounceRateHigh", "channel=email"], "slack"),
     (["severity=warning", "alertname=CronJobFailed", "cron_job=scrape"], "slack"),
+    (["severity=none", "alertname=Watchdog", "service=pipeline"], "watchdog"),
+    (["severity=warning", "alertname=CodeCoverageLow", "service=pipeline"], "slack"),
+    (["severity=warning", "alertname=E2ETestsFailing", "suite=Email"], "slack"),
     (["alertname=SomethingWithoutSeverity"], "slack"),
-], ids=["critical", "critical-twin", "warning-twin", "warning", "no-severity"])
+], ids=["critical", "critical-twin", "warning-twin", "warning", "watchdog", "coverage",
+        "e2e", "no-severity"])
 def test_routes_reach_the_right_receivers(amtool, labels, receivers):
     result = run([amtool, "config", "routes", "test", f"--config.file={CONFIG}",
                   f"--verify.receivers={receivers}", *labels])
@@ -54,9 +64,38 @@ def test_routes_test_fails_on_a_wrong_expectation(amtool):
 
 def test_every_rule_severity_is_routed_explicitly():
     severities = {rule["labels"]["severity"] for rule in alert_rules()}
+    assert severities == {"critical", "warning", "none"}
     routed = " ".join(m for route in config()["route"]["routes"] for m in route["matchers"])
     for severity in severities:
         assert severity in routed, f"no route matches severity {severity}"
+
+
+def route_for(matcher: str) -> dict:
+    (route,) = [r for r in config()["route"]["routes"] if matcher in r["matchers"]]
+    return route
+
+
+def test_the_watchdog_goes_alone_and_often_to_the_dead_mans_switch():
+    route = route_for('severity="none"')
+    assert route["receiver"] == "watchdog" and "continue" not in route
+    assert route["group_by"] == ["alertname"] and route["group_wait"] == "0s"
+    assert route["repeat_interval"] == "5m"
+    first = config()["route"]["routes"][0]
+    assert first["matchers"] == ['severity="none"'], "first, so no other route sees the Watchdog"
+    (receiver,) = [r for r in config()["receivers"] if r["name"] == "watchdog"]
+    (hook,) = receiver["webhook_configs"]
+    assert hook["send_resolved"] is False and hook["url"].startswith("http")
+
+
+def test_coverage_and_e2e_go_to_a_low_noise_route():
+    route = route_for('alertname=~"CodeCoverageLow|E2ETestsFailing"')
+    assert route["receiver"] == "slack"
+    assert route["repeat_interval"] == "168h" and route["group_interval"] == "1h"
+    assert set(route["group_by"]) == {"alertname", "instance"}
+    names = {rule["alert"] for rule in alert_rules()}
+    assert {"CodeCoverageLow", "E2ETestsFailing"} <= names
+    assert all(rule["labels"]["severity"] == "warning" for rule in alert_rules()
+               if rule["alert"] in {"CodeCoverageLow", "E2ETestsFailing"}), "never critical: no email"
 
 
 def test_grouping_keeps_one_message_per_problem():
@@ -72,7 +111,7 @@ def test_grouping_keeps_one_message_per_problem():
         assert key in route, f"route.{key} must be chosen explicitly"
 
 
-def test_every_receiver_sends_resolved_and_uses_the_templates():
+def test_every_receiver_for_people_sends_resolved_and_uses_the_templates():
     for receiver in config()["receivers"]:
         for kind in ("email_configs", "slack_configs"):
             for entry in receiver.get(kind, []):
@@ -97,11 +136,20 @@ def test_secrets_come_only_from_files():
 
 def test_critical_inhibits_the_warning_of_the_same_problem():
     rules = config()["inhibit_rules"]
-    assert len(rules) == 1
+    assert len(rules) == 3
     rule = rules[0]
     assert rule["source_matchers"] == ['severity="critical"']
     assert rule["target_matchers"] == ['severity="warning"']
-    assert {"alertname", "job"} | WHERE <= set(rule["equal"])
+    assert {"alertname", "job", "query"} | WHERE <= set(rule["equal"])
+
+
+def test_an_exporter_that_is_down_mutes_its_symptoms():
+    by_instance, whole_job = config()["inhibit_rules"][1:]
+    for rule in (by_instance, whole_job):
+        assert 'alertname="PipelineExporterDown"' in rule["source_matchers"]
+        assert rule["target_matchers"] == ['service="pipeline"', 'alertname!~"PipelineExporterDown|Watchdog"']
+    assert by_instance["equal"] == ["job", "instance"]
+    assert 'instance=""' in whole_job["source_matchers"] and whole_job["equal"] == ["job"]
 
 
 # ---------------------------------------------------------------- templates
@@ -121,6 +169,17 @@ def test_every_template_the_config_uses_is_defined(amtool):
         assert render(amtool, '{{ template "%s" . }}' % name, kind).strip(), f"{name} renders empty"
 
 
+RUNBOOK = DEFAULT.runbook("EmailBounceRateHigh")
+DASHBOARD = "http://localhost:3000/d/pipeline-compliance?orgId=1&var-instance="
+# startsAt 2026-02-15T10:00Z minus one hour, in milliseconds; the resolved one started at 08:00
+# and ended at 09:30, so its range is 07:00 to 10:30.
+FIRING_RANGE = "&from=1771146000000&to=now"
+RESOLVED_RANGE = "&from=1771138800000&to=1771151400000"
+SILENCE = ("http://alertmanager:9093/#/silences/new?filter=%7Balertname%3D%22EmailBounceRateHigh%22"
+           "%2Cchannel%3D%22email%22%2Cjob%3D%22pipeline-exporter%22%2Cservice%3D%22pipeline%22"
+           "%2Cseverity%3D%22critical%22%7D")
+
+
 def test_slack_message_is_readable(amtool):
     title = render(amtool, '{{ template "pipeline.slack.title" . }}')
     assert title.strip() == "[FIRING:1] EmailBounceRateHigh (critical)"
@@ -129,11 +188,36 @@ def test_slack_message_is_readable(amtool):
     firing, resolved = text.split(":white_check_mark:")
     assert "*Value:* 12%" in firing and "channel=email instance=exporter:9333" in firing
     assert "Pause email outreach now" in firing
-    assert "<https://github.com/333method/pipeline-exporter/blob/main/docs/runbooks.md" \
-           "#emailbounceratehigh|Runbook>" in firing
-    assert "<http://localhost:3000/d/pipeline-compliance|Dashboard>" in firing
+    assert f"<{RUNBOOK}|Runbook>" in firing
+    assert f"<{DASHBOARD}exporter:9333{FIRING_RANGE}|Dashboard>" in firing
     assert "Resolved at 2026-02-15 09:30 UTC" in resolved and "instance=exporter-b:9333" in resolved
-    assert "severity=" not in text and "alertname=" not in text
+    assert "severity=" not in text and "alertname=" not in text and "service=" not in text
+
+
+def test_the_dashboard_link_carries_the_instance_and_the_hour_around_the_alert(amtool):
+    link = render(amtool, '{{ template "pipeline.slack.title_link" . }}').strip()
+    assert link == f"{DASHBOARD}exporter:9333{FIRING_RANGE}"
+    text = render(amtool, '{{ template "pipeline.slack.text" . }}')
+    assert f"<{DASHBOARD}exporter-b:9333{RESOLVED_RANGE}|Dashboard>" in text
+
+
+def test_notifications_carry_a_silence_link(amtool):
+    assert f"<{SILENCE}|Silence these alerts>" in render(amtool, '{{ template "pipeline.slack.text" . }}')
+    assert f"Silence:   {SILENCE}" in render(amtool, '{{ template "pipeline.email.text" . }}')
+    html = render(amtool, '{{ template "pipeline.email.html" . }}', kind="html")
+    assert f'<a href="{SILENCE}">Silence these alerts</a>' in html
+
+
+def test_a_resolved_message_says_the_value_is_back(amtool):
+    """Not the firing summary ("above 10 %"): the alert's `resolved` sentence, and the last value."""
+    text = render(amtool, '{{ template "pipeline.slack.text" . }}')
+    resolved = text.split(":white_check_mark:")[1]
+    assert resolved.lstrip().startswith("*Email bounce rate is back under 10 %")
+    assert "above 10 %" not in resolved.split("\n")[0]
+    assert "*Last value while firing:* 11%" in resolved
+    plain = render(amtool, '{{ template "pipeline.email.text" . }}')
+    assert "RESOLVED: Email bounce rate is back under 10 %" in plain
+    assert "Last value: 11%" in plain
 
 
 def test_email_has_html_and_plain_text_parts(amtool):
@@ -142,12 +226,12 @@ def test_email_has_html_and_plain_text_parts(amtool):
     plain = render(amtool, '{{ template "pipeline.email.text" . }}')
     assert "<" not in plain.replace("<http", ""), "the text part must not contain HTML"
     assert "Value:     12%" in plain and "RESOLVED:" in plain
-    assert "Runbook:   https://github.com/333method/pipeline-exporter" in plain
+    assert f"Runbook:   {RUNBOOK}" in plain and f"Dashboard: {DASHBOARD}exporter:9333{FIRING_RANGE}" in plain
     html = render(amtool, '{{ template "pipeline.email.html" . }}', kind="html")
     assert html.lstrip().startswith("<!DOCTYPE html>")
-    assert '<a href="https://github.com/333method/pipeline-exporter/blob/main/docs/runbooks.md' \
-           '#emailbounceratehigh">Runbook</a>' in html
-    assert '<a href="http://localhost:3000/d/pipeline-compliance">Dashboard</a>' in html
+    assert f'<a href="{RUNBOOK}">Runbook</a>' in html
+    assert '<a href="http://localhost:3000/d/pipeline-compliance?orgId=1&amp;var-instance=exporter:9333' \
+           f'{FIRING_RANGE}">Dashboard</a>' in html
     assert "<b>12%</b>" in html
 
 
@@ -180,7 +264,7 @@ def alertmanager(alertmanager_binary, tmp_path):
 
 
 def post_alert(url: str, **labels: str) -> None:
-    alert = {"labels": {"job": "pipeline-exporter", **labels},
+    alert = {"labels": {"job": "pipeline-exporter", "service": "pipeline", **labels},
              "annotations": {"summary": "test"}}
     response = requests.post(f"{url}/api/v2/alerts", json=[alert], timeout=5)
     assert response.ok, response.text
@@ -189,7 +273,7 @@ def post_alert(url: str, **labels: str) -> None:
 def states(url: str) -> dict[tuple[str, str, str], str]:
     """(alertname, severity, instance) -> active / suppressed."""
     alerts = requests.get(f"{url}/api/v2/alerts", timeout=5).json()
-    return {(a["labels"]["alertname"], a["labels"]["severity"], a["labels"].get("instance", "")):
+    return {(a["labels"]["alertname"], a["labels"].get("severity", ""), a["labels"].get("instance", "")):
             a["status"]["state"] for a in alerts}
 
 
@@ -214,4 +298,48 @@ def test_a_running_alertmanager_mutes_the_warning_twin_only(alertmanager):
                  what="the critical alert to mute its warning twin, and only it")
     except AssertionError:
         assert states(url) == expected  # pytest shows which alert is in the wrong state
+        raise
+
+
+@pytest.mark.e2e
+def test_a_running_alertmanager_mutes_the_symptoms_of_an_exporter_that_is_down(alertmanager):
+    """Same job and instance muted; another exporter, the Watchdog and the down alert itself not."""
+    url = alertmanager
+    post_alert(url, alertname="PipelineExporterDown", severity="critical", instance="a:9333")
+    post_alert(url, alertname="SitesStuck", severity="warning", instance="a:9333", status="scraped")
+    post_alert(url, alertname="PipelineExporterQueryFailing", severity="warning", instance="a:9333",
+               query="sites")
+    post_alert(url, alertname="SitesStuck", severity="warning", instance="b:9333", status="scraped")
+    post_alert(url, alertname="Watchdog", severity="none", job="")
+    expected = {
+        ("PipelineExporterDown", "critical", "a:9333"): "active",
+        ("SitesStuck", "warning", "a:9333"): "suppressed",
+        ("PipelineExporterQueryFailing", "warning", "a:9333"): "suppressed",
+        ("SitesStuck", "warning", "b:9333"): "active",
+        ("Watchdog", "none", ""): "active",
+    }
+    try:
+        wait_for(lambda: states(url) == expected, timeout=15,
+                 what="PipelineExporterDown to mute its own exporter's symptoms only")
+    except AssertionError:
+        assert states(url) == expected
+        raise
+
+
+@pytest.mark.e2e
+def test_a_missing_target_mutes_the_whole_jobs_symptoms(alertmanager):
+    """absent(up) has no instance: every pipeline alert of the job is a symptom."""
+    url = alertmanager
+    post_alert(url, alertname="PipelineExporterDown", severity="critical")
+    post_alert(url, alertname="SitesStuck", severity="warning", instance="a:9333", status="scraped")
+    post_alert(url, alertname="SitesStuck", severity="warning", instance="b:9333", status="scraped")
+    expected = {
+        ("PipelineExporterDown", "critical", ""): "active",
+        ("SitesStuck", "warning", "a:9333"): "suppressed",
+        ("SitesStuck", "warning", "b:9333"): "suppressed",
+    }
+    try:
+        wait_for(lambda: states(url) == expected, timeout=15, what="the job's symptoms to be muted")
+    except AssertionError:
+        assert states(url) == expected
         raise
