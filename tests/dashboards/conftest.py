@@ -1,4 +1,4 @@
-"""Fixtures for the dashboard, provisioning and compose tests: the JSON, the contract, the rules."""
+"""Fixtures for the dashboard, provisioning and compose tests: the JSON, the docs, the rules."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-CONTRACT = REPO.parent / "shared" / "contract"
+DOCS = REPO / "docs"
 DASHBOARDS = REPO / "grafana" / "dashboards"
 ALERTS = REPO / "alerts"
 
@@ -58,15 +58,16 @@ def queries_of(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield f"annotation {annotation['name']!r}", annotation["expr"]
 
 
-def contract_uids() -> list[str]:
-    text = (CONTRACT / "alerts-and-dashboards.md").read_text(encoding="utf-8")
-    return re.findall(r"^\|\s*`(pipeline-[a-z-]+)`\s*\|", text, flags=re.M)
+def documented_uids() -> list[str]:
+    """The dashboards docs/dashboards.md describes, one section each: ``## Title (`uid`)``."""
+    text = (DOCS / "dashboards.md").read_text(encoding="utf-8")
+    return re.findall(r"^## .*\(`(pipeline-[a-z-]+)`\)", text, flags=re.M)
 
 
 def served_metrics() -> set[str]:
-    """Series names the exporter serves, from the metric tables of the contract."""
+    """Series names the exporter serves, from the metric tables of docs/metrics.md."""
     names: set[str] = set()
-    for line in (CONTRACT / "metrics.md").read_text(encoding="utf-8").splitlines():
+    for line in (DOCS / "metrics.md").read_text(encoding="utf-8").splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if not line.startswith("|") or len(cells) < 2:
             continue
@@ -88,6 +89,11 @@ def recording_rules() -> set[str]:
         for group in document.get("groups", []):
             names.update(rule["record"] for rule in group.get("rules", []) if "record" in rule)
     return names
+
+
+def alert_names() -> set[str]:
+    document = yaml.safe_load((ALERTS / "pipeline-alerts.yml").read_text(encoding="utf-8"))
+    return {rule["alert"] for group in document["groups"] for rule in group["rules"]}
 
 
 @pytest.fixture(scope="session")

@@ -513,8 +513,8 @@ def response_rate_by_channel(ctx: Context, *, width: int = 12, height: int = 8) 
 
 def firing_alerts_stat(ctx: Context, *, width: int = 4, height: int = 4) -> Panel:
     return stat(
-        "Firing alerts", "Pipeline alerts (service=pipeline) firing now, the Watchdog left out "
-        "(Prometheus ALERTS series). Click through to the alert list for details and runbooks.",
+        "Firing alerts", "Pipeline alerts (service=pipeline) firing now, the dead man's switch "
+        "heartbeat (severity none) left out (Prometheus ALERTS series). Click through to the alert list for details and runbooks.",
         [now(or_zero("count(" + ctx.alerts('alertstate="firing"', 'severity!="none"') + ")"))],
         "short", width=width, height=height, thresholds=steps(GREEN, (1, RED)),
         color_mode="background", links=FIRING_ALERTS_LINK)
