@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 from exporter.collectors.self import SelfCollector
 from exporter.collectors.snapshot import SnapshotCollector
 from exporter.config import Config, load_config, mask_url
-from exporter.db import Database
+from exporter.db import GRACE, Database
 from exporter.errors import QueryError
 from exporter.jobs import build_jobs, probe_columns
 from exporter.scheduler import Scheduler
@@ -30,7 +30,10 @@ class Pipeline:
 
     def __init__(self, config: Config, clock: Callable[[], float] = time.time, memory: Memory | None = None):
         self.config = config
-        self.db = Database(config.database_url, pool_size=config.max_concurrent_queries)
+        # No socket read waits longer than the longest query may take (the watchdog is the real bound).
+        longest = max([query.timeout for query in config.queries] + [config.checks.integrity_timeout, 10.0])
+        self.db = Database(config.database_url, pool_size=config.max_concurrent_queries,
+                           read_timeout=longest + GRACE + 5)
         for query in config.queries:
             query.sql_for(self.db.dialect)  # a query without SQL for this dialect fails at start
         self.memory = memory or Memory()
@@ -60,9 +63,11 @@ class Pipeline:
     def start(self) -> None:
         self.scheduler.start()
 
-    def stop(self) -> None:
-        self.scheduler.stop(interrupt=self.db.interrupt)
+    def stop(self) -> bool:
+        """Stop collecting; False when a run could not be cut short in time (it is abandoned)."""
+        ended = self.scheduler.stop(interrupt=self.db.interrupt)
         self.db.close()
+        return ended
 
 
 class _Forward(Collector):
@@ -100,8 +105,8 @@ class Exporter:
                                     "queries": len(self.pipeline.config.queries)})
         self.pipeline.start()
 
-    def stop(self) -> None:
-        self.pipeline.stop()
+    def stop(self) -> bool:
+        return self.pipeline.stop()
 
     def ready(self) -> bool:
         """Ready once every job ran once and the database answered."""

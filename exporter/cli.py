@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return mixin_main(argv[1:])
     args = run_parser().parse_args(argv)
+    if not args.check_config:
+        SIGNALS.install()  # before start-up: a SIGHUP while the database is probed must not kill us
     logs.setup("warning" if args.log_level == "warn" else args.log_level, args.log_format)
     overrides = {"database_url": args.database_url, "coverage": args.coverage, "e2e_report": args.e2e_report}
     web_config = None
@@ -119,24 +121,50 @@ def serve_forever(exporter: Exporter, listen: str, web_config: "WebConfig | None
     except (OSError, ValueError) as exc:
         print(f"pipeline-exporter: cannot listen on {listen}: {exc}", file=sys.stderr)
         return 1
+    if SIGNALS.stop.is_set():  # asked to stop while starting
+        server.shutdown()
+        return 0
     exporter.start()
     host, port = server.server_address[:2]
     shown = "localhost" if host in ("", "0.0.0.0", "::") else host
     scheme = "https" if web_config and web_config.tls else "http"
     print(f"pipeline-exporter {__version__} serving {scheme}://{shown}:{port}/metrics "
           f"(database {mask_url(exporter.pipeline.config.database_url)})", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=exporter.reload, daemon=True).start())
+    signals = SIGNALS.install()  # a no-op when main() installed them before start-up
     # The kernel may deliver a signal to any thread; Python runs the handler only when the main thread
     # executes bytecode, which an untimed wait never does. Wake twice a second so SIGHUP/SIGTERM act.
-    while not stop.wait(0.5):
-        pass
+    while not signals.stop.wait(0.5):
+        if signals.reload.is_set():  # also a SIGHUP that arrived during start-up
+            signals.reload.clear()
+            threading.Thread(target=exporter.reload, name="reload", daemon=True).start()
     log.info("shutting down")
     server.shutdown()
-    exporter.stop()
+    if not exporter.stop():
+        # A run is stuck in a call nothing could cut short: leave without waiting for its thread.
+        logging.shutdown()
+        os._exit(0)
     return 0
+
+
+class Signals:
+    """SIGTERM/SIGINT ask to stop, SIGHUP to reload; installed before start-up, so a SIGHUP that
+    arrives while the exporter starts is a reload afterwards, never the end of the process."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.reload = threading.Event()
+        self.installed = False
+
+    def install(self) -> "Signals":
+        if not self.installed and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+            signal.signal(signal.SIGINT, lambda *_: self.stop.set())
+            signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
+            self.installed = True
+        return self
+
+
+SIGNALS = Signals()
 
 
 def demo_main(argv: list[str]) -> int:

@@ -17,11 +17,22 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.pool import NullPool
 
 from exporter.errors import QueryError
+from exporter.watchdog import Watch, Watchdog, socket_fd
 
 # SQLite calls the progress handler every this many virtual-machine instructions.
 PROGRESS_STEPS = 10_000
 TIMEOUT_SQLSTATES = {"57014"}  # PostgreSQL query_canceled
 MYSQL_TIMEOUT_CODES = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
+# A server that has not answered this long after a statement's own timeout is not going to: the
+# watchdog cuts the connection (the statement timeout needs a server that answers).
+GRACE = 2.0
+READ_TIMEOUT = 600.0
+
+
+def deadline(timeout: float) -> float:
+    """The client-side limit of an operation whose statements time out after ``timeout`` on the
+    server: at most twice that, at most GRACE more."""
+    return timeout + min(GRACE, timeout)
 # URLs without a driver get the one the extras install ('.[postgresql]', '.[mysql]'); SQLAlchemy's
 # own defaults (psycopg, mysqlclient) are not installed, and it refuses postgres:// outright.
 DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2", "postgres": "postgresql+psycopg2",
@@ -45,7 +56,8 @@ Runner = Callable[[str, Mapping[str, Any]], Result]
 class Database:
     """A read-only handle on the pipeline database (SQLite, PostgreSQL or MySQL/MariaDB)."""
 
-    def __init__(self, url: str, pool_size: int = 2, connect_timeout: float = 5.0):
+    def __init__(self, url: str, pool_size: int = 2, connect_timeout: float = 5.0,
+                 read_timeout: float = READ_TIMEOUT):
         try:
             self.url = make_url(url)
         except ArgumentError:
@@ -63,8 +75,9 @@ class Database:
         self._running_lock = threading.Lock()
         self._closing = False  # set by interrupt(): statements starting afterwards stop at once
         self._is_mariadb = False
+        self.watchdog = Watchdog()
         try:
-            self.engine = self._create_engine(pool_size, connect_timeout)
+            self.engine = self._create_engine(pool_size, connect_timeout, read_timeout)
         except ModuleNotFoundError as exc:
             raise ValueError(f"the {self.dialect} driver is not installed ({exc.name}); "
                              f"pip install 'pipeline-exporter[{self.dialect}]'") from None
@@ -74,7 +87,7 @@ class Database:
 
     # ------------------------------------------------------------------ engine
 
-    def _create_engine(self, pool_size: int, connect_timeout: float) -> Engine:
+    def _create_engine(self, pool_size: int, connect_timeout: float, read_timeout: float) -> Engine:
         if self.dialect == "sqlite":
             self.sqlite_path = Path(self.url.database or "")
             return create_engine("sqlite://", creator=self._connect_sqlite, poolclass=NullPool)
@@ -82,8 +95,14 @@ class Database:
         if self.dialect == "postgresql":
             # Every session is read-only; a write fails even if a query tried one.
             args["options"] = "-c default_transaction_read_only=on"
-        engine = create_engine(self.url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0,
-                               pool_recycle=1800, connect_args=args)
+            # A peer that vanishes without a word is noticed by the kernel within about a minute.
+            args.update(keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3)
+        else:
+            # A backstop behind the watchdog: no single socket read or write waits longer than this.
+            args.update(read_timeout=int(read_timeout) + 1, write_timeout=int(read_timeout) + 1)
+        # No pool_pre_ping: the ping is done in read(), under the watchdog, so it cannot hang either.
+        engine = create_engine(self.url, pool_size=pool_size, max_overflow=0, pool_recycle=1800,
+                               connect_args=args)
         if self.dialect == "mysql":
             event.listen(engine, "connect", self._on_mysql_connect)
         return engine
@@ -117,12 +136,13 @@ class Database:
         self.engine.dispose()
 
     def interrupt(self) -> None:
-        """Cut short every SQLite statement in flight, and any that starts later (at shutdown;
-        servers have statement timeouts)."""
+        """Cut short every statement in flight, and any SQLite statement that starts later (at
+        shutdown): SQLite's are interrupted, server connections are cut by the watchdog."""
         with self._running_lock:
             self._closing = True
             for raw in self._running:
                 raw.interrupt()
+        self.watchdog.expire_all()
 
     # ------------------------------------------------------------------ queries
 
@@ -132,8 +152,10 @@ class Database:
 
     def read(self, work: Callable[[Runner], T], timeout: float) -> T:
         """Call ``work(run)`` inside one read-only transaction, where ``run(sql, params)`` returns a
-        Result; the timeout covers the whole transaction and cancels statements in the database."""
-        conn = self._connect()
+        Result; the timeout covers the whole transaction and cancels statements in the database
+        (server-side), and on a server, the watchdog abandons the connection ``GRACE`` seconds later
+        (client-side), whatever the link does."""
+        conn, watch = self._checkout(timeout)
         try:
             with conn.begin():
                 self._arm_timeout(conn, timeout)
@@ -144,15 +166,59 @@ class Database:
         except QueryError:
             raise
         except DBAPIError as exc:
+            if watch is not None and watch.fired:
+                self._abandon(conn)
+                raise QueryError("timeout", f"no answer from the database server within {deadline(timeout):g} s: "
+                                            "connection abandoned") from None
             if exc.connection_invalidated:
-                # The server went away after the pool's pre-ping (restart, failover, killed session).
+                # The server went away (restart, failover, killed session).
                 self.up = False
                 raise QueryError("connection", safe_message(exc)) from None
             raise QueryError("timeout" if self._is_timeout(exc) else "query", safe_message(exc)) from None
         except SQLAlchemyError as exc:
             raise QueryError("query", safe_message(exc)) from None
         finally:
+            try:
+                conn.close()
+            except SQLAlchemyError:
+                pass
+            finally:
+                if watch is not None:
+                    self.watchdog.release(watch)
+
+    def _checkout(self, timeout: float) -> tuple[Connection, Watch | None]:
+        """A connection that just answered, watched until ``timeout + GRACE`` on a server."""
+        if self.dialect == "sqlite":
+            return self._connect(), None
+        for attempt in (1, 2):
+            conn = self._connect()
+            watch = self.watchdog.watch(socket_fd(conn.connection.driver_connection), deadline(timeout))
+            try:
+                conn.exec_driver_sql("SELECT 1").close()
+                conn.rollback()
+                return conn, watch
+            except DBAPIError as exc:
+                self.watchdog.release(watch)
+                self._abandon(conn)
+                if attempt == 2 or watch.fired or not exc.connection_invalidated:
+                    self.up = False
+                    kind = "timeout" if watch.fired else "connection"
+                    raise QueryError(kind, "the database server did not answer a ping" if watch.fired
+                                     else safe_message(exc)) from None
+                # A pooled connection the server dropped meanwhile: one more try with a new one.
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _abandon(conn: Connection) -> None:
+        """Throw a connection away instead of returning it to the pool."""
+        try:
+            conn.invalidate()
+        except SQLAlchemyError:
+            pass
+        try:
             conn.close()
+        except SQLAlchemyError:
+            pass
 
     def _connect(self) -> Connection:
         try:

@@ -87,7 +87,10 @@ def report_job(name: str, path: Path, explicit: bool, interval: float, max_bytes
         if not explicit and not os.path.lexists(path):
             return []
         data, mtime = read_bounded(path, max_bytes)
-        return parse(data, mtime)
+        try:
+            return parse(data, mtime)
+        except RecursionError:
+            raise QueryError("source", f"{path} nests too deeply to be read") from None
 
     return Job(JobInfo(name, "file", interval, interval * 3), run)
 

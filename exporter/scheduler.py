@@ -45,6 +45,7 @@ class Scheduler:
         self._seq = itertools.count()
         self._wake = threading.Condition()
         self._stopping = False
+        self._running: set[str] = set()
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> None:
@@ -60,6 +61,8 @@ class Scheduler:
         try:
             data = job.run(started)
         except (QueryError, ConfigError) as exc:
+            if self._stopping:
+                return  # cut short by a stop (reload, shutdown): not the job's failure, nothing recorded
             kind = exc.kind if isinstance(exc, QueryError) else "config"
             self._log_change(name, *self.snapshot.record(name, started, time.monotonic() - t0,
                                                          error=str(exc), error_kind=kind), kind=kind)
@@ -92,16 +95,28 @@ class Scheduler:
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
         self._thread.start()
 
-    def stop(self, interrupt: Callable[[], None] = lambda: None, timeout: float = 10.0) -> None:
-        """Stop scheduling, drop queued runs, ``interrupt`` the running ones, then wait for the workers."""
+    def stop(self, interrupt: Callable[[], None] = lambda: None, timeout: float = 5.0) -> bool:
+        """Stop scheduling, drop queued runs, ``interrupt`` the running ones, then wait for the
+        workers at most ``timeout`` seconds; True when every run ended in time."""
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
+        deadline = time.monotonic() + timeout
         if self._thread:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
         interrupt()  # a long statement (an hourly quick_check) must not hold up SIGTERM
-        self._pool.shutdown(wait=True)
+        with self._wake:
+            while self._running and time.monotonic() < deadline:
+                self._wake.wait(max(0.0, deadline - time.monotonic()))
+            stuck = sorted(self._running)
+        if stuck:
+            log.error("runs still going at shutdown, abandoned", extra={"jobs": ",".join(stuck)})
+        return not stuck
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     def _push(self, due: float, name: str) -> None:
         heapq.heappush(self._heap, (due, next(self._seq), name))
@@ -121,7 +136,16 @@ class Scheduler:
                 self._pool.submit(self._run_and_reschedule, name, due)
 
     def _run_and_reschedule(self, name: str, due: float) -> None:
-        self.run_job(name)
+        with self._wake:
+            if self._stopping:
+                return
+            self._running.add(name)
+        try:
+            self.run_job(name)
+        finally:
+            with self._wake:
+                self._running.discard(name)
+                self._wake.notify_all()
         interval = self.jobs[name].info.interval
         jittered = interval * (1 + self._random.uniform(-JITTER, JITTER))
         with self._wake:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -17,26 +19,46 @@ COVERAGE_KINDS = ("lines", "statements", "functions", "branches")
 
 
 def read_bounded(path: Path, max_bytes: int) -> tuple[bytes, float]:
-    """The file's bytes and modification time; refuses missing, empty and oversized files."""
+    """The file's bytes and modification time; refuses missing, empty and oversized files, and
+    anything but a regular file (a FIFO nobody writes, a device that never ends, a socket): opened
+    without blocking and read at most ``max_bytes + 1`` bytes, it can neither hang nor flood."""
     try:
-        stat = path.stat()
-        if stat.st_size > max_bytes:
-            raise QueryError("source", f"{path} is {stat.st_size} bytes, over the {max_bytes}-byte limit")
-        with open(path, "rb") as handle:
-            data = handle.read(max_bytes + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         raise QueryError("source", f"{path} does not exist") from None
     except OSError as exc:
         raise QueryError("source", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise QueryError("source", f"{path} is not a regular file")
+        if info.st_size > max_bytes:
+            raise QueryError("source", f"{path} is {info.st_size} bytes, over the {max_bytes}-byte limit")
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise QueryError("source", f"cannot read {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:  # it grew while being read
+        raise QueryError("source", f"{path} grew over the {max_bytes}-byte limit while being read")
     if not data.strip():
         raise QueryError("source", f"{path} is empty")
-    return data, stat.st_mtime
+    return data, info.st_mtime
 
 
 def parse_coverage(data: bytes, path: Path) -> dict[str, float]:
     """Ratios 0..1 per coverage kind from an Istanbul json-summary document."""
     try:
         total = json.loads(data)["total"]
+    except RecursionError:
+        raise QueryError("source", f"{path} nests too deeply to be a coverage summary") from None
     except (ValueError, KeyError, TypeError):
         raise QueryError("source", f"{path} is not an Istanbul json-summary report (no readable 'total')") from None
     ratios = {}

@@ -208,7 +208,8 @@ def test_stop_interrupts_a_long_sqlite_statement(make_db, tmp_path):
     worker.join(30)  # without the interrupt the statement would run for its whole 10 m timeout
     assert not worker.is_alive()
     state = next(s for s in exporter.snapshot.states() if s.info.name == "endless")
-    assert state.errors_total == 1 and "interrupted" in state.error
+    # Cut short by the stop (a shutdown or a reload), not failing: no error is counted, nothing recorded.
+    assert (state.errors_total, state.runs_total, state.error) == (0, 0, None)
 
 
 def test_reload_keeps_values_readiness_and_error_counts(make_db, tmp_path):
