@@ -81,3 +81,42 @@ def test_a_huge_report_file_is_refused_and_a_rewritten_one_keeps_last_values_unt
         wait_for(lambda: svc.value("pipeline_code_coverage_ratio", metric="lines") == 0.9, timeout=10,
                  what="the complete new report")
         assert svc.value("fault_sites") == 2
+
+
+def test_a_fifo_nobody_writes_and_a_file_that_never_ends_neither_hang_the_exporter_nor_its_shutdown(tmp_path):
+    import signal
+    import subprocess
+
+    db = small_db(tmp_path / "sites.db", 2)
+    fifo, endless = tmp_path / "coverage-summary.json", tmp_path / "e2e-junit.xml"
+    os.mkfifo(fifo)  # opened for reading, it would block until a writer came: none ever does
+    endless.symlink_to("/dev/zero")  # a read would never end
+    with exporter(tmp_path, db, fast_config(tmp_path), coverage=fifo, e2e_report=endless) as svc:
+        for source in ("coverage_report", "e2e_report"):
+            wait_for(lambda: svc.value("pipeline_exporter_query_up", query=source) == 0, timeout=10,
+                     what=f"{source} refused")
+        assert f"{fifo} is not a regular file" in svc.log_text()
+        assert f"{endless} is not a regular file" in svc.log_text()
+        wait_for(lambda: svc.value("fault_sites") == 2, timeout=10, what="the rest keeps collecting")
+        assert svc.get("/metrics").status_code == 200
+        svc.proc.send_signal(signal.SIGTERM)
+        try:
+            assert svc.proc.wait(timeout=10) == 0
+        except subprocess.TimeoutExpired:
+            raise AssertionError("SIGTERM did not end the exporter within 10 s") from None
+
+
+def test_a_deeply_nested_coverage_file_is_an_error_not_a_crash(tmp_path):
+    from exporter.config import FilesConfig
+    from exporter.errors import QueryError
+    from exporter.jobs import coverage_job
+
+    nested = tmp_path / "coverage-summary.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    job = coverage_job(FilesConfig(coverage=nested, coverage_explicit=True))
+    try:
+        job.run(0.0)
+    except QueryError as exc:
+        assert "nests too deeply" in str(exc)
+    else:
+        raise AssertionError("a 100,000-deep document was accepted")
