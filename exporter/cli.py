@@ -16,7 +16,8 @@ from exporter.app import Exporter
 from exporter.config import mask_url
 from exporter.errors import ConfigError
 
-if TYPE_CHECKING:  # the web config module is imported only when the flag is given
+if TYPE_CHECKING:  # the web modules are imported only when serving
+    from exporter.web import ServerLimits
     from exporter.webconfig import WebConfig
 
 log = logging.getLogger("exporter")
@@ -38,6 +39,12 @@ def run_parser() -> argparse.ArgumentParser:
                         help="address to serve /metrics on (default :9333)")
     parser.add_argument("--web.config.file", dest="web_config_file", type=Path,
                         help="exporter-toolkit web config: tls_server_config and basic_auth_users (default: plain HTTP)")
+    parser.add_argument("--web.read-timeout", dest="read_timeout", type=_seconds, default=10.0,
+                        help="time a client has to send its whole request, TLS handshake included (default 10s)")
+    parser.add_argument("--web.write-timeout", dest="write_timeout", type=_seconds, default=30.0,
+                        help="time a client has to take the whole answer (default 30s)")
+    parser.add_argument("--web.max-connections", dest="max_connections", type=int, default=128,
+                        help="connections served at once, each a thread; more get 503 (default 128)")
     parser.add_argument("--coverage-file", dest="coverage", type=Path,
                         help="Istanbul json-summary (default coverage/coverage-summary.json)")
     parser.add_argument("--e2e-report", dest="e2e_report", type=Path,
@@ -49,6 +56,16 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
     parser.add_argument("--version", action="version", version=f"pipeline-exporter {__version__}")
     return parser
+
+
+def _seconds(text: str) -> float:
+    """A positive duration flag: 10, 2.5, 500ms, 10s, 1m."""
+    from exporter.config import parse_duration
+
+    seconds = parse_duration(text)
+    if seconds is None or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive duration such as 10s or 500ms, got {text!r}")
+    return seconds
 
 
 def demo_parser() -> argparse.ArgumentParser:
@@ -109,15 +126,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration OK: {len(config.queries)} queries from {config.source}; "
               f"columns checked for {checked} against {mask_url(config.database_url)}")
         return 0
-    return serve_forever(exporter, args.listen, web_config)
+    if args.max_connections < 1:
+        print("pipeline-exporter: --web.max-connections must be at least 1", file=sys.stderr)
+        return EXIT_CONFIG
+    from exporter.web import ServerLimits
+
+    limits = ServerLimits(read_timeout=args.read_timeout, write_timeout=args.write_timeout,
+                          max_connections=args.max_connections)
+    return serve_forever(exporter, args.listen, web_config, limits)
 
 
-def serve_forever(exporter: Exporter, listen: str, web_config: "WebConfig | None" = None) -> int:
+def serve_forever(exporter: Exporter, listen: str, web_config: "WebConfig | None" = None,
+                  limits: "ServerLimits | None" = None) -> int:
     """Serve until SIGINT or SIGTERM; SIGHUP reloads the config."""
-    from exporter.web import serve  # imported here so demo-db and --check-config stay light
+    from exporter.web import ServerLimits, serve  # imported here so demo-db and --check-config stay light
 
     try:
-        server, _ = serve(exporter, listen, web_config)
+        server, _ = serve(exporter, listen, web_config, limits or ServerLimits())
     except (OSError, ValueError) as exc:
         print(f"pipeline-exporter: cannot listen on {listen}: {exc}", file=sys.stderr)
         return 1

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import html
+import io
 import logging
 import socket
 import ssl
 import threading
 import time
-from socketserver import ThreadingMixIn
+from dataclasses import dataclass
+from socketserver import ThreadingMixIn, _SocketWriter  # type: ignore[attr-defined]
 from typing import Callable, Iterable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -18,7 +20,7 @@ from exporter import __version__
 from exporter.app import Exporter
 from exporter.config import mask_url
 from exporter.exposition import ExpositionCache
-from exporter.webconfig import BasicAuth, WebConfig
+from exporter.webconfig import AuthBusy, BasicAuth, WebConfig
 
 log = logging.getLogger("exporter.web")
 TLS_HANDSHAKE_TIMEOUT = 10.0  # a client that stalls the handshake holds one thread this long, never the listener
@@ -28,14 +30,106 @@ UNAUTHENTICATED_PATHS = frozenset({"/-/healthy"})
 Start = Callable[[str, list[tuple[str, str]]], object]
 
 
-class _QuietHandler(WSGIRequestHandler):
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one client may hold: time to send its request, time to take the answer, connections."""
+
+    read_timeout: float = 10.0  # the whole request line and headers, however slowly they trickle in
+    write_timeout: float = 30.0  # the whole answer, however slowly the client reads
+    max_connections: int = 128  # open at once (each holds a thread); more are refused with 503
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reads under one deadline for the whole request, not a timeout per read: a client
+    sending a byte every few seconds cannot hold a connection open past it."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        self.sock, self.deadline = sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("request not received in time")
+        self.sock.settimeout(remaining)
+        return self.sock.recv_into(buffer)
+
+
+class _Handler(WSGIRequestHandler):
+    """One request per connection, read under the read deadline, answered under the write timeout."""
+
+    limits = ServerLimits()
+
+    def setup(self) -> None:
+        self.connection = self.request
+        deadline = time.monotonic() + self.limits.read_timeout
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, deadline), 65536)
+        self.wfile = _SocketWriter(self.connection)
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        self.connection.settimeout(self.limits.write_timeout)
+        return parsed
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (TimeoutError, ConnectionError, ssl.SSLError, OSError):
+            pass  # a client too slow or gone: its connection closes, nothing else is affected
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - wsgiref's signature
         """Access logs stay off: Prometheus scrapes every few seconds."""
 
 
+REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+           b"Content-Length: 22\r\nRetry-After: 1\r\nConnection: close\r\n\r\nToo many connections.\n")
+
+
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    """A thread per connection, at most ``limits.max_connections`` of them; past that, a plain-text
+    503 is sent from the accept loop without blocking, and the connection closed."""
+
     daemon_threads = True
     request_queue_size = 128  # 50+ concurrent scrapers must not meet a full accept queue
+    limits = ServerLimits()
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self._slots = threading.BoundedSemaphore(self.limits.max_connections)
+        self.refused_total = 0
+
+    def process_request(self, request, client_address) -> None:  # type: ignore[override]
+        if not self._slots.acquire(blocking=False):
+            self.refused_total += 1
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except RuntimeError:  # "can't start new thread": the OS limit came first (a container's pids limit)
+            self._slots.release()
+            self.refused_total += 1
+            self._refuse(request)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _refuse(self, request: socket.socket) -> None:
+        try:
+            if not isinstance(request, ssl.SSLSocket):  # before a TLS handshake, nothing can be said
+                request.setblocking(False)
+                request.send(REFUSAL)
+        except OSError:
+            pass
+        finally:
+            self.shutdown_request(request)
+
+    def process_request_thread(self, request, client_address) -> None:  # type: ignore[override]
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class _TLSServer(_ThreadingServer):
@@ -49,14 +143,38 @@ class _TLSServer(_ThreadingServer):
 
     def process_request_thread(self, request: ssl.SSLSocket, client_address: object) -> None:
         try:
-            request.settimeout(TLS_HANDSHAKE_TIMEOUT)
-            request.do_handshake()
-            request.settimeout(None)
-        except (ssl.SSLError, OSError) as exc:
-            log.debug("TLS handshake failed", extra={"client": str(client_address), "error": str(exc)})
+            try:
+                request.settimeout(min(TLS_HANDSHAKE_TIMEOUT, self.limits.read_timeout))
+                request.do_handshake()
+            except (ssl.SSLError, OSError) as exc:
+                log.debug("TLS handshake failed", extra={"client": str(client_address), "error": str(exc)})
+                self.shutdown_request(request)
+                return
+            # The request's own deadline applies from here, as on plain HTTP (_Handler.setup).
+            self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 - as socketserver does: one bad client never stops the server
+            self.handle_error(request, client_address)
+        finally:
             self.shutdown_request(request)
-            return
-        super().process_request_thread(request, client_address)
+            self._slots.release()
+
+
+def accepts_gzip(header: str) -> bool:
+    """True when Accept-Encoding allows gzip (``gzip;q=0`` forbids it; ``*`` allows it)."""
+    weights: dict[str, float] = {}
+    for part in header.split(","):
+        name, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if name:
+            weights[name.strip().lower()] = quality
+    return weights.get("gzip", weights.get("*", 0.0)) > 0
 
 
 def make_app(exporter: Exporter, web_config: WebConfig | None = None) -> Callable[[dict, Start], Iterable[bytes]]:
@@ -66,9 +184,9 @@ def make_app(exporter: Exporter, web_config: WebConfig | None = None) -> Callabl
 
     def _metrics(environ: dict, start_response: Start) -> list[bytes]:
         # Rendered once per snapshot change and format, so 50 concurrent scrapers share one build.
-        gzipped = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
+        gzipped = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
         body, content_type = cache.render(environ.get("HTTP_ACCEPT", ""), gzipped)
-        headers = [("Content-Type", content_type)]
+        headers = [("Content-Type", content_type), ("Vary", "Accept-Encoding")]
         if gzipped:
             headers.append(("Content-Encoding", "gzip"))
         headers.append(("Content-Length", str(len(body))))
@@ -78,7 +196,11 @@ def make_app(exporter: Exporter, web_config: WebConfig | None = None) -> Callabl
 
     def app(environ: dict, start_response: Start) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
-        if auth and path not in UNAUTHENTICATED_PATHS and auth.check(environ.get("HTTP_AUTHORIZATION")) is None:
+        try:
+            denied = auth and path not in UNAUTHENTICATED_PATHS and auth.check(environ.get("HTTP_AUTHORIZATION")) is None
+        except AuthBusy:
+            return _text(start_response, "503 Service Unavailable", "Authentication is busy: try again.\n")
+        if denied:
             data = b"Unauthorized.\n"
             start_response("401 Unauthorized", [
                 ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data))),
@@ -141,15 +263,17 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def serve(exporter: Exporter, address: str,
-          web_config: WebConfig | None = None) -> tuple[WSGIServer, threading.Thread]:
+def serve(exporter: Exporter, address: str, web_config: WebConfig | None = None,
+          limits: ServerLimits = ServerLimits()) -> tuple[WSGIServer, threading.Thread]:
     """Start serving in a background thread; return the server (its port may have been chosen)."""
     host, port = parse_listen_address(address)
     tls = web_config.tls if web_config else None
-    server_class = _TLSServer if tls else _ThreadingServer
+    base = _TLSServer if tls else _ThreadingServer
+    server_class = type("_Server", (base,), {"limits": limits})
     if ":" in host:
         server_class = type("_Server6", (server_class,), {"address_family": socket.AF_INET6})
-    server = make_server(host, port, make_app(exporter, web_config), server_class, _QuietHandler)
+    handler = type("_LimitedHandler", (_Handler,), {"limits": limits})
+    server = make_server(host, port, make_app(exporter, web_config), server_class, handler)
     if tls:
         server.ssl_context = tls.context()
         server.base_environ["wsgi.url_scheme"] = "https"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import re
 import ssl
 import threading
@@ -33,9 +34,10 @@ TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
 CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
                "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
 BCRYPT_HASH = re.compile(r"^\$2[aby]?\$\d\d\$[./A-Za-z0-9]{53}$")
-# A bcrypt hash of a random string: unknown users cost as much as known ones, so timing reveals no names.
-_DUMMY_HASH = b"$2b$12$C6UzMDM.H6dfI/f/IKcEeO5V1x3d8b6jv0hYiEa9wzGRuVlx5oVtK"
 CACHE_SIZE = 1024
+BCRYPT_MAX_PASSWORD = 72  # bcrypt reads no further: a longer password would match on its first 72 bytes
+BCRYPT_CONCURRENCY = 2  # checks at once: a flood of wrong passwords queues here, not in every thread
+BCRYPT_WAIT = 2.0  # seconds a request waits for a check slot before it is told to come back
 
 
 @dataclass(frozen=True)
@@ -128,21 +130,38 @@ def _read_users(node: Node) -> dict[str, bytes]:
     return users
 
 
+def _wait() -> float:
+    return BCRYPT_WAIT  # read at call time (tests shorten it)
+
+
+class AuthBusy(Exception):
+    """Every bcrypt slot stayed busy (a flood of wrong passwords): answer 503, try again later."""
+
+
 class BasicAuth:
     """Checks ``Authorization: Basic`` headers against bcrypt hashes, caching successful checks.
 
     bcrypt costs ~100-250 ms on purpose; like exporter-toolkit we remember a successful
     (user, password, hash) triple by its SHA-256, so frequent scrapes stay cheap while a wrong
-    password always pays the full bcrypt price.
+    password always pays the full bcrypt price. An unknown user pays it too, against a hash of the
+    configured cost, so the answer's timing tells no user names apart. At most
+    ``BCRYPT_CONCURRENCY`` checks run at once; cached successes never wait for them. A password
+    longer than bcrypt's 72 bytes never matches (bcrypt would compare only its start).
     """
 
     def __init__(self, users: Mapping[str, bytes]):
+        import bcrypt  # imported here: the exporter without basic auth does not need it
+
         self.users = dict(users)
         self._ok: dict[bytes, None] = {}  # insertion-ordered: the oldest entry is evicted first
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(BCRYPT_CONCURRENCY)
+        cost = max((int(hashed[4:6]) for hashed in self.users.values()), default=12)
+        self._dummy = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(rounds=cost))
+        self._bcrypt = bcrypt
 
     def check(self, header: str | None) -> str | None:
-        """The authenticated user name, or None."""
+        """The authenticated user name, or None; raises AuthBusy when no check slot frees in time."""
         credentials = _parse_basic(header)
         if credentials is None:
             return None
@@ -152,12 +171,17 @@ class BasicAuth:
         with self._lock:
             if stored is not None and key in self._ok:
                 return user
-        import bcrypt  # imported on first use: the exporter without basic auth does not need it
-
+        too_long = len(password) > BCRYPT_MAX_PASSWORD
+        if not self._slots.acquire(timeout=_wait()):
+            raise AuthBusy()
         try:
-            ok = bcrypt.checkpw(password, stored or _DUMMY_HASH) and stored is not None
+            # The same work whatever the outcome: unknown users and over-long passwords check a dummy.
+            against = self._dummy if stored is None or too_long else stored
+            ok = self._bcrypt.checkpw(password[:BCRYPT_MAX_PASSWORD], against) and stored is not None and not too_long
         except ValueError:
             ok = False
+        finally:
+            self._slots.release()
         if not ok:
             return None
         with self._lock:

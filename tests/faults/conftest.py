@@ -82,3 +82,27 @@ def small_db(path: Path, sites: int, opt_outs: dict[str, int] | None = None,
     assert conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
     conn.close()
     return path
+
+
+@pytest.fixture(scope="session")
+def cert(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost, made with the openssl CLI."""
+    import subprocess
+
+    from tests.support.procs import require_binary
+
+    openssl = require_binary("openssl")
+    folder = tmp_path_factory.mktemp("tls")
+    key, crt = folder / "server.key", folder / "server.crt"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(crt), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=60)
+    return crt, key
+
+
+def web_config(tmp: Path, body: str) -> Path:
+    """A --web.config.file with this body."""
+    path = tmp / "web.yml"
+    path.write_text(body)
+    return path

@@ -16,34 +16,15 @@ import pytest
 import requests
 
 from exporter.webconfig import BasicAuth
-from tests.faults.conftest import REPO, exporter, fast_config, small_db
+from tests.faults.conftest import REPO, exporter, fast_config, small_db, web_config
 from tests.support.procs import free_port, require_binary, wait_for
 
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
-def cert(tmp_path_factory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost, made with the openssl CLI."""
-    openssl = require_binary("openssl")
-    folder = tmp_path_factory.mktemp("tls")
-    key, crt = folder / "server.key", folder / "server.crt"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(crt), "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True, timeout=60)
-    return crt, key
-
-
-@pytest.fixture(scope="module")
 def hashed() -> str:
     return bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10)).decode()
-
-
-def web_config(tmp: Path, body: str) -> Path:
-    path = tmp / "web.yml"
-    path.write_text(body)
-    return path
 
 
 def test_basic_auth_over_tls(tmp_path, cert, hashed):
@@ -179,7 +160,69 @@ def test_basic_auth_caches_only_successes(monkeypatch):
                 "Basic " + base64.b64encode(b"u:" + b"x" * 100).decode(),
                 "Basic " + base64.b64encode(b"\xff:pw").decode()):
         assert auth.check(bad) is None, bad
-    assert calls == [b"x" * 100], "only the well-formed (over-long) password reaches bcrypt"
+    # Only the well-formed one reaches bcrypt: an over-long password pays the same price (its first
+    # 72 bytes against the dummy hash) and never matches.
+    assert calls == [b"x" * 72]
+
+
+def test_auth_costs_the_same_for_unknown_users_and_refuses_passwords_past_72_bytes(monkeypatch):
+    long_password = b"p" * 72
+    hashed = bcrypt.hashpw(long_password, bcrypt.gensalt(5))
+    auth = BasicAuth({"u": hashed})
+    checked: list[bytes] = []
+    real_checkpw = bcrypt.checkpw
+    monkeypatch.setattr(bcrypt, "checkpw", lambda pw, stored: checked.append(stored) or real_checkpw(pw, stored))
+
+    def basic(credentials: bytes) -> str:
+        return "Basic " + base64.b64encode(credentials).decode()
+
+    assert auth.check(basic(b"nobody:" + long_password)) is None
+    assert auth.check(basic(b"u:wrong")) is None
+    # Timing parity by construction: one bcrypt check each, against hashes of the same cost.
+    assert [stored[:7] for stored in checked] == [hashed[:7], hashed[:7]]
+    assert checked[0] != hashed
+    # bcrypt compares 72 bytes: a longer password starting with the right ones must not get in.
+    assert auth.check(basic(b"u:" + long_password + b"-and-more")) is None
+    assert auth.check(basic(b"u:" + long_password)) == "u"
+
+
+def test_a_flood_of_wrong_passwords_waits_for_two_check_slots_and_never_blocks_a_known_scraper(monkeypatch):
+    import threading
+
+    from exporter import webconfig
+
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(4))
+    auth = BasicAuth({"u": hashed})
+    good = "Basic " + base64.b64encode(b"u:pw").decode()
+    assert auth.check(good) == "u"  # cached from now on
+    release = threading.Event()
+    inside: list[int] = []
+    real_checkpw = bcrypt.checkpw
+
+    def slow_checkpw(password: bytes, stored: bytes) -> bool:
+        inside.append(1)
+        release.wait(10)
+        return real_checkpw(password, stored)
+
+    monkeypatch.setattr(bcrypt, "checkpw", slow_checkpw)
+    monkeypatch.setattr(webconfig, "BCRYPT_WAIT", 0.2)
+    bad = "Basic " + base64.b64encode(b"u:bad").decode()
+    flood = [threading.Thread(target=lambda: auth.check(bad)) for _ in range(2)]
+    for thread in flood:
+        thread.start()
+    from tests.support.procs import wait_for
+    wait_for(lambda: len(inside) == 2, timeout=5, what="both check slots taken")
+    assert auth.check(good) == "u", "a cached success needs no slot"
+    try:
+        auth.check(bad)
+    except webconfig.AuthBusy:
+        pass
+    else:
+        raise AssertionError("a third check ran while both slots were busy")
+    release.set()
+    for thread in flood:
+        thread.join(10)
+    assert len(inside) == 2
 
 
 def test_the_dsn_password_never_shows(tmp_path):
