@@ -360,21 +360,22 @@ def outreach_stalled(config: MixinConfig) -> list[Alert]:
     return [Alert(
         name="OutreachStalled", severity="warning", for_=stall, area="flow",
         expr=(f"sum by (job, instance, channel) (pipeline_outreach_queued{{{sel}}}) > 0\n"
-              f"and {on}\n{sent_count(slow)}{{{sel}}} > 0\n"
+              f"and {on}\n{sent_count(slow)}{{{sel}}} >= {config.thresholds.min_sends}\n"
               f"unless {on}\n{sent_count(fast)}{{{sel}}} > 0\n"),
         summary="Outreach is queued but nothing has been sent for hours on a channel that was sending.",
         description=("{{ $value | humanize }} messages are queued on channel {{ $labels.channel }} of "
                      f"{{{{ $labels.instance }}}} and none was sent for at least {_duration(WINDOW_SECONDS[fast] + _seconds(stall))}, although the "
-                     f"channel sent in the last {spoken(slow)}. Check the sending "
+                     f"channel sent at least {config.thresholds.min_sends} in the last {spoken(slow)}. Check the sending "
                      "job (CronJobFailed / CronJobStale), the provider's account and API key, and HTTP "
                      "errors from the provider."),
         value="{{ $value | humanize }} queued",
         resolved="The channel is sending again (or its queue is empty).",
         runbook_url=config.runbook("OutreachStalled"), dashboard_url=_dashboard(config, "pipeline-outreach"),
         condition=(f"messages queued, none sent in the last {fast} for {stall}, on a channel that sent "
-                   f"in the last {slow}"),
+                   f"at least {config.thresholds.min_sends} in the last {slow}"),
         why=(f"`unless` rather than `== 0`: a channel without sends in the {fast} window may have no "
-             "series at all there."))]
+             f"series at all there. A channel that sends fewer than {config.thresholds.min_sends} a "
+             "day has quiet hours as a matter of course: the volume guard keeps it silent."))]
 
 
 def reply_rate_dropped(config: MixinConfig) -> list[Alert]:

@@ -90,7 +90,7 @@ def test_the_watchdog_goes_alone_and_often_to_the_dead_mans_switch():
 def test_coverage_and_e2e_go_to_a_low_noise_route():
     route = route_for('alertname=~"CodeCoverageLow|E2ETestsFailing"')
     assert route["receiver"] == "slack"
-    assert route["repeat_interval"] == "168h" and route["group_interval"] == "1h"
+    assert route["repeat_interval"] == "96h" and route["group_interval"] == "1h"
     assert set(route["group_by"]) == {"alertname", "instance"}
     names = {rule["alert"] for rule in alert_rules()}
     assert {"CodeCoverageLow", "E2ETestsFailing"} <= names
