@@ -1,0 +1,92 @@
+"""`pipeline-exporter mixin`: a user's own job name, URLs and budget give rules that work.
+
+The rules are generated into a temporary folder and checked with the real promtool: accepted,
+and evaluated by a small unit test written here against the generated files.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.alerts.conftest import REPO, run
+
+
+def generate(out: Path, *args: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "exporter", "mixin", "--out", str(out), *args],
+                            cwd=REPO, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def promtool_test(promtool: str, folder: Path, tests: list[dict]) -> subprocess.CompletedProcess:
+    """Run promtool unit tests against the rule files generated in ``folder``."""
+    document = {"rule_files": [str(path) for path in sorted((folder / "alerts").glob("*.yml"))],
+                "evaluation_interval": "1m", "tests": tests}
+    path = folder / "unit-test.yml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return run([promtool, "test", "rules", str(path)])
+
+
+def series(metric: str, values: str, **labels: str) -> dict[str, str]:
+    matchers = ", ".join(f'{key}="{value}"' for key, value in labels.items())
+    return {"series": f"{metric}{{{matchers}}}", "values": values}
+
+
+def test_rules_for_another_job_select_that_job_only(promtool, tmp_path):
+    generate(tmp_path, "--job", "my-pipeline")
+    for path in (tmp_path / "alerts").glob("*.yml"):
+        result = run([promtool, "check", "rules", str(path)])
+        assert result.returncode == 0, result.stdout + result.stderr
+    result = promtool_test(promtool, tmp_path, [{
+        "name": "my-pipeline down, pipeline-exporter is another job",
+        "interval": "1m",
+        "input_series": [series("up", "0x10", job="my-pipeline", instance="a:9333"),
+                         series("up", "0x10", job="pipeline-exporter", instance="b:9333")],
+        "promql_expr_test": [{
+            "expr": 'ALERTS{alertname="PipelineExporterDown", alertstate="firing"}',
+            "eval_time": "6m",
+            "exp_samples": [{"labels": 'ALERTS{alertname="PipelineExporterDown", alertstate="firing", '
+                                       'instance="a:9333", job="my-pipeline", service="pipeline", '
+                                       'severity="critical"}', "value": 1}]}]}])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_budget_in_the_mixin_config_counts_where_the_exporter_reports_none(promtool, tmp_path):
+    """--llm-budget 300: exporter a (no budget of its own) is over it; exporter b reports $1000."""
+    generate(tmp_path, "--llm-budget", "300")
+    a = {"job": "pipeline-exporter", "instance": "a:9333"}
+    b = {"job": "pipeline-exporter", "instance": "b:9333"}
+    result = promtool_test(promtool, tmp_path, [{
+        "name": "the mixin's budget where the exporter has none",
+        "interval": "1m",
+        "input_series": [
+            series("pipeline_exporter_build_info", "1x20", **a, version="1"),
+            series("pipeline_exporter_build_info", "1x20", **b, version="1"),
+            series("pipeline_llm_cost_usd_month_to_date", "350x20", **a, provider="openrouter"),
+            series("pipeline_llm_cost_usd_month_to_date", "350x20", **b, provider="openrouter"),
+            series("pipeline_llm_budget_usd", "1000x20", **b, provider="total"),
+        ],
+        "promql_expr_test": [
+            {"expr": "provider:pipeline_llm_budget_usd:max", "eval_time": "10m",
+             "exp_samples": [
+                 {"labels": 'provider:pipeline_llm_budget_usd:max{job="pipeline-exporter", instance="a:9333", '
+                            'provider="total"}', "value": 300},
+                 {"labels": 'provider:pipeline_llm_budget_usd:max{job="pipeline-exporter", instance="b:9333", '
+                            'provider="total"}', "value": 1000}]},
+            {"expr": 'ALERTS{alertname="LlmBudgetBurnHigh", alertstate="firing"}', "eval_time": "10m",
+             "exp_samples": [
+                 {"labels": 'ALERTS{alertname="LlmBudgetBurnHigh", alertstate="firing", instance="a:9333", '
+                            'job="pipeline-exporter", provider="total", service="pipeline", severity="critical"}',
+                  "value": 1}]},
+        ]}])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_committed_rules_have_no_budget_of_their_own():
+    """Without --llm-budget, only the exporter's pipeline_llm_budget_usd is a budget."""
+    rules = (REPO / "alerts" / "recording-rules.yml").read_text(encoding="utf-8")
+    record = rules.split("record: provider:pipeline_llm_budget_usd:max", 1)[1]
+    assert "pipeline_exporter_build_info" not in record
