@@ -76,7 +76,8 @@ def test_a_write_through_the_exporters_connection_fails(server: Server, demo_dat
                 db.fetch([statement], {}, 5.0)
             assert caught.value.kind == "query"
             if not as_reader:
-                assert "read-only" in str(caught.value).lower() or "read only" in str(caught.value).lower()
+                # PostgreSQL's read_only_sql_transaction, MariaDB/MySQL's ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+                assert "SQLSTATE 25006" in str(caught.value) or "MySQL error 1792" in str(caught.value), caught.value
         # Also straight on a pooled connection, outside fetch() and its transaction.
         with db.engine.connect() as conn:
             with pytest.raises(Exception, match="(?i)read.only|denied|permission"):

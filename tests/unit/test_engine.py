@@ -255,13 +255,24 @@ def test_a_reload_keeps_the_values_a_counter_cap_admitted(make_db, tmp_path):
     exporter.stop()
 
 
-def test_error_messages_lose_the_values_a_server_quotes():
+def test_error_messages_carry_class_and_code_never_the_drivers_text():
+    import sqlite3
+
     from exporter.db import safe_message
-    error = Exception('invalid input syntax for type integer: "jane.doe@example.com"\nLINE 1: SELECT ...')
-    assert safe_message(error) == 'Exception: invalid input syntax for type integer: "…"'
-    assert safe_message(Exception("no such table: opt_outs")) == "Exception: no such table: opt_outs"
-    mysql = Exception(1792, "Cannot execute statement in a READ ONLY transaction")
-    assert safe_message(mysql) == "Exception: Cannot execute statement in a READ ONLY transaction (error 1792)"
+
+    class InvalidTextRepresentation(Exception):
+        pgcode = "22P02"
+
+    quoted = InvalidTextRepresentation('invalid input syntax for type integer: "Call me at "jane.doe@x.example" ,\n'
+                                       ' thanks +1 555 0100"\nLINE 1: SELECT ...')
+    assert safe_message(quoted) == "InvalidTextRepresentation (SQLSTATE 22P02)"
+    assert safe_message(Exception(1105, "XPATH syntax error: 'jane.doe@x.example'")) == "Exception (MySQL error 1105)"
+    missing = sqlite3.OperationalError("no such table: opt_outs")
+    missing.sqlite_errorname = "SQLITE_ERROR"
+    assert safe_message(missing) == "OperationalError (SQLITE_ERROR, no such table: opt_outs)"
+    worded = sqlite3.OperationalError("no such column: jane.doe@x.example and more")
+    assert safe_message(worded) == "OperationalError"  # anything but the known shapes says no words
+    assert safe_message(OSError("could not connect: Connection refused")) == "OSError (connection refused)"
 
 
 def test_report_files_at_default_paths_that_do_not_exist_are_unused_not_failing(make_db, tmp_path, monkeypatch):
