@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.mixin.config import WINDOW_SECONDS, Levels, MixinConfig
+from exporter.mixin.config import WINDOW_SECONDS, Levels, MixinConfig, seconds
 from exporter.mixin.promql import on_target, percent, spoken
 from exporter.mixin.recording import outcome_ratio, sent_count
 from exporter.mixin.rules import Alert, Group
@@ -23,11 +23,6 @@ INSTANCE_VARIABLE = "{{with $labels.instance}}&var-instance={{.}}{{end}}"
 
 def _dashboard(config: MixinConfig, uid: str) -> str:
     return config.dashboard(uid) + INSTANCE_VARIABLE
-
-
-def _seconds(duration: str) -> int:
-    """``90m`` or ``2h`` in seconds (the config's `for` durations)."""
-    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[duration[-1]]
 
 
 def _duration(seconds: int) -> str:
@@ -333,7 +328,7 @@ def database_integrity_check_failed(config: MixinConfig) -> list[Alert]:
 def host_disk_will_fill(config: MixinConfig) -> list[Alert]:
     sel = config.selector
     pace, horizon = config.thresholds.disk_fill_pace, config.thresholds.disk_fill_horizon
-    horizon_seconds = _seconds(horizon)
+    horizon_seconds = seconds(horizon)
     return [Alert(
         name="HostDiskWillFillIn24h", severity="warning", for_="1h",
         expr=(f"predict_linear(pipeline_host_disk_used_bytes{{{sel}}}[{pace}], {horizon_seconds})\n"
@@ -364,7 +359,7 @@ def outreach_stalled(config: MixinConfig) -> list[Alert]:
               f"unless {on}\n{sent_count(fast)}{{{sel}}} > 0\n"),
         summary="Outreach is queued but nothing has been sent for hours on a channel that was sending.",
         description=("{{ $value | humanize }} messages are queued on channel {{ $labels.channel }} of "
-                     f"{{{{ $labels.instance }}}} and none was sent for at least {_duration(WINDOW_SECONDS[fast] + _seconds(stall))}, although the "
+                     f"{{{{ $labels.instance }}}} and none was sent for at least {_duration(WINDOW_SECONDS[fast] + seconds(stall))}, although the "
                      f"channel sent at least {config.thresholds.min_sends} in the last {spoken(slow)}. Check the sending "
                      "job (CronJobFailed / CronJobStale), the provider's account and API key, and HTTP "
                      "errors from the provider."),
@@ -472,7 +467,7 @@ def pipeline_exporter_query_failing(config: MixinConfig) -> list[Alert]:
         expr=f"pipeline_exporter_query_up{{{config.selector}}} == 0\n",
         summary="An exporter query keeps failing.",
         description=(f"The latest run of query {{{{ $labels.query }}}} of {{{{ $labels.instance }}}} failed and no run "
-                     f"has succeeded for {_duration(_seconds(held))}"
+                     f"has succeeded for {_duration(seconds(held))}"
                      f"{{{{ with {last_success} }}}}; the last success was {{{{ . | first | value | humanizeDuration }}}} ago"
                      "{{ else }}; none has succeeded since the exporter started{{ end }}. "
                      "Its metrics keep their last values until they go stale, then disappear. Read the "

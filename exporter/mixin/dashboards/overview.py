@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from exporter.mixin import alerts
+from exporter.mixin.config import seconds
 from exporter.mixin.dashboards.common import (BLUE, GREEN, ORANGE, RED, Context, Panel, Row,
                                               bargauge, dashboard, firing_alerts_stat, funnel,
                                               last_period, now, per_period, piechart,
@@ -48,11 +49,11 @@ def data_as_of(ctx: Context) -> Panel:
     """How old the stalest query's data is: everything on the dashboards is at least this fresh."""
     held = ctx.config.thresholds.query_failing_for
     return stat("Data as of", "Age of the oldest data the exporter serves: the time since the "
-                "query that succeeded longest ago last succeeded. Orange after 5 minutes, red "
-                f"after {held} (PipelineExporterQueryFailing).",
+                "query that succeeded longest ago last succeeded. The slowest queries run every 5 "
+                f"minutes: orange after 10 minutes, red after {held} (PipelineExporterQueryFailing).",
                 [now(f"time() - min({ctx.sel('pipeline_exporter_query_last_success_timestamp_seconds')})")],
                 "dtdurations", width=4, height=3, color_mode="background",
-                thresholds=steps(GREEN, (300, ORANGE), (900, RED)),
+                thresholds=steps(GREEN, (600, ORANGE), (max(seconds(held), 900), RED)),
                 links=ctx.runbook_links("PipelineExporterQueryFailing"))
 
 

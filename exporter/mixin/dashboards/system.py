@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from exporter.mixin.config import seconds
 from exporter.mixin.dashboards.common import (BLUE, GREEN, ORANGE, RED, TEXT, YELLOW, Context,
                                               Row, barchart, bargauge, dashboard, firing_alerts_stat,
                                               fixed_colour, gauge, now, over_time, override,
@@ -230,7 +231,7 @@ def database(ctx: Context) -> Row:
 def host(ctx: Context) -> Row:
     thresholds = ctx.config.thresholds
     used, size = ctx.sel("pipeline_host_disk_used_bytes"), ctx.sel("pipeline_host_disk_total_bytes")
-    horizon = {"h": 3600, "d": 86400}[thresholds.disk_fill_horizon[-1]] * int(thresholds.disk_fill_horizon[:-1])
+    horizon = seconds(thresholds.disk_fill_horizon)
     return Row("Host", [
         gauge("CPU", "CPU utilisation of the whole host running the exporter.",
               [now(ctx.sel("pipeline_host_cpu_utilization_ratio"))], "percentunit", width=4,
