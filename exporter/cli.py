@@ -8,15 +8,16 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exporter import __version__, logs
-from exporter.app import Exporter
 from exporter.config import mask_url
 from exporter.errors import ConfigError
 
-if TYPE_CHECKING:  # the web modules are imported only when serving
+if TYPE_CHECKING:  # heavy modules are imported when used, after the signal handlers are in place
+    from exporter.app import Exporter
     from exporter.web import ServerLimits
     from exporter.webconfig import WebConfig
 
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pipeline-exporter: invalid web configuration: {exc}", file=sys.stderr)
             return EXIT_CONFIG
     try:
+        from exporter.app import Exporter
+
         exporter = Exporter(args.config_file, overrides)
         checked, failed = exporter.pipeline.probe()
     except (ConfigError, ValueError) as exc:
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     return serve_forever(exporter, args.listen, web_config, limits)
 
 
-def serve_forever(exporter: Exporter, listen: str, web_config: "WebConfig | None" = None,
+def serve_forever(exporter: "Exporter", listen: str, web_config: "WebConfig | None" = None,
                   limits: "ServerLimits | None" = None) -> int:
     """Serve until SIGINT or SIGTERM; SIGHUP reloads the config."""
     from exporter.web import ServerLimits, serve  # imported here so demo-db and --check-config stay light
@@ -146,7 +149,7 @@ def serve_forever(exporter: Exporter, listen: str, web_config: "WebConfig | None
     except (OSError, ValueError) as exc:
         print(f"pipeline-exporter: cannot listen on {listen}: {exc}", file=sys.stderr)
         return 1
-    if SIGNALS.stop.is_set():  # asked to stop while starting
+    if SIGNALS.stop:  # asked to stop while starting
         server.shutdown()
         return 0
     exporter.start()
@@ -156,12 +159,12 @@ def serve_forever(exporter: Exporter, listen: str, web_config: "WebConfig | None
     print(f"pipeline-exporter {__version__} serving {scheme}://{shown}:{port}/metrics "
           f"(database {mask_url(exporter.pipeline.config.database_url)})", flush=True)
     signals = SIGNALS.install()  # a no-op when main() installed them before start-up
-    # The kernel may deliver a signal to any thread; Python runs the handler only when the main thread
-    # executes bytecode, which an untimed wait never does. Wake twice a second so SIGHUP/SIGTERM act.
-    while not signals.stop.wait(0.5):
-        if signals.reload.is_set():  # also a SIGHUP that arrived during start-up
-            signals.reload.clear()
+    # Python runs a handler only when the main thread executes bytecode: poll the flags five times a second.
+    while not signals.stop:
+        if signals.reload:  # also a SIGHUP that arrived during start-up
+            signals.reload = False
             threading.Thread(target=exporter.reload, name="reload", daemon=True).start()
+        time.sleep(0.2)
     log.info("shutting down")
     server.shutdown()
     if not exporter.stop():
@@ -173,20 +176,27 @@ def serve_forever(exporter: Exporter, listen: str, web_config: "WebConfig | None
 
 class Signals:
     """SIGTERM/SIGINT ask to stop, SIGHUP to reload; installed before start-up, so a SIGHUP that
-    arrives while the exporter starts is a reload afterwards, never the end of the process."""
+    arrives while the exporter starts is a reload afterwards, never the end of the process. The
+    handlers only set a flag: no lock, so a flood of signals cannot re-enter anything."""
 
     def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.reload = threading.Event()
+        self.stop = False
+        self.reload = False
         self.installed = False
 
     def install(self) -> "Signals":
         if not self.installed and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
-            signal.signal(signal.SIGINT, lambda *_: self.stop.set())
-            signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
+            signal.signal(signal.SIGTERM, self._stop)
+            signal.signal(signal.SIGINT, self._stop)
+            signal.signal(signal.SIGHUP, self._reload)
             self.installed = True
         return self
+
+    def _stop(self, *_: object) -> None:
+        self.stop = True
+
+    def _reload(self, *_: object) -> None:
+        self.reload = True
 
 
 SIGNALS = Signals()

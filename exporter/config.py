@@ -177,6 +177,15 @@ SCAN_MACRO = re.compile(r"\$scan\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)")
 SCAN_SQL = {"sqlite": "{0} NOT INDEXED", "postgresql": "{0}", "mysql": "{0}"}
 
 
+TRAILING = re.compile(r"(?:\s|;|--[^\n]*(?:\n|$))+$")
+
+
+def sql_body(sql: str) -> str:
+    """A query's text without trailing semicolons and ``--`` comments, to be wrapped in another
+    statement (``SELECT ... FROM (<body>\n) x``; the newline ends any comment left inside)."""
+    return TRAILING.sub("", sql.strip())
+
+
 def expand_macros(sql: str, dialect: str) -> str:
     """Expand ``$epoch(col)`` (Unix seconds), ``$fixed(col, n)`` (integer units of 10**-n) and
     ``$scan(table)`` (read the whole table) for a dialect."""
@@ -229,8 +238,17 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader with ``!env NAME`` and ``!file PATH`` tags for secrets."""
 
 
-def _make_loader(base_dir: Path) -> type[_Loader]:
+def _make_loader(base_dir: Path, secrets: bool = True) -> type[_Loader]:
     loader = type("BoundLoader", (_Loader,), {})
+    if not secrets:
+        def refuse(ldr: yaml.SafeLoader, node: yaml.Node) -> str:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.tag} is for the config file: a pack reads no environment variables or files "
+                "(a secret must never reach a label)", node.start_mark)
+
+        loader.add_constructor("!env", refuse)
+        loader.add_constructor("!file", refuse)
+        return loader
 
     def env_tag(ldr: yaml.SafeLoader, node: yaml.Node) -> str:
         name = ldr.construct_scalar(node)
@@ -252,10 +270,11 @@ def _make_loader(base_dir: Path) -> type[_Loader]:
     return loader
 
 
-def read_yaml(text: str, source: str, base_dir: Path) -> Any:
-    """Parse YAML text, turning syntax and tag errors into a ConfigError."""
+def read_yaml(text: str, source: str, base_dir: Path, secrets: bool = True) -> Any:
+    """Parse YAML text, turning syntax and tag errors into a ConfigError; ``secrets`` allows the
+    ``!env`` and ``!file`` tags (config files, not packs)."""
     try:
-        return yaml.load(text, Loader=_make_loader(base_dir))  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_make_loader(base_dir, secrets))  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -490,6 +509,9 @@ def _read_query(name: str, raw: Any, source: str, key: str, defaults: _Defaults)
     interval = node.duration("interval", defaults.interval)
     timeout = node.duration("timeout", min(defaults.timeout, interval))
     stale_after = node.duration("stale_after", interval * defaults.stale_after_intervals)
+    if stale_after < interval:
+        raise node.fail("stale_after", f"must be at least the interval ({interval:g}s), got {stale_after:g}s: "
+                                       "values would vanish between two runs")
     raw_metrics = node.sequence("metrics")
     if not raw_metrics:
         raise node.fail("metrics", "a query must feed at least one metric")
@@ -614,7 +636,7 @@ def load_pack_text(text: str, source: str, base_dir: Path, overrides: Mapping[st
     Precedence for a query setting: the query itself, then the config file's defaults, then the
     pack's defaults, then the built-in ones.
     """
-    node = Node(read_yaml(text, source, base_dir), source, "")
+    node = Node(read_yaml(text, source, base_dir, secrets=False), source, "")
     name = node.string("name", required=True)
     parameters = node.mapping("parameters")
     params = {key: parameters.get(key) for key in parameters.data}
@@ -748,17 +770,57 @@ def _read_checks(node: Node) -> ChecksConfig:
     return checks
 
 
+# Metric names the exporter itself serves: a pack may not take them.
+RESERVED_PREFIX = "pipeline_exporter_"
+BUILTIN_METRICS = frozenset({
+    "pipeline_code_coverage_ratio", "pipeline_code_coverage_report_timestamp_seconds", "pipeline_e2e_tests",
+    "pipeline_e2e_duration_seconds", "pipeline_e2e_report_timestamp_seconds", "pipeline_database_size_bytes",
+    "pipeline_database_integrity_ok", "pipeline_host_cpu_utilization_ratio", "pipeline_host_memory_used_bytes",
+    "pipeline_host_memory_total_bytes", "pipeline_host_disk_used_bytes", "pipeline_host_disk_total_bytes",
+    "pipeline_llm_budget_usd"})
+
+
+def sample_names(metric: MetricSpec) -> set[str]:
+    """The sample names a metric puts on the page."""
+    if metric.type == "histogram":
+        return {f"{metric.name}_bucket", f"{metric.name}_count", f"{metric.name}_sum"}
+    return {metric.name}
+
+
 def _check_metric_consistency(queries: list[QuerySpec]) -> None:
     """Each metric is fed by one query: two would each cap and aggregate on their own, and their
-    series would overwrite each other. (UNION the rows in one query instead.)"""
+    series would overwrite each other. (UNION the rows in one query instead.) No metric takes a
+    name the exporter serves itself, and no two metrics put the same sample name on the page, or a
+    histogram's name beside another metric's (``x`` histogram beside ``x_total`` counter)."""
     seen: dict[str, QuerySpec] = {}
+    samples: dict[str, str] = {}
+    families: dict[str, MetricSpec] = {}
     for query in queries:
         for i, metric in enumerate(query.metrics):
+            where = f"queries.{query.name}.metrics[{i}].name"
             if metric.name in seen and seen[metric.name].name != query.name:
                 raise ConfigError(query.source, f"queries.{query.name}.metrics[{i}]",
                                   f"metric {metric.name} is already fed by query {seen[metric.name].name}; "
                                   "a metric comes from one query (UNION the rows there)")
             seen[metric.name] = query
+            if metric.name.startswith(RESERVED_PREFIX) or metric.name in BUILTIN_METRICS:
+                raise ConfigError(query.source, where, f"{metric.name} is a name the exporter serves itself")
+            for sample in sample_names(metric):
+                if sample in samples and samples[sample] != metric.name:
+                    raise ConfigError(query.source, where, f"{metric.name} would put {sample} on the page, "
+                                      f"as {samples[sample]} does")
+                samples[sample] = metric.name
+            family = metric.name.removesuffix("_total") if metric.type == "counter" else metric.name
+            other = families.get(family)
+            if other is not None and other.name != metric.name and "histogram" in (other.type, metric.type):
+                raise ConfigError(query.source, where, f"{metric.name} and {other.name} are both the family "
+                                  f"{family}, and one is a histogram: the page would be invalid")
+            families.setdefault(family, metric)
+    for sample, name in samples.items():  # a histogram's samples beside a metric of that very name
+        if sample in families and families[sample].name != name and families[sample].type != "counter":
+            query = seen[name]
+            raise ConfigError(query.source, f"queries.{query.name}", f"{name} would put {sample} on the page, "
+                              f"the name of {families[sample].name}")
 
 
 def check_result_columns(query: QuerySpec, columns: list[str]) -> None:
@@ -778,8 +840,19 @@ def check_result_columns(query: QuerySpec, columns: list[str]) -> None:
                               f"does not return (it returns: {', '.join(columns)})")
 
 
+SECRET_PARAMETER = re.compile(r"([?&][^=&#]*(?:pass|secret|token)[^=&#]*=)[^&#]*", re.IGNORECASE)
+
+
 def mask_url(url: str) -> str:
-    """A database URL with any password (user info or a ``password=`` parameter) replaced by ***."""
-    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
+    """A database URL with every secret replaced by ***: the password of the user info (up to the
+    last ``@`` before the query, so a raw ``@`` in it hides it all) and every parameter whose name
+    says pass, secret or token (``password=``, ``sslpassword=``, ...)."""
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        head, mark, query = rest.partition("?")
+        userinfo, at, host = head.rpartition("@")
+        if at and ":" in userinfo:
+            head = userinfo.split(":", 1)[0] + ":***@" + host
+        url = f"{scheme}://{head}{mark}{query}"
+    return SECRET_PARAMETER.sub(r"\1***", url)
 

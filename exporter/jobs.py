@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 import psutil
 
-from exporter.config import Config, FilesConfig, LabelSpec, MetricSpec, QuerySpec, check_result_columns
+from exporter.config import Config, FilesConfig, LabelSpec, MetricSpec, QuerySpec, check_result_columns, sql_body
 from exporter.db import Database
 from exporter.errors import ConfigError, QueryError
 from exporter.incremental import Incremental
@@ -64,11 +64,11 @@ def query_job(query: QuerySpec, db: Database, parameters: dict[str, Any], memory
 
 def probe_columns(query: QuerySpec, db: Database, parameters: dict[str, Any]) -> None:
     """Check at start that a query returns every column its metrics read (LIMIT 0: no rows are read)."""
-    base = query.sql_for(db.dialect).strip().rstrip(";")
+    base = sql_body(query.sql_for(db.dialect))
     extra: dict[str, Any] = {"last_key": query.incremental.start} if query.incremental else {}
     if query.windows:
         extra = {**Windowed(query, db.dialect).parameters(0.0), "window_key": 0}
-    result = db.fetch([f"SELECT * FROM ({base}) pe_probe LIMIT 0"], {**parameters, "now": 0.0, **extra},
+    result = db.fetch([f"SELECT * FROM ({base}\n) pe_probe LIMIT 0"], {**parameters, "now": 0.0, **extra},
                       query.timeout)
     columns = result[0].columns
     if query.windows and query.windows.time not in columns:

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from exporter.config import MetricSpec, QuerySpec
+from exporter.config import MetricSpec, QuerySpec, sql_body
 from exporter.db import Result
 
 OTHER = "other"
@@ -45,13 +45,22 @@ class MetricData:
 
 class CapMemory:
     """What the caps remember across runs and reloads: the label values a counter's cap admitted,
-    and, per metric, the distinct label values ever folded into ``other``."""
+    and, per metric, the distinct label values ever folded into ``other``.
 
-    MAX_TRACKED = 100_000  # beyond this, values are counted without remembering them
+    The first ``MAX_TRACKED`` folded values of a metric are remembered exactly; past that, a Bloom
+    filter of ``BLOOM_BITS`` bits remembers them in a fixed 1 MiB, so a value folded again is
+    never counted twice (a rare false positive leaves a new value uncounted: the count may be a
+    little low, never high).
+    """
+
+    MAX_TRACKED = 100_000
+    BLOOM_BITS = 1 << 23
+    BLOOM_HASHES = 4
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: dict[str, set[int]] = {}
+        self._bloom: dict[str, bytearray] = {}
         self._overflow: dict[str, int] = {}
         self._admitted: dict[tuple[str, str], set[str]] = {}
 
@@ -74,8 +83,20 @@ class CapMemory:
                     continue
                 if len(seen) < self.MAX_TRACKED:
                     seen.add(key)
-                else:
+                elif self._remember(metric, label, value):
                     self._overflow[metric] = self._overflow.get(metric, 0) + 1
+
+    def _remember(self, metric: str, label: str, value: str) -> bool:
+        """Set the value's bits in the metric's Bloom filter; True if one of them was not set yet."""
+        bits = self._bloom.setdefault(metric, bytearray(self.BLOOM_BITS // 8))
+        new = False
+        for salt in range(self.BLOOM_HASHES):
+            position = hash((salt, label, value)) % self.BLOOM_BITS
+            byte, mask = position >> 3, 1 << (position & 7)
+            if not bits[byte] & mask:
+                bits[byte] |= mask
+                new = True
+        return new
 
     def totals(self) -> dict[str, int]:
         with self._lock:
@@ -128,21 +149,23 @@ class Shaper:
 
     def statements(self, dialect: str) -> list[str]:
         """The SQL to run: the query itself, or one aggregating wrapper per histogram."""
-        base = self.query.sql_for(dialect).strip().rstrip(";")
+        base = sql_body(self.query.sql_for(dialect))
         if not self.query.is_histogram:
             return [base]
-        return [self._histogram_sql(base, metric) for metric in self.query.metrics]
+        return [self._histogram_sql(base, metric, dialect) for metric in self.query.metrics]
 
     @staticmethod
-    def _histogram_sql(base: str, metric: MetricSpec) -> str:
+    def _histogram_sql(base: str, metric: MetricSpec, dialect: str) -> str:
         # Bucketing in the database: only (labels x buckets) rows travel, never one row per observation.
         labels = [label.column for label in metric.labels]
         value = metric.value
         where = f"{value} IS NOT NULL" + (f" AND {metric.filter} <> 0" if metric.filter else "")
+        if dialect == "sqlite":  # a number stored as text is no observation: not in a bucket, not in the sum
+            where += f" AND typeof({value}) IN ('integer', 'real')"
         select = ", ".join(labels + [f"{bucket_case(value, metric.buckets)} AS {BUCKET}",
                                      f"COUNT(*) AS {COUNT}", f"SUM({value}) AS {SUM}"])
         group = ", ".join(str(i + 1) for i in range(len(labels) + 1))
-        return f"SELECT {select} FROM ({base}) pe_obs WHERE {where} GROUP BY {group}"
+        return f"SELECT {select} FROM ({base}\n) pe_obs WHERE {where} GROUP BY {group}"
 
     def shape(self, results: list[Result]) -> list[MetricData]:
         """Metric data for every metric of the query, from the statements' results."""

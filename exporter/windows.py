@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from exporter.config import KeySearch, MetricSpec, QuerySpec, expand_macros
+from exporter.config import KeySearch, MetricSpec, QuerySpec, expand_macros, sql_body
 from exporter.db import Result, Runner
 from exporter.shaping import COMBINE, MetricData, label_value, number
 
@@ -37,7 +37,7 @@ class Windowed:
         self.dialect = dialect
         self.labels = _label_columns(query.metrics)
         self.columns = list(_value_columns(query))
-        self.sql = self._wrap(query.sql_for(dialect).strip().rstrip(";"))
+        self.sql = self._wrap(sql_body(query.sql_for(dialect)))
 
     def starts(self, now: float) -> list[float]:
         """The first instant of each window, in the order of ``periods``."""

@@ -6,7 +6,7 @@ import json
 import os
 import signal
 
-from tests.faults.conftest import exporter, fast_config, small_db
+from tests.faults.conftest import REPO, exporter, fast_config, small_db
 from tests.support.procs import wait_for
 
 EXTRA = """
@@ -120,3 +120,43 @@ def test_a_deeply_nested_coverage_file_is_an_error_not_a_crash(tmp_path):
         assert "nests too deeply" in str(exc)
     else:
         raise AssertionError("a 100,000-deep document was accepted")
+
+
+def test_sighup_during_start_up_is_a_reload_afterwards_never_the_end(tmp_path):
+    import sys
+    import time
+
+    import requests
+
+    from tests.support.procs import free_port, running
+
+    db = small_db(tmp_path / "sites.db", 2)
+    port = free_port()
+    args = [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}",
+            "--database-url", f"sqlite:///{db}", "--config.file", str(fast_config(tmp_path))]
+    log = tmp_path / "exporter.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def catches_sighup(pid: int) -> bool:
+        status = open(f"/proc/{pid}/status").read()
+        caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+        return bool(caught & (1 << (signal.SIGHUP - 1)))
+
+    def healthy() -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/-/healthy", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    with running(args, log, env=env, cwd=tmp_path) as proc:
+        wait_for(lambda: proc.poll() is not None or catches_sighup(proc.pid), timeout=20, what="the handlers")
+        sent = 0
+        while proc.poll() is None and not healthy() and sent < 400:
+            os.kill(proc.pid, signal.SIGHUP)  # all through start-up: probing, listening, first runs
+            sent += 1
+            time.sleep(0.005)
+        assert proc.poll() is None, f"SIGHUP during start-up ended the process:\n{log.read_text()[-2000:]}"
+        assert sent > 0
+        wait_for(lambda: 'msg="configuration reloaded"' in log.read_text(), timeout=20, what="the pending reload")
+        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=2).status_code == 200,
+                 timeout=20, what="ready")

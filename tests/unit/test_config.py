@@ -33,6 +33,21 @@ CASES = [
     ("missing pack file", "packs: [./nope.yaml]\n", "nope.yaml: cannot read pack"),
     ("unset !env", "database_url: !env PIPELINE_EXPORTER_TEST_UNSET_VAR\n", "PIPELINE_EXPORTER_TEST_UNSET_VAR"),
     ("wrong type", "max_concurrent_queries: many\n", "max_concurrent_queries: must be an integer, got a string"),
+    ("stale before the next run", f"queries:\n  q:\n    sql: SELECT 1 AS n\n    interval: 1m\n    stale_after: 30s\n"
+     f"    metrics: [{GOOD_METRIC}]\n", "queries.q.stale_after: must be at least the interval (60s)"),
+    ("the exporter's own name", "queries:\n  q:\n    sql: SELECT 1 AS n\n    metrics: [{name: pipeline_exporter_query_up, "
+     "type: gauge, help: N., value: n}]\n", "queries.q.metrics[0].name: pipeline_exporter_query_up is a name the exporter"),
+    ("a built-in source's name", "queries:\n  q:\n    sql: SELECT 1 AS n\n    metrics: [{name: pipeline_code_coverage_ratio, "
+     "type: gauge, help: N., value: n}]\n", "pipeline_code_coverage_ratio is a name the exporter serves itself"),
+    ("histogram beside a counter of its family",
+     "queries:\n  h:\n    sql: SELECT 1 AS v\n    metrics: [{name: demo_x, type: histogram, help: H., value: v, buckets: [1]}]\n"
+     "  c:\n    incremental: {key: id}\n    sql: SELECT 1 AS n, 1 AS max_key WHERE 1 > :last_key\n"
+     "    metrics: [{name: demo_x_total, type: counter, help: C., value: n}]\n",
+     "demo_x_total and demo_x are both the family demo_x, and one is a histogram"),
+    ("a gauge named like a histogram's sample",
+     "queries:\n  h:\n    sql: SELECT 1 AS v\n    metrics: [{name: demo_x, type: histogram, help: H., value: v, buckets: [1]}]\n"
+     "  g:\n    sql: SELECT 1 AS n\n    metrics: [{name: demo_x_count, type: gauge, help: G., value: n}]\n",
+     "demo_x_count would put demo_x_count on the page, as demo_x does"),
 ]
 
 
@@ -155,3 +170,30 @@ def test_a_metric_comes_from_one_query(tmp_path):
     from exporter.errors import ConfigError
     with pytest.raises(ConfigError, match=r"queries.extra_sites.metrics\[0\]: metric pipeline_keywords is already fed by query keywords"):
         load_config(path)
+
+
+def test_a_pack_cannot_read_the_environment_or_files(tmp_path, monkeypatch):
+    from exporter.errors import ConfigError
+
+    monkeypatch.setenv("PIPELINE_EXPORTER_TEST_SECRET", "s3cret")
+    pack = tmp_path / "third-party.yaml"
+    pack.write_text("name: leaky\nqueries:\n  q:\n    sql: SELECT :who AS who, 1 AS n\n"
+                    "    metrics: [{name: demo_n, type: gauge, help: N., value: n, labels: [who]}]\n"
+                    "parameters:\n  who: !env PIPELINE_EXPORTER_TEST_SECRET\n")
+    config = tmp_path / "config.yml"
+    config.write_text(f"packs: [{pack}]\n")
+    with pytest.raises(ConfigError, match="!env is for the config file") as caught:
+        load_config(config)
+    assert str(pack) in str(caught.value) and "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://u:p@ss@db.example/pipeline", "postgresql://u:***@db.example/pipeline"),
+    ("postgresql://u:pw/with:colon@db/p?sslmode=require", "postgresql://u:***@db/p?sslmode=require"),
+    ("postgresql://u@db/p?sslpassword=k3y&sslmode=verify-full", "postgresql://u@db/p?sslpassword=***&sslmode=verify-full"),
+    ("mysql://u@db/p?password=x&read_default_file=f", "mysql://u@db/p?password=***&read_default_file=f"),
+    ("postgresql://db/p?user=a&api_token=zzz", "postgresql://db/p?user=a&api_token=***"),
+    ("sqlite:///db/sites.db", "sqlite:///db/sites.db"),
+])
+def test_mask_url_hides_every_secret(url, shown):
+    assert mask_url(url) == shown

@@ -326,3 +326,52 @@ def test_no_budget_no_budget_series_and_a_bad_one_names_the_key(make_db, tmp_pat
     assert "pipeline_llm_budget_usd" not in scrape(make_db({}))
     with pytest.raises(ConfigError, match=r"llm_monthly_budget_usd.openrouter: must be a number"):
         load_config(write_config(tmp_path, "llm_monthly_budget_usd: {openrouter: lots}\n"))
+
+
+def test_queries_ending_in_a_comment_or_semicolon_work_in_every_wrapper(make_db, tmp_path):
+    config = write_config(tmp_path, """
+        queries:
+          amounts:
+            sql: |
+              SELECT channel, amount_usd FROM sales -- every sale;
+            metrics: [{name: demo_amount_usd, type: histogram, help: H., value: amount_usd, labels: [channel],
+                       buckets: [100]}]
+          plain:
+            sql: "SELECT COUNT(*) AS n FROM sales; -- a comment\\n-- and another"
+            metrics: [{name: demo_sales, type: gauge, help: N., value: n}]
+          recent:
+            windows: {time: t}
+            sql: "SELECT channel, $epoch(sold_at) AS t FROM sales WHERE $epoch(sold_at) >= :window_start -- oldest"
+            metrics: [{name: demo_recent, type: gauge, help: N., labels: [channel]}]
+        """)
+    fams = scrape(make_db({"sales": [{"site_id": 1, "channel": "sms", "amount_usd": 50, "sold_at": ago(1)}]}), config)
+    assert value(fams, "demo_amount_usd_count", channel="sms") == 1
+    assert value(fams, "demo_sales") == 1
+    assert value(fams, "demo_recent", channel="sms", window="7d") == 1
+
+
+def test_a_number_stored_as_text_is_not_an_observation(make_db, tmp_path):
+    config = write_config(tmp_path, """
+        queries:
+          amounts:
+            # A looser pipeline schema: values without a column type keep what was written, text too.
+            sql: "SELECT 'sms' AS channel, 50 AS amount_usd UNION ALL SELECT 'sms', '70' UNION ALL SELECT 'sms', 'abc'"
+            metrics: [{name: demo_amount_usd, type: histogram, help: H., value: amount_usd, labels: [channel],
+                       buckets: [100]}]
+        """)
+    fams = scrape(make_db({}), config)
+    # Only the real number counts: not in +Inf, not in the sum.
+    assert value(fams, "demo_amount_usd_count", channel="sms") == 1
+    assert value(fams, "demo_amount_usd_sum", channel="sms") == 50
+    assert value(fams, "demo_amount_usd_bucket", channel="sms", le="+Inf") == 1
+
+
+def test_dropped_values_past_the_exact_memory_are_not_counted_twice(monkeypatch):
+    from exporter.shaping import CapMemory
+
+    monkeypatch.setattr(CapMemory, "MAX_TRACKED", 5)
+    memory = CapMemory()
+    values = [f"value-{i}" for i in range(1000)]
+    for _ in range(3):  # the same values folded on every run
+        memory.add("demo_metric", "label", values)
+    assert memory.totals() == {"demo_metric": 1000}
