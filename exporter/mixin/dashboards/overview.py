@@ -41,7 +41,7 @@ def area_status(ctx: Context, area: str) -> Panel:
                 "while one fires warning. Click through to the dashboard.",
                 [now(or_zero(expr))], "none", width=4, height=3, color_mode="background",
                 thresholds=steps(GREEN, (1, ORANGE), (2, RED)), mappings=STATE,
-                links=ctx.dashboard_link(uid, f"Pipeline / {title}")
+                links=ctx.dashboard_link(uid, f"Pipeline / {uid.split('-', 1)[1].capitalize()}")
                 + ctx.runbook_links(*names))
 
 
