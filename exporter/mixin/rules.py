@@ -82,7 +82,7 @@ def _text(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
     """Expressions as literal blocks, long sentences folded, everything else plain."""
     if "\n" in data:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
-    if len(data) > 80 and "  " not in data and not data.startswith(" "):
+    if len(data) > 80 and " " in data and "  " not in data and not data.startswith(" "):
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=">")
     return dumper.represent_scalar("tag:yaml.org,2002:str", data)
 
