@@ -185,8 +185,8 @@ def http_forbidden_errors_high(config: MixinConfig) -> list[Alert]:
         runbook_url=config.runbook("HttpForbiddenErrorsHigh"),
         dashboard_url=_dashboard(config, "pipeline-system"),
         condition=f"> {limit} HTTP 403 from one `source` in the last {span}",
-        why=(f"Counted from the rows' own timestamps, so a new source's first burst counts in full and "
-             f"a prune or a restart moves nothing. 10 m more confirms it is not one crawl batch."))]
+        why=("Counted from the rows' own timestamps, so a new source's first burst counts in full and "
+             "a prune or a restart moves nothing. 10 m more confirms it is not one crawl batch."))]
 
 
 def http_rate_limit_errors_high(config: MixinConfig) -> list[Alert]:
@@ -195,7 +195,8 @@ def http_rate_limit_errors_high(config: MixinConfig) -> list[Alert]:
         name="HttpRateLimitErrorsHigh", severity="warning", for_="5m",
         expr=f'source_code:pipeline_http_errors:count{span}{{{config.selector}, code="429"}} > {limit}\n',
         summary="A source is rate-limiting the pipeline (HTTP 429 Too Many Requests).",
-        description=(f"Source {{{{ $labels.source }}}} on {{{{ $labels.instance }}}} answered {{{{ $value | humanize }}}} "
+        description=(f"Source {{{{ $labels.source }}}} on {{{{ $labels.instance }}}} answered "
+                     f"{{{{ $value | humanize }}}} "
                      f"HTTP 429 in the last {spoken(span)} (threshold {limit}). Slow down: lower concurrency, add "
                      "backoff, crawl more slowly or use residential proxies for the scraper, and check the "
                      "API plan's limits."),
@@ -235,7 +236,8 @@ def cron_job_failed(config: MixinConfig) -> list[Alert]:
               f"pipeline_cron_job_enabled{{{sel}}} == 1\n"),
         summary="The latest run of a cron job failed.",
         description=("The latest finished run of cron job {{ $labels.cron_job }} on {{ $labels.instance }} failed; "
-                     f"its last success was {{{{ with {last_success} }}}}{{{{ . | first | value | humanizeDuration }}}} ago"
+                     f"its last success was {{{{ with {last_success} }}}}"
+                     "{{ . | first | value | humanizeDuration }} ago"
                      "{{ else }}never recorded{{ end }}. Read the run's error_message in cron_job_logs, fix "
                      "the cause and rerun the job; the alert clears when a run succeeds."),
         resolved="The cron job's latest run succeeded.",
@@ -351,6 +353,7 @@ def outreach_stalled(config: MixinConfig) -> list[Alert]:
     sel = config.selector
     fast, slow = config.windows.fast, config.windows.slow
     stall = config.thresholds.outreach_stall_for
+    silence = _duration(WINDOW_SECONDS[fast] + seconds(stall))
     on = on_target("channel")
     return [Alert(
         name="OutreachStalled", severity="warning", for_=stall, area="flow",
@@ -359,8 +362,9 @@ def outreach_stalled(config: MixinConfig) -> list[Alert]:
               f"unless {on}\n{sent_count(fast)}{{{sel}}} > 0\n"),
         summary="Outreach is queued but nothing has been sent for hours on a channel that was sending.",
         description=("{{ $value | humanize }} messages are queued on channel {{ $labels.channel }} of "
-                     f"{{{{ $labels.instance }}}} and none was sent for at least {_duration(WINDOW_SECONDS[fast] + seconds(stall))}, although the "
-                     f"channel sent at least {config.thresholds.min_sends} in the last {spoken(slow)}. Check the sending "
+                     f"{{{{ $labels.instance }}}} and none was sent for at least {silence}, although the "
+                     f"channel sent at least {config.thresholds.min_sends} in the last {spoken(slow)}. "
+                     "Check the sending "
                      "job (CronJobFailed / CronJobStale), the provider's account and API key, and HTTP "
                      "errors from the provider."),
         value="{{ $value | humanize }} queued",
@@ -379,6 +383,7 @@ def reply_rate_dropped(config: MixinConfig) -> list[Alert]:
     thresholds = config.thresholds
     factor = thresholds.reply_drop_factor
     fraction = "half" if factor == 0.5 else f"{factor:g} times"
+    baseline_rate = _query(outcome_ratio("replied", baseline), "job instance channel")
     on = on_target("channel")
     return [Alert(
         name="ReplyRateDropped", severity="warning", for_="1h", area="conversations",
@@ -390,8 +395,8 @@ def reply_rate_dropped(config: MixinConfig) -> list[Alert]:
               f" >= {thresholds.reply_min_expected}\n"),
         summary=f"The reply rate has dropped under {fraction} its rate over the last {spoken(baseline)}.",
         description=(f"Channel {{{{ $labels.channel }}}} of {{{{ $labels.instance }}}} got replies to "
-                     f"{{{{ $value | humanizePercentage }}}} of its outreach in the last {spoken(slow)}, under {fraction} "
-                     f"its rate over the last {spoken(baseline)}{{{{ with {_query(outcome_ratio('replied', baseline), 'job instance channel')} }}}}"
+                     f"{{{{ $value | humanizePercentage }}}} of its outreach in the last {spoken(slow)}, "
+                     f"under {fraction} its rate over the last {spoken(baseline)}{{{{ with {baseline_rate} }}}}"
                      " ({{ . | first | value | humanizePercentage }}){{ end }}. Check recent template or "
                      "targeting changes, deliverability (bounces, spam folder) and that inbound replies "
                      "are still recorded (the inbound webhook or mailbox poller)."),
@@ -418,12 +423,14 @@ def llm_budget_burn_high(config: MixinConfig) -> list[Alert]:
         Alert(severity="warning", for_="1h",
               expr=f"provider:pipeline_llm_cost_usd:projected_month_end{{{sel}}}\n  > {on}\n{budget}\n",
               summary="This month's LLM cost is on course to exceed the budget.",
-              description=(f"At the pace of the last {spoken(config.windows.slow)}, LLM cost for provider {{{{ $labels.provider }}}} "
-                           f"on {{{{ $labels.instance }}}} will reach ${{{{ $value | printf \"%.2f\" }}}} by the end of "
+              description=(f"At the pace of the last {spoken(config.windows.slow)}, LLM cost for provider "
+                           f"{{{{ $labels.provider }}}} on {{{{ $labels.instance }}}} will reach "
+                           f"${{{{ $value | printf \"%.2f\" }}}} by the end of "
                            f"the month, over {of_budget}. Move expensive stages to a cheaper model, raise "
                            "the score threshold before proposals, or raise the budget on purpose."),
               resolved="This month's LLM cost is no longer projected to exceed the budget.",
-              condition=f"this month's LLM cost, projected to the month's end at the last {config.windows.slow}'s pace, exceeds the budget",
+              condition=(f"this month's LLM cost, projected to the month's end at the last "
+                         f"{config.windows.slow}'s pace, exceeds the budget"),
               why="The projection moves with the day's pace; 1 h keeps one busy hour from warning.",
               **common),
         Alert(severity="critical", for_="5m",
@@ -468,7 +475,8 @@ def pipeline_exporter_query_failing(config: MixinConfig) -> list[Alert]:
         summary="An exporter query keeps failing.",
         description=(f"The latest run of query {{{{ $labels.query }}}} of {{{{ $labels.instance }}}} failed and no run "
                      f"has succeeded for {_duration(seconds(held))}"
-                     f"{{{{ with {last_success} }}}}; the last success was {{{{ . | first | value | humanizeDuration }}}} ago"
+                     f"{{{{ with {last_success} }}}}; the last success was "
+                     "{{ . | first | value | humanizeDuration }} ago"
                      "{{ else }}; none has succeeded since the exporter started{{ end }}. "
                      "Its metrics keep their last values until they go stale, then disappear. Read the "
                      "exporter's log for the query's error (schema change, missing table, locked or "

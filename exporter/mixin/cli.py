@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from exporter.errors import ConfigError
 from exporter.mixin import DASHBOARD_DIR, render

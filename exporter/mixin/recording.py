@@ -46,7 +46,7 @@ def outreach_window_rules(config: MixinConfig, span: str) -> list[Recording]:
                   "denominator of the ratios below and the alerts' volume guard."),
         Recording(f"channel_status:pipeline_outreach_sent:count{span}",
                   series.sum_by("channel, status", "pipeline_outreach_sent_recent", window(span)),
-                  f"The same cohort by current status: the alerts' \"at least N events\" guard."),
+                  "The same cohort by current status: the alerts' \"at least N events\" guard."),
     ]
     for outcome, statuses in OUTCOMES.items():
         matcher = f'status="{statuses}"' if "|" not in statuses else f'status=~"{statuses}"'
@@ -79,7 +79,7 @@ def outreach_state_rules(config: MixinConfig) -> list[Recording]:
                                "Current states of every outreach row (pipeline_outreaches), so a "
                                "re-queued SMS leaves `failed` here too."))
     events = "pipeline_outreach_events_total"
-    replied, sent_events = f'event="replied"', f'event="sent"'
+    replied, sent_events = 'event="replied"', 'event="sent"'
     rules += [
         Recording(outcome_ratio("replied"),
                   f"(\n  {series.sum_by('channel', events, replied)}\n  or\n"
@@ -133,7 +133,8 @@ def llm_rules(config: MixinConfig) -> list[Recording]:
     budget = f"max by ({by_target('provider')}) ({budget_metric})"
     if config.llm_monthly_budget_usd is not None:
         amount = f"{config.llm_monthly_budget_usd:g}"
-        fallback = (f'label_replace(\n  sum by ({by_target()}) ({series.of("pipeline_exporter_build_info")}) * 0 + {amount},\n'
+        targets = f'sum by ({by_target()}) ({series.of("pipeline_exporter_build_info")})'
+        fallback = (f'label_replace(\n  {targets} * 0 + {amount},\n'
                     f'  "provider", "total", "", ""\n)\nunless on ({by_target()})\n{budget_metric}\n')
         budget = f"{budget}\nor\n{fallback}"
     return [

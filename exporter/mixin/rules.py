@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import textwrap
-from typing import Any, Iterable, Union
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -52,7 +53,7 @@ class Alert:
                 "annotations": annotations}
 
 
-Rule = Union[Recording, Alert]
+Rule = Recording | Alert
 
 
 def _block(expr: str) -> str:

@@ -16,7 +16,7 @@ import requests
 import yaml
 
 from exporter.mixin import DEFAULT
-from tests.alerts.conftest import (ALERTMANAGER_CONFIG, DATA, REPO, TEMPLATES, alert_rules, run)
+from tests.alerts.conftest import ALERTMANAGER_CONFIG, DATA, REPO, TEMPLATES, alert_rules, run
 from tests.support.procs import free_port, running, wait_for
 
 CONFIG = str(ALERTMANAGER_CONFIG.relative_to(REPO))
@@ -105,7 +105,7 @@ def test_grouping_keeps_one_message_per_problem():
     for rule in alert_rules():
         by = re.findall(r"by \(([^)]*)\)", rule["expr"])
         for labels in by:
-            extra = {l.strip() for l in labels.split(",")} - {"job"}
+            extra = {label.strip() for label in labels.split(",")} - {"job"}
             assert extra <= set(route["group_by"]), f"{rule['alert']}: {extra}"
     for key in ("group_wait", "group_interval", "repeat_interval"):
         assert key in route, f"route.{key} must be chosen explicitly"
@@ -166,7 +166,7 @@ def test_every_template_the_config_uses_is_defined(amtool):
     assert used >= {"pipeline.slack.title", "pipeline.slack.text", "pipeline.email.html", "pipeline.email.text"}
     for name in sorted(used):
         kind = "html" if name.endswith(".html") else "text"
-        assert render(amtool, '{{ template "%s" . }}' % name, kind).strip(), f"{name} renders empty"
+        assert render(amtool, f'{{{{ template "{name}" . }}}}', kind).strip(), f"{name} renders empty"
 
 
 RUNBOOK = DEFAULT.runbook("EmailBounceRateHigh")

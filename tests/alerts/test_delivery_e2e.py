@@ -31,23 +31,23 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
 import yaml
 
 from exporter.demo import build_demo
-from tests.alerts.conftest import (ALERTMANAGER_CONFIG, RUNBOOKS, TEMPLATES, alert_rules, github_anchors,
-                                   rule_files)
+from tests.alerts.conftest import ALERTMANAGER_CONFIG, RUNBOOKS, TEMPLATES, alert_rules, github_anchors, rule_files
 from tests.support import stack
-from tests.support.receivers import SlackReceiver
 from tests.support.procs import free_port, require_binary, wait_for
+from tests.support.receivers import SlackReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -70,13 +70,13 @@ class SmtpSink:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's naming
+    async def handle_DATA(self, server, session, envelope) -> str:
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
         return "250 Message accepted for delivery"
 
     @contextmanager
-    def running(self) -> Iterator["SmtpSink"]:
+    def running(self) -> Iterator[SmtpSink]:
         from aiosmtpd.controller import Controller
 
         controller = Controller(self, hostname="127.0.0.1", port=self.port)
@@ -463,7 +463,7 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="pipeline-writer", daemon=True)
 
     @contextmanager
-    def running(self) -> Iterator["Writer"]:
+    def running(self) -> Iterator[Writer]:
         self._thread.start()
         try:
             yield self
@@ -478,7 +478,7 @@ class Writer:
                     self.step(conn, time.time())
                     conn.commit()
                     self.steps += 1
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             self.error = exc
 
     def step(self, conn: sqlite3.Connection, now: float) -> None:
@@ -566,7 +566,7 @@ def queries_ran_since(exporter: stack.Service, moment: float) -> bool:
     """Every query the alerts depend on has succeeded after ``moment``."""
     last = {dict(labels)["query"]: value for (name, labels), value in exporter.samples().items()
             if name == "pipeline_exporter_query_last_success_timestamp_seconds"}
-    assert ALERT_QUERIES <= set(last), f"the exporter has no query {sorted(ALERT_QUERIES - set(last))}"
+    assert set(last) >= ALERT_QUERIES, f"the exporter has no query {sorted(ALERT_QUERIES - set(last))}"
     return all(last[query] > moment for query in ALERT_QUERIES)
 
 
@@ -652,8 +652,9 @@ def test_a_living_database_pages_nobody_until_a_real_burst(tmp_path, record_prop
                                                          config=config))
         switch_target(prom, tmp_path / "prometheus.yml", exporter_b.address)
         first.close()  # the old process stops: Prometheus scrapes only the new one now
-        seen["http_errors_total before and after the restart"] = (before, counter_sum(exporter_b, "pipeline_http_errors_total"))
-        assert seen["http_errors_total before and after the restart"][1] < before, "the restart lowered no counter"
+        after = counter_sum(exporter_b, "pipeline_http_errors_total")
+        seen["http_errors_total before and after the restart"] = (before, after)
+        assert after < before, "the restart lowered no counter"
         settled(prom, exporter_b)
         assert active_alerts(prom) == [], f"pending or firing after the restart with lower counters: {seen}"
         settled(prom, exporter_b)

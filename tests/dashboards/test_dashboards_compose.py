@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import yaml
 
 from tests.dashboards.conftest import REPO
-from support.procs import require_binary
+from tests.support.procs import require_binary
 
 # Host paths a compose file may mount although they are not in the repository.
 GENERATED = {
@@ -37,10 +37,9 @@ def host_path(service: dict, container_path: str) -> Path | None:
     """The repository path a container path of ``service`` comes from, if it is bind-mounted."""
     best = None
     for source, target, _ in mounts(service):
-        if source.startswith((".", "/")) and (container_path == target
-                                              or container_path.startswith(target + "/")):
-            if best is None or len(target) > len(best[1]):
-                best = (source, target)
+        inside = container_path == target or container_path.startswith(target + "/")
+        if source.startswith((".", "/")) and inside and (best is None or len(target) > len(best[1])):
+            best = (source, target)
     if best is None:
         return None
     return REPO / best[0] / posixpath.relpath(container_path, best[1])

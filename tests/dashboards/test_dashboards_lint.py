@@ -9,8 +9,7 @@ import sys
 from typing import Any
 
 from exporter.mixin import DEFAULT
-from tests.dashboards.conftest import (DASHBOARDS, REPO, alert_names, documented_uids,
-                                       panels_of)
+from tests.dashboards.conftest import DASHBOARDS, REPO, alert_names, documented_uids, panels_of
 
 DS_VARIABLE = {"type": "prometheus", "uid": "${datasource}"}
 FUNNEL = ["found", "scraped", "scored", "rescored", "proposal_ready", "contacted", "replied",

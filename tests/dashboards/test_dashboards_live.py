@@ -26,18 +26,24 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from tests.dashboards.conftest import (DASHBOARD_UIDS, LABEL_VALUES, load_dashboards, panels_of,
-                                       recording_rules, substitute)
-
 from exporter.demo import build_demo
+from tests.dashboards.conftest import (
+    DASHBOARD_UIDS,
+    LABEL_VALUES,
+    load_dashboards,
+    panels_of,
+    recording_rules,
+    substitute,
+)
 from tests.support import stack
 from tests.support.procs import require_binary, wait_for
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from exporter.mixin.dashboards import compliance, conversations, health, outreach, overview, system
 from exporter.mixin.dashboards.common import Context

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from exporter.mixin.config import MixinConfig
 from exporter.mixin.promql import Selectors, or_zero
@@ -514,7 +515,8 @@ def response_rate_by_channel(ctx: Context, *, width: int = 12, height: int = 8) 
 def firing_alerts_stat(ctx: Context, *, width: int = 4, height: int = 4) -> Panel:
     return stat(
         "Firing alerts", "Pipeline alerts (service=pipeline) firing now, the dead man's switch "
-        "heartbeat (severity none) left out (Prometheus ALERTS series). Click through to the alert list for details and runbooks.",
+        "heartbeat (severity none) left out (Prometheus ALERTS series). Click through to the "
+        "alert list for details and runbooks.",
         [now(or_zero("count(" + ctx.alerts('alertstate="firing"', 'severity!="none"') + ")"))],
         "short", width=width, height=height, thresholds=steps(GREEN, (1, RED)),
         color_mode="background", links=FIRING_ALERTS_LINK)

@@ -5,9 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from exporter.mixin.config import Levels
-from exporter.mixin.dashboards.common import (BLUE, GREEN, ORANGE, RED, Context, Panel, Row,
-                                              bargauge, dashboard, now, over_time, per_period,
-                                              stat, steps, text, timeseries)
+from exporter.mixin.dashboards.common import (
+    BLUE,
+    GREEN,
+    ORANGE,
+    RED,
+    Context,
+    Panel,
+    Row,
+    bargauge,
+    dashboard,
+    now,
+    over_time,
+    per_period,
+    stat,
+    steps,
+    text,
+    timeseries,
+)
 from exporter.mixin.promql import or_zero, percent
 
 EMAIL, SMS = 'channel="email"', 'channel="sms"'
@@ -133,6 +148,7 @@ def sms(ctx: Context) -> Row:
 
 def platforms(ctx: Context) -> Row:
     fast = ctx.config.windows.fast
+    errors = f"source_code:pipeline_http_errors:count{fast}"
     return Row("Other platforms", [
         per_period(ctx, "LLM tokens", "Tokens consumed, by LLM provider (OpenRouter's budget is "
                    "spent in tokens).", "pipeline_llm_tokens_recent", ctx.config.windows.slow,
@@ -140,7 +156,7 @@ def platforms(ctx: Context) -> Row:
         bargauge(f"API errors, last {fast}", "HTTP errors per external API (ZenRows, OpenRouter, "
                  f"Resend, Twilio, …) and status code in the last {fast} (recording rule "
                  f"source_code:pipeline_http_errors:count{fast}). 429 = rate limited.",
-                 [now(or_zero(f"sort_desc({ctx.total(f'source_code:pipeline_http_errors:count{fast}', by='source, code')})"),
+                 [now(or_zero(f"sort_desc({ctx.total(errors, by='source, code')})"),
                       "{{source}} {{code}}")], "short", width=12, height=8,
                  thresholds=steps(GREEN, (1, ORANGE)),
                  links=ctx.runbook_links("HttpRateLimitErrorsHigh", "HttpForbiddenErrorsHigh")),

@@ -4,10 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.mixin.dashboards.common import (BLUE, GREEN, ORANGE, RED, YELLOW, Context, Row,
-                                              bargauge, dashboard, last_period, now, override,
-                                              per_period, piechart, query_variable, stat, steps,
-                                              table, table_query, text)
+from exporter.mixin.dashboards.common import (
+    BLUE,
+    GREEN,
+    ORANGE,
+    RED,
+    YELLOW,
+    Context,
+    Row,
+    bargauge,
+    dashboard,
+    last_period,
+    now,
+    override,
+    per_period,
+    piechart,
+    query_variable,
+    stat,
+    steps,
+    table,
+    table_query,
+    text,
+)
 from exporter.mixin.promql import or_zero
 
 CHANNEL = 'channel=~"$channel"'

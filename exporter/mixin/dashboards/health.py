@@ -4,10 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.mixin.dashboards.common import (BLUE, GREEN, ORANGE, RED, Context, Row, bargauge,
-                                              dashboard, funnel, now, over_time, override,
-                                              per_period, stat, steps, table, table_query, text,
-                                              timeseries)
+from exporter.mixin.dashboards.common import (
+    BLUE,
+    GREEN,
+    ORANGE,
+    RED,
+    Context,
+    Row,
+    bargauge,
+    dashboard,
+    funnel,
+    now,
+    over_time,
+    override,
+    per_period,
+    stat,
+    steps,
+    table,
+    table_query,
+    text,
+    timeseries,
+)
 from exporter.mixin.promql import or_zero
 
 DAY = 86400

@@ -4,11 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.mixin.dashboards.common import (BLUE, GREEN, ORANGE, RED, Context, Row, barchart,
-                                              bargauge, dashboard, last_period, now, over_time,
-                                              override, per_period, piechart,
-                                              response_rate_by_channel, stat, steps, table,
-                                              table_query, text, timeseries)
+from exporter.mixin.dashboards.common import (
+    BLUE,
+    GREEN,
+    ORANGE,
+    RED,
+    Context,
+    Row,
+    barchart,
+    bargauge,
+    dashboard,
+    last_period,
+    now,
+    over_time,
+    override,
+    per_period,
+    piechart,
+    response_rate_by_channel,
+    stat,
+    steps,
+    table,
+    table_query,
+    text,
+    timeseries,
+)
 from exporter.mixin.promql import or_zero
 
 EVENTS = ["created", "sent", "delivered", "replied", "bounced", "failed", "complained"]
@@ -123,7 +142,8 @@ def delivery(ctx: Context) -> Row:
               f"that sent in the last {windows.slow} has a queue but sent nothing for "
               f"{windows.fast} + {ctx.config.thresholds.outreach_stall_for}.",
               [table_query(ctx.total("pipeline_outreach_queued", by="channel")),
-               table_query(or_zero(ctx.total("pipeline_outreach_sent_recent", f'window="{windows.fast}"', by="channel"))),
+               table_query(or_zero(ctx.total("pipeline_outreach_sent_recent", f'window="{windows.fast}"',
+                                             by="channel"))),
                table_query(ctx.total("pipeline_outreach_sent_recent", f'window="{windows.slow}"', by="channel"))],
               width=12, height=8, hide=["instance"], sort_by="Queued",
               rename={"channel": "Channel", "Value #A": "Queued",

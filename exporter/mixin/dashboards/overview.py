@@ -6,10 +6,27 @@ from typing import Any
 
 from exporter.mixin import alerts
 from exporter.mixin.config import seconds
-from exporter.mixin.dashboards.common import (BLUE, GREEN, ORANGE, RED, Context, Panel, Row,
-                                              bargauge, dashboard, firing_alerts_stat, funnel,
-                                              last_period, now, per_period, piechart,
-                                              response_rate_by_channel, stat, steps, value_map)
+from exporter.mixin.dashboards.common import (
+    BLUE,
+    GREEN,
+    ORANGE,
+    RED,
+    Context,
+    Panel,
+    Row,
+    bargauge,
+    dashboard,
+    firing_alerts_stat,
+    funnel,
+    last_period,
+    now,
+    per_period,
+    piechart,
+    response_rate_by_channel,
+    stat,
+    steps,
+    value_map,
+)
 from exporter.mixin.promql import or_zero
 
 # Overview areas: title, the dashboard the stat links to, and what it watches.

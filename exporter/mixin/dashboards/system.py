@@ -5,11 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 from exporter.mixin.config import seconds
-from exporter.mixin.dashboards.common import (BLUE, GREEN, ORANGE, RED, TEXT, YELLOW, Context,
-                                              Row, barchart, bargauge, dashboard, firing_alerts_stat,
-                                              fixed_colour, gauge, now, over_time, override,
-                                              per_period, stat, state_timeline, steps, table,
-                                              table_query, text, timeseries, value_map)
+from exporter.mixin.dashboards.common import (
+    BLUE,
+    GREEN,
+    ORANGE,
+    RED,
+    TEXT,
+    YELLOW,
+    Context,
+    Row,
+    barchart,
+    bargauge,
+    dashboard,
+    firing_alerts_stat,
+    fixed_colour,
+    gauge,
+    now,
+    over_time,
+    override,
+    per_period,
+    stat,
+    state_timeline,
+    steps,
+    table,
+    table_query,
+    text,
+    timeseries,
+    value_map,
+)
 from exporter.mixin.promql import or_zero
 
 CRON_KEYS = "job, instance, cron_job"
