@@ -7,12 +7,12 @@ BIN := $(VENV)/bin
 DEMO := demo
 LISTEN ?= :9333
 
-.PHONY: run test setup tools demo bench clean
+.PHONY: run test test-fast lint setup tools demo bench clean
 
 $(BIN)/activate-stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 setup: $(BIN)/activate-stamp
@@ -35,6 +35,15 @@ run: $(BIN)/activate-stamp $(DEMO)/db/sites.db
 
 test: $(BIN)/activate-stamp tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The tests that start no process and need no server: well under a minute.
+test-fast: $(BIN)/activate-stamp
+	$(BIN)/python -m pytest -m "not e2e" -q $(PYTEST_ARGS)
+
+# ruff (lint and import order) and mypy, as configured in pyproject.toml.
+lint: $(BIN)/activate-stamp
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(BIN)/activate-stamp
 	$(BIN)/python bench/bench_perf.py

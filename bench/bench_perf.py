@@ -68,6 +68,11 @@ def config_for(db: Path):
 
 # --------------------------------------------------------------------------- raw SQL floor
 
+def _literal(value: str, label: str) -> str:
+    """A label value as a SQL string literal, aliased as the label."""
+    return repr(value).replace(chr(34), chr(39)) + f" AS {label}"
+
+
 def raw_sql_pass(db: Path) -> float:
     """Seconds for every pack query as plain SQL through sqlite3 (full pass, histograms bucketed in SQL)."""
     config = config_for(db)
@@ -84,22 +89,47 @@ def raw_sql_pass(db: Path) -> float:
 
 # --------------------------------------------------------------------------- writer
 
-def writer(db: str, seconds: float, result: "mp.Queue") -> None:
+def writer(db: str, seconds: float, result: mp.Queue) -> None:
     """Append ~1,000 rows a minute across the append-only tables, one transaction each, like the pipeline."""
     conn = sqlite3.connect(db, timeout=0, isolation_level=None)  # timeout 0: every SQLITE_BUSY is seen
     rng = random.Random(7)
     stamp = lambda: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())  # noqa: E731
     statements = [
-        (40, "INSERT INTO site_status_history (site_id, from_status, to_status, changed_at) VALUES (?, 'found', 'scraped', ?)",
-         lambda: (rng.randint(1, 1000), stamp())),
-        (30, "INSERT INTO llm_usage (site_id, stage, provider, model, prompt_tokens, completion_tokens, cost_usd, created_at) "
-             "VALUES (?, 'scoring', 'openrouter', 'bench-model', 900, 120, 0.0031, ?)", lambda: (rng.randint(1, 1000), stamp())),
-        (15, "INSERT INTO http_errors (source, stage, status_code, url, created_at) VALUES ('scraper', 'scraping', 403, 'u', ?)",
-         lambda: (stamp(),)),
-        (5, "INSERT INTO opt_outs (channel, contact, created_at) VALUES ('email', 'x@example.com', ?)", lambda: (stamp(),)),
-        (5, "INSERT INTO sales (site_id, channel, amount_usd, sold_at) VALUES (1, 'email', 750, ?)", lambda: (stamp(),)),
-        (5, "INSERT INTO cron_job_logs (job_name, started_at, finished_at, status, duration_ms) "
-            "VALUES ('benchJob', ?, ?, 'success', 1000)", lambda: (stamp(), stamp())),
+        (
+            40,
+            "INSERT INTO site_status_history (site_id, from_status, to_status, changed_at) VALUES "
+            "(?, 'found', 'scraped', ?)",
+            lambda: (rng.randint(1, 1000), stamp()),
+        ),
+        (
+            30,
+            "INSERT INTO llm_usage (site_id, stage, provider, model, prompt_tokens, "
+            "completion_tokens, cost_usd, created_at) "
+            "VALUES (?, 'scoring', 'openrouter', 'bench-model', 900, 120, 0.0031, ?)",
+            lambda: (rng.randint(1, 1000), stamp()),
+        ),
+        (
+            15,
+            "INSERT INTO http_errors (source, stage, status_code, url, created_at) VALUES "
+            "('scraper', 'scraping', 403, 'u', ?)",
+            lambda: (stamp(),),
+        ),
+        (
+            5,
+            "INSERT INTO opt_outs (channel, contact, created_at) VALUES ('email', 'x@example.com', ?)",
+            lambda: (stamp(),),
+        ),
+        (
+            5,
+            "INSERT INTO sales (site_id, channel, amount_usd, sold_at) VALUES (1, 'email', 750, ?)",
+            lambda: (stamp(),),
+        ),
+        (
+            5,
+            "INSERT INTO cron_job_logs (job_name, started_at, finished_at, status, duration_ms) "
+            "VALUES ('benchJob', ?, ?, 'success', 1000)",
+            lambda: (stamp(), stamp()),
+        ),
     ]
     weights = [w for w, *_ in statements]
     latencies, busy = [], 0
@@ -140,6 +170,7 @@ def finish_writer(proc: mp.Process, queue: mp.Queue) -> tuple[float, int, int]:
 
 # --------------------------------------------------------------------------- collection cycles
 
+
 def cycles(db: Path, seconds: float) -> dict[str, float]:
     """Cold cycle, then steady-state cycles (every query once, incremental ones as deltas) under the writer."""
     pipeline = Pipeline(config_for(db))
@@ -166,12 +197,18 @@ def cycles(db: Path, seconds: float) -> dict[str, float]:
     intervals = {j.info.name: j.info.interval for j in jobs}
     per_minute = sum(statistics.median(v) * 60.0 / intervals[name] for name, v in per_job.items() if name in intervals)
     pipeline.stop()
-    return {"cold": cold, "steady": statistics.median(steady), "steady_n": len(steady),
-            "per_minute": per_minute, "errors": errors,
-            "slowest": sorted(((statistics.median(v), n) for n, v in per_job.items()), reverse=True)[:4]}
+    return {
+        "cold": cold,
+        "steady": statistics.median(steady),
+        "steady_n": len(steady),
+        "per_minute": per_minute,
+        "errors": errors,
+        "slowest": sorted(((statistics.median(v), n) for n, v in per_job.items()), reverse=True)[:4],
+    }
 
 
 # --------------------------------------------------------------------------- HTTP
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -263,9 +300,24 @@ class RssSampler(threading.Thread):
 def serve_exporter(db: Path, seconds: float) -> dict[str, float]:
     """The real exporter process: scrape storm during collection, peak RSS, writer impact."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "--database-url", f"sqlite:///{db}",
-                             "--web.listen-address", f"127.0.0.1:{port}", "--coverage-file", str(OUT / "none.json"),
-                             "--e2e-report", str(OUT / "none.xml"), "--log.level", "error"], cwd=REPO)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--database-url",
+            f"sqlite:///{db}",
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--coverage-file",
+            str(OUT / "none.json"),
+            "--e2e-report",
+            str(OUT / "none.xml"),
+            "--log.level",
+            "error",
+        ],
+        cwd=REPO,
+    )
     sampler = RssSampler(proc.pid)
     sampler.start()
     try:
@@ -280,8 +332,17 @@ def serve_exporter(db: Path, seconds: float) -> dict[str, float]:
         sampler.join()
         proc.terminate()
         proc.wait(30)
-    return {"p50": p50, "p99": p99, "scrapes": n, "failed": failed, "rss": sampler.peak, "paced": paced,
-            "writer_p99": w99, "writer_busy": busy, "writes": writes}
+    return {
+        "p50": p50,
+        "p99": p99,
+        "scrapes": n,
+        "failed": failed,
+        "rss": sampler.peak,
+        "paced": paced,
+        "writer_p99": w99,
+        "writer_busy": busy,
+        "writes": writes,
+    }
 
 
 def writer_alone(db: Path, seconds: float) -> tuple[float, int, int]:
@@ -290,6 +351,7 @@ def writer_alone(db: Path, seconds: float) -> tuple[float, int, int]:
 
 
 # --------------------------------------------------------------------------- query-exporter
+
 
 def qe_config(db: Path) -> dict:
     """The pack's metrics as query-exporter queries: one full pass each, the same SQL underneath."""
@@ -304,19 +366,24 @@ def qe_config(db: Path) -> dict:
             base = re.sub(rf":{key}\b", str(val), base)
         for i, metric in enumerate(query.metrics):
             name = metric.name.removesuffix("_total") if metric.type == "counter" else metric.name
-            labels = [f"COALESCE(CAST({l.column} AS TEXT), '{l.null}') AS {l.name}" for l in metric.labels]
-            label_names = [l.name for l in metric.labels]
+            labels = [f"COALESCE(CAST({spec.column} AS TEXT), '{spec.null}') AS {spec.name}" for spec in metric.labels]
+            label_names = [spec.name for spec in metric.labels]
             where = f" WHERE {metric.filter} <> 0" if metric.filter else ""
             group = f" GROUP BY {', '.join(label_names)}" if label_names else ""
             agg = metric.aggregate.upper()
             if metric.type == "histogram":
-                sql = (f"SELECT {', '.join(labels + [f'{metric.value} AS {name}'])} FROM ({base}) b "
-                       f"WHERE {metric.value} IS NOT NULL")
+                sql = (
+                    f"SELECT {', '.join(labels + [f'{metric.value} AS {name}'])} FROM ({base}) b "
+                    f"WHERE {metric.value} IS NOT NULL"
+                )
             elif metric.type == "info":
                 sql = f"SELECT {', '.join(labels + [f'1 AS {name}'])} FROM ({base}) b{where}{group}"
             elif metric.values:
-                parts = [f"SELECT {', '.join(labels + [repr(v).replace(chr(34), chr(39)) + f' AS {metric.values_label}', f'{agg}({col}) AS {name}'])} "
-                         f"FROM b{where}{group}" for v, col in metric.values]
+                parts = [
+                    f"SELECT {', '.join(labels + [_literal(v, metric.values_label), f'{agg}({col}) AS {name}'])} "
+                    f"FROM b{where}{group}"
+                    for v, col in metric.values
+                ]
                 sql = f"WITH b AS ({base}) " + " UNION ALL ".join(parts)
                 label_names = label_names + [metric.values_label]
             else:
@@ -327,8 +394,13 @@ def qe_config(db: Path) -> dict:
             if metric.buckets:
                 spec["buckets"] = list(metric.buckets)
             metrics[name] = spec
-            queries[f"{query.name}_{i}"] = {"databases": ["pipeline"], "metrics": [name], "sql": sql,
-                                            "interval": int(query.interval), "timeout": int(query.timeout)}
+            queries[f"{query.name}_{i}"] = {
+                "databases": ["pipeline"],
+                "metrics": [name],
+                "sql": sql,
+                "interval": int(query.interval),
+                "timeout": int(query.timeout),
+            }
     return {"databases": {"pipeline": {"dsn": f"sqlite:///{db}"}}, "metrics": metrics, "queries": queries}
 
 
@@ -348,8 +420,11 @@ def run_query_exporter(db: Path, seconds: float) -> dict | str:
     cfg = OUT / f"qe-{db.stem}.yaml"
     cfg.write_text(yaml.safe_dump(qe_config(db), sort_keys=False))
     port = free_port()
-    proc = subprocess.Popen([str(QE), "--config", str(cfg), "-H", "127.0.0.1", "-p", str(port), "-L", "error"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(QE), "--config", str(cfg), "-H", "127.0.0.1", "-p", str(port), "-L", "error"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     sampler = RssSampler(proc.pid)
     sampler.start()
     try:
@@ -368,11 +443,11 @@ def run_query_exporter(db: Path, seconds: float) -> dict | str:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    return {"p50": p50, "p99": p99, "scrapes": n, "failed": failed, "cycle": cycle, "rss": sampler.peak,
-            "paced": paced}
+    return {"p50": p50, "p99": p99, "scrapes": n, "failed": failed, "cycle": cycle, "rss": sampler.peak, "paced": paced}
 
 
 # --------------------------------------------------------------------------- report
+
 
 def pct(values: list[float], p: float) -> float:
     if not values:
@@ -382,15 +457,25 @@ def pct(values: list[float], p: float) -> float:
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown CPU")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "exporter", "bench"], cwd=REPO,
-                           capture_output=True, text=True).stdout.strip()
-    return (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({model}), "
-            f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM, Python {platform.python_version()}, "
-            f"SQLite {sqlite3.sqlite_version}, commit {commit}{' (+ local changes)' if dirty else ''}")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "exporter", "bench"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    return (
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({model}), "
+        f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM, Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}, commit {commit}{' (+ local changes)' if dirty else ''}"
+    )
 
 
 def verdict(ok: bool) -> str:
@@ -425,8 +510,11 @@ def main(argv: list[str]) -> int:
     text = report(results, args.seconds)
     print(text)
     if not args.no_write:
-        DOC.write_text(DOC.read_text().split("<!-- bench -->")[0] + "<!-- bench -->\n" + text
-                       if DOC.exists() and "<!-- bench -->" in DOC.read_text() else text)
+        DOC.write_text(
+            DOC.read_text().split("<!-- bench -->")[0] + "<!-- bench -->\n" + text
+            if DOC.exists() and "<!-- bench -->" in DOC.read_text()
+            else text
+        )
     return 0
 
 
@@ -441,48 +529,90 @@ def report(results: dict, seconds: float) -> str:
     ms = lambda v: f"{v * 1000:.1f} ms"  # noqa: E731
     row("raw SQL, every pack query once (full pass)", lambda r: f"{r['raw']:.2f} s")
     row("exporter cycle, cold (first run: full recounts)", lambda r: f"{r['cycles']['cold']:.2f} s")
-    row("exporter cycle, steady state under the writer (median)",
-        lambda r: f"{r['cycles']['steady']:.2f} s ({r['cycles']['steady_n']} cycles)")
-    row("steady cycle / raw full pass (target ≤ 10 %)",
-        lambda r: f"{r['cycles']['steady'] / r['raw']:.0%} {verdict(r['cycles']['steady'] / r['raw'] <= .10)}")
+    row(
+        "exporter cycle, steady state under the writer (median)",
+        lambda r: f"{r['cycles']['steady']:.2f} s ({r['cycles']['steady_n']} cycles)",
+    )
+    row(
+        "steady cycle / raw full pass (target ≤ 10 %)",
+        lambda r: f"{r['cycles']['steady'] / r['raw']:.0%} {verdict(r['cycles']['steady'] / r['raw'] <= 0.10)}",
+    )
     row("DB time per minute at the pack's intervals", lambda r: f"{r['cycles']['per_minute']:.2f} s/min")
-    row("slowest jobs in steady state", lambda r: ", ".join(f"{n} {t:.2f} s" for t, n in r['cycles']['slowest']))
-    row(f"/metrics p50 / p99, {SCRAPERS} scrapers each at 1/s during collection (target p99 ≤ 20 ms)",
-        lambda r: f"{ms(r['served']['paced'][0])} / {ms(r['served']['paced'][1])} "
-                  f"{verdict(r['served']['paced'][1] <= .02)} ({r['served']['paced'][2]} scrapes)")
-    row(f"/metrics p50 / p99, {SCRAPERS} scrapers back to back (saturation)",
-        lambda r: f"{ms(r['served']['p50'])} / {ms(r['served']['p99'])} {verdict(r['served']['p99'] <= .02)}"
-                  f" ({r['served']['scrapes']} scrapes, {r['served']['failed']} failed)")
+    row("slowest jobs in steady state", lambda r: ", ".join(f"{n} {t:.2f} s" for t, n in r["cycles"]["slowest"]))
+    row(
+        f"/metrics p50 / p99, {SCRAPERS} scrapers each at 1/s during collection (target p99 ≤ 20 ms)",
+        lambda r: (
+            f"{ms(r['served']['paced'][0])} / {ms(r['served']['paced'][1])} "
+            f"{verdict(r['served']['paced'][1] <= 0.02)} ({r['served']['paced'][2]} scrapes)"
+        ),
+    )
+    row(
+        f"/metrics p50 / p99, {SCRAPERS} scrapers back to back (saturation)",
+        lambda r: (
+            f"{ms(r['served']['p50'])} / {ms(r['served']['p99'])} {verdict(r['served']['p99'] <= 0.02)}"
+            f" ({r['served']['scrapes']} scrapes, {r['served']['failed']} failed)"
+        ),
+    )
     if len(sizes) > 1:
-        first = results[sizes[0]]['served']['paced'][1]
-        row("/metrics p99 at 1/s vs the smallest size (target ≤ 2x)",
-            lambda r: f"{r['served']['paced'][1] / first:.2f}x {verdict(r['served']['paced'][1] <= 2 * first)}")
-    row("peak RSS of the exporter (target ≤ 150 MB at 1M)",
-        lambda r: f"{r['served']['rss'] / 1e6:.0f} MB {verdict(r['served']['rss'] <= 150e6)}")
-    row("writer insert p99 without / with exporter (target ≤ 1.2x)",
-        lambda r: f"{ms(r['alone'][0])} / {ms(r['served']['writer_p99'])} = "
-                  f"{r['served']['writer_p99'] / r['alone'][0]:.2f}x {verdict(r['served']['writer_p99'] <= 1.2 * r['alone'][0])}")
-    row("SQLITE_BUSY without / with exporter (target 0)",
-        lambda r: f"{r['alone'][1]} / {r['served']['writer_busy']} {verdict(r['served']['writer_busy'] == 0)}")
+        first = results[sizes[0]]["served"]["paced"][1]
+        row(
+            "/metrics p99 at 1/s vs the smallest size (target ≤ 2x)",
+            lambda r: f"{r['served']['paced'][1] / first:.2f}x {verdict(r['served']['paced'][1] <= 2 * first)}",
+        )
+    row(
+        "peak RSS of the exporter (target ≤ 150 MB at 1M)",
+        lambda r: f"{r['served']['rss'] / 1e6:.0f} MB {verdict(r['served']['rss'] <= 150e6)}",
+    )
+    row(
+        "writer insert p99 without / with exporter (target ≤ 1.2x)",
+        lambda r: (
+            f"{ms(r['alone'][0])} / {ms(r['served']['writer_p99'])} = "
+            f"{r['served']['writer_p99'] / r['alone'][0]:.2f}x "
+            f"{verdict(r['served']['writer_p99'] <= 1.2 * r['alone'][0])}"
+        ),
+    )
+    row(
+        "SQLITE_BUSY without / with exporter (target 0)",
+        lambda r: f"{r['alone'][1]} / {r['served']['writer_busy']} {verdict(r['served']['writer_busy'] == 0)}",
+    )
 
     def qe_cell(r, fn) -> str:
         return fn(r["qe"]) if isinstance(r["qe"], dict) else f"n/a: {r['qe']}"
 
-    row("query-exporter /metrics p50 / p99, 50 scrapers at 1/s",
-        lambda r: qe_cell(r, lambda q: f"{ms(q['paced'][0])} / {ms(q['paced'][1])} ({q['paced'][2]} scrapes)"))
-    row("query-exporter /metrics p50 / p99, back to back",
-        lambda r: qe_cell(r, lambda q: f"{ms(q['p50'])} / {ms(q['p99'])} ({q['scrapes']} scrapes, {q['failed']} failed)"))
-    row("query-exporter scrape p99 / ours (1/s; back to back)",
-        lambda r: qe_cell(r, lambda q: f"{q['paced'][1] / r['served']['paced'][1]:.1f}x; "
-                                       f"{q['p99'] / r['served']['p99']:.1f}x"))
-    row("query-exporter cycle (sum of mean query times) / our steady cycle",
-        lambda r: qe_cell(r, lambda q: f"{q['cycle']:.2f} s / {r['cycles']['steady']:.2f} s = "
-                                       f"{q['cycle'] / r['cycles']['steady']:.1f}x"))
-    row("query-exporter cycle / our cold cycle",
-        lambda r: qe_cell(r, lambda q: f"{q['cycle'] / r['cycles']['cold']:.1f}x"))
+    row(
+        "query-exporter /metrics p50 / p99, 50 scrapers at 1/s",
+        lambda r: qe_cell(r, lambda q: f"{ms(q['paced'][0])} / {ms(q['paced'][1])} ({q['paced'][2]} scrapes)"),
+    )
+    row(
+        "query-exporter /metrics p50 / p99, back to back",
+        lambda r: qe_cell(
+            r, lambda q: f"{ms(q['p50'])} / {ms(q['p99'])} ({q['scrapes']} scrapes, {q['failed']} failed)"
+        ),
+    )
+    row(
+        "query-exporter scrape p99 / ours (1/s; back to back)",
+        lambda r: qe_cell(
+            r, lambda q: f"{q['paced'][1] / r['served']['paced'][1]:.1f}x; {q['p99'] / r['served']['p99']:.1f}x"
+        ),
+    )
+    row(
+        "query-exporter cycle (sum of mean query times) / our steady cycle",
+        lambda r: qe_cell(
+            r,
+            lambda q: f"{q['cycle']:.2f} s / {r['cycles']['steady']:.2f} s = {q['cycle'] / r['cycles']['steady']:.1f}x",
+        ),
+    )
+    row(
+        "query-exporter cycle / our cold cycle",
+        lambda r: qe_cell(r, lambda q: f"{q['cycle'] / r['cycles']['cold']:.1f}x"),
+    )
     row("query-exporter peak RSS", lambda r: qe_cell(r, lambda q: f"{q['rss'] / 1e6:.0f} MB"))
-    return (f"## Latest run\n\n{machine()}; each timed phase {seconds:.0f} s; writer ~{WRITES_PER_MINUTE} rows/min.\n\n"
-            + head + "\n".join(rows) + "\n")
+    return (
+        f"## Latest run\n\n{machine()}; each timed phase {seconds:.0f} s; writer ~{WRITES_PER_MINUTE} rows/min.\n\n"
+        + head
+        + "\n".join(rows)
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import os
 import random
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -57,7 +56,9 @@ def writer(db: Path, stop: threading.Event, counts: dict) -> None:
                          "VALUES (?, 'email', 'x', 'sent', datetime('now'))", (site,))
             conn.execute("INSERT INTO llm_usage (stage, provider, model, prompt_tokens, completion_tokens, cost_usd) "
                          "VALUES ('scoring', 'openrouter', 'm', 100, 20, 0.001)")
-            conn.execute("INSERT INTO http_errors (source, stage, status_code, url) VALUES ('scraper', 'fetch', 429, 'u')")
+            conn.execute(
+                "INSERT INTO http_errors (source, stage, status_code, url) VALUES ('scraper', 'fetch', 429, 'u')"
+            )
         conn.execute("COMMIT")
         counts["rows"] += 80
         stop.wait(0.1)
@@ -93,20 +94,36 @@ def main() -> int:
         build_demo(db, sites=args.sites, seed=333, files_dir=tmp)
         (tmp / "config.yml").write_text(CONFIG)
         port = free_port()
-        cmd = [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}",
-               "--database-url", f"sqlite:///{db}", "--config.file", str(tmp / "config.yml"),
-               "--coverage-file", str(tmp / "coverage" / "coverage-summary.json"),
-               "--e2e-report", str(tmp / "test-results" / "e2e-junit.xml")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--database-url",
+            f"sqlite:///{db}",
+            "--config.file",
+            str(tmp / "config.yml"),
+            "--coverage-file",
+            str(tmp / "coverage" / "coverage-summary.json"),
+            "--e2e-report",
+            str(tmp / "test-results" / "e2e-junit.xml"),
+        ]
         url = f"http://127.0.0.1:{port}/metrics"
         with running(cmd, tmp / "exporter.log", env={**os.environ, "PYTHONPATH": str(REPO)}) as proc:
-            wait_for(lambda: requests.get(url.replace("/metrics", "/-/ready"), timeout=5).status_code == 200,
-                     timeout=60, what="the exporter")
+            wait_for(
+                lambda: requests.get(url.replace("/metrics", "/-/ready"), timeout=5).status_code == 200,
+                timeout=60,
+                what="the exporter",
+            )
             requests.get(url, timeout=30)
             rss_start, size_start = rss_kb(proc.pid), db.stat().st_size
             stop, counts, latencies, errors = threading.Event(), {"rows": 0}, [], []
             threads = [threading.Thread(target=writer, args=(db, stop, counts))]
-            threads += [threading.Thread(target=scraper, args=(url, stop, latencies, errors, args.pause))
-                        for _ in range(args.scrapers)]
+            threads += [
+                threading.Thread(target=scraper, args=(url, stop, latencies, errors, args.pause))
+                for _ in range(args.scrapers)
+            ]
             for thread in threads:
                 thread.start()
             started, rss_samples = time.monotonic(), []
@@ -114,8 +131,11 @@ def main() -> int:
                 while time.monotonic() - started < args.minutes * 60:
                     time.sleep(min(10.0, args.minutes * 60))
                     rss_samples.append(rss_kb(proc.pid))
-                    print(f"  {time.monotonic() - started:6.0f}s rss={rss_samples[-1] / 1024:.1f} MiB "
-                          f"scrapes={len(latencies)} rows+={counts['rows']}", flush=True)
+                    print(
+                        f"  {time.monotonic() - started:6.0f}s rss={rss_samples[-1] / 1024:.1f} MiB "
+                        f"scrapes={len(latencies)} rows+={counts['rows']}",
+                        flush=True,
+                    )
             finally:
                 stop.set()
                 for thread in threads:
@@ -127,13 +147,18 @@ def main() -> int:
         log = (tmp / "exporter.log").read_text(errors="replace")
     ordered = sorted(latencies)
     p = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
-    print(f"minutes={args.minutes:g} scrapers={args.scrapers} scrapes={len(latencies)} errors={len(errors)} "
-          f"alive={alive}")
+    print(
+        f"minutes={args.minutes:g} scrapers={args.scrapers} scrapes={len(latencies)} errors={len(errors)} alive={alive}"
+    )
     print(f"database: {size_start / 1e6:.1f} MB -> {size_end / 1e6:.1f} MB (file + WAL) (+{counts['rows']} rows)")
-    print(f"rss: start {rss_start / 1024:.1f} MiB, end {rss_end / 1024:.1f} MiB, "
-          f"max {max(rss_samples or [rss_end]) / 1024:.1f} MiB, end/start {rss_end / max(1, rss_start):.2f}")
-    print(f"scrape latency: p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms, max {ordered[-1] * 1000:.1f} ms, "
-          f"mean {statistics.mean(ordered) * 1000:.1f} ms")
+    print(
+        f"rss: start {rss_start / 1024:.1f} MiB, end {rss_end / 1024:.1f} MiB, "
+        f"max {max(rss_samples or [rss_end]) / 1024:.1f} MiB, end/start {rss_end / max(1, rss_start):.2f}"
+    )
+    print(
+        f"scrape latency: p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms, max {ordered[-1] * 1000:.1f} ms, "
+        f"mean {statistics.mean(ordered) * 1000:.1f} ms"
+    )
     warnings = [line for line in log.splitlines() if "level=warning" in line or "level=error" in line]
     print(f"log warnings/errors: {len(warnings)}" + "".join(f"\n  {w[:200]}" for w in warnings[:5]))
     return 0 if alive and not errors else 1

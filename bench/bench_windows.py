@@ -102,7 +102,7 @@ def measure(sites: int) -> dict[str, dict[str, float]]:
 def report(results: dict[int, dict[str, dict[str, float]]]) -> str:
     sizes = sorted(results)
     small, large = sizes[0], sizes[-1]
-    lines = [f"| query | kind | interval | " + " | ".join(f"run at {s // 1000}k" for s in sizes)
+    lines = ["| query | kind | interval | " + " | ".join(f"run at {s // 1000}k" for s in sizes)
              + f" | {large // 1000}k / {small // 1000}k | cost per minute at {large // 1000}k"
              + f" | without key range at {large // 1000}k | oldest window / table rows at {large // 1000}k |",
              "|---|---|---|" + "---|" * len(sizes) + "---|---|---|---|"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
@@ -14,12 +15,13 @@ from prometheus_client.registry import Collector
 
 from exporter.collectors.self import SelfCollector
 from exporter.collectors.snapshot import SnapshotCollector
-from exporter.config import Config, load_config, mask_url
+from exporter.config import Config, load_config
 from exporter.db import GRACE, Database
-from exporter.errors import QueryError
+from exporter.errors import CollectionError
 from exporter.jobs import build_jobs, probe_columns
-from exporter.scheduler import Scheduler
 from exporter.memory import Memory
+from exporter.redact import mask_url
+from exporter.scheduler import Scheduler
 from exporter.snapshot import Snapshot
 
 log = logging.getLogger("exporter")
@@ -54,7 +56,7 @@ class Pipeline:
             try:
                 probe_columns(query, self.db, dict(self.config.parameters))
                 checked += 1
-            except QueryError as exc:
+            except CollectionError as exc:
                 if exc.kind == "connection":
                     break
                 failed[query.name] = str(exc)
@@ -76,7 +78,7 @@ class _Forward(Collector):
     def __init__(self, make: Callable[[], Collector]):
         self.make = make
 
-    def collect(self):  # type: ignore[override]
+    def collect(self) -> Iterable[Metric]:
         yield from self.make().collect()
 
 
@@ -119,7 +121,7 @@ class Exporter:
             try:
                 new = Pipeline(load_config(self.config_path, self.overrides), self.clock, self.pipeline.memory)
                 new.probe()
-            except Exception as exc:  # noqa: BLE001 - whatever went wrong, the running config stays
+            except Exception as exc:
                 if new is not None:
                     new.db.close()
                 self.reload_ok = False

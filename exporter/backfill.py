@@ -28,15 +28,20 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, TextIO
+from typing import Any, TextIO
 
-from exporter.config import Config, MetricSpec, QuerySpec, expand_macros, load_config, mask_url, parse_duration
+from exporter.config import Config, MetricSpec, QuerySpec, load_config
 from exporter.db import Database
-from exporter.errors import ConfigError, QueryError
-from exporter.shaping import OTHER, CapMemory, MetricData, Shaper, label_value, number
+from exporter.errors import CollectionError, ConfigError
+from exporter.model import MetricData
+from exporter.redact import mask_url
+from exporter.shaping import OTHER, CapMemory, Shaper, label_value, number
+from exporter.sql import expand_macros
+from exporter.validation import parse_duration
 
 EXIT_CONFIG = 2
 DEFAULT_JOB = "pipeline-exporter"  # the job name of prometheus/prometheus.yml and of every rule
@@ -44,7 +49,7 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 @dataclass(frozen=True)
-class Source:
+class EventTable:
     """One grouped statement over a table: label columns by the pack's result-column names,
     the event's timestamp (SQL, may use ``$epoch``), an optional row filter and the aggregates
     (``count`` or the column to sum) by key."""
@@ -56,35 +61,35 @@ class Source:
     where: str | None = None
 
 
-def _outreach(timestamp: str, where: str | None = None) -> Source:
-    return Source("outreaches", timestamp, {"channel": "channel"}, {"n": "count"}, where)
+def _outreach(timestamp: str, where: str | None = None) -> EventTable:
+    return EventTable("outreaches", timestamp, {"channel": "channel"}, {"n": "count"}, where)
 
 
 # The event time of each source: the timestamp the live counter counts it at. Money is summed in
 # the integer units of the live pack ($fixed), so the backfill's last step equals a live scrape to
 # the cent.
-SOURCES: dict[str, Source] = {
+EVENT_TABLES: dict[str, EventTable] = {
     # Outreach events are counted live by their timestamps: a row whose timestamp is not a time is none.
     "outreach_created": _outreach("$epoch(created_at)", "$epoch(created_at) IS NOT NULL"),
     "outreach_sent": _outreach("$epoch(sent_at)", "$epoch(sent_at) IS NOT NULL"),
     "outreach_delivered": _outreach("$epoch(delivered_at)", "$epoch(delivered_at) IS NOT NULL"),
     "outreach_replied": _outreach("$epoch(replied_at)", "$epoch(replied_at) IS NOT NULL"),
-    "site_transitions": Source("site_status_history", "$epoch(changed_at)", {"to_status": "to_status"},
+    "site_transitions": EventTable("site_status_history", "$epoch(changed_at)", {"to_status": "to_status"},
                                {"n": "count"}),
-    "sites_created": Source("sites", "$epoch(created_at)", {}, {"n": "count"}),
-    "llm_usage": Source("llm_usage", "$epoch(created_at)",
+    "sites_created": EventTable("sites", "$epoch(created_at)", {}, {"n": "count"}),
+    "llm_usage": EventTable("llm_usage", "$epoch(created_at)",
                         {"stage": "stage", "provider": "provider", "model": "model"},
                         {"requests": "count", "prompt": "prompt_tokens", "completion": "completion_tokens",
                          "cost": "$fixed(cost_usd, 9)"}),
-    "http_errors": Source("http_errors", "$epoch(created_at)",
+    "http_errors": EventTable("http_errors", "$epoch(created_at)",
                           {"source": "source", "stage": "stage", "code": "status_code"}, {"n": "count"}),
-    "opt_outs": Source("opt_outs", "$epoch(created_at)", {"channel": "channel"}, {"n": "count"}),
-    "sales": Source("sales", "$epoch(sold_at)", {"channel": "channel"},
+    "opt_outs": EventTable("opt_outs", "$epoch(created_at)", {"channel": "channel"}, {"n": "count"}),
+    "sales": EventTable("sales", "$epoch(sold_at)", {"channel": "channel"},
                     {"n": "count", "revenue": "$fixed(amount_usd, 6)"}),
-    "conversation_messages": Source("conversations", "$epoch(created_at)",
+    "conversation_messages": EventTable("conversations", "$epoch(created_at)",
                                     {"channel": "channel", "direction": "direction"}, {"n": "count"}),
     # Finished runs only, at their finish, as the live counter: a run still going is not a run yet.
-    "cron_job_runs": Source("cron_job_logs", "$epoch(finished_at)", {"cron_job": "job_name", "status": "status"},
+    "cron_job_runs": EventTable("cron_job_logs", "$epoch(finished_at)", {"cron_job": "job_name", "status": "status"},
                             {"n": "count"}, "COALESCE(status, '') <> 'running' AND $epoch(finished_at) IS NOT NULL"),
 }
 
@@ -120,7 +125,7 @@ class Grid:
         return self.end - (self.count - 1) * self.step
 
     @classmethod
-    def covering(cls, end: int, days: float, step: int) -> "Grid":
+    def covering(cls, end: int, days: float, step: int) -> Grid:
         return cls(end=end, step=step, count=int(days * 86400 // step) + 1)
 
 
@@ -137,7 +142,7 @@ def bucket_sql(dialect: str) -> str:
             f"WHEN pe_ts <= :pe_start THEN 0 ELSE {inner} END")
 
 
-def source_sql(source: Source, columns: list[str], dialect: str) -> str:
+def source_sql(source: EventTable, columns: list[str], dialect: str) -> str:
     """One statement: label columns, step bucket and aggregates, grouped in the database."""
     inner = [f"{source.columns[c]} AS pe_l{i}" for i, c in enumerate(columns)]
     inner.append(f"{source.timestamp} AS pe_ts")
@@ -181,13 +186,13 @@ def plan(config: Config, warn: Any = None) -> list[Plan]:
             warn(f"{name}: the configuration makes it a {metric.type}, skipped")
             continue
         wanted = [value for value, _ in metric.values] if metric.values_label else [None]
-        parts = []
+        parts: list[tuple[str | None, str, str]] = []
         for value in wanted:
             if value not in known:
                 warn(f"{name}: no history for {metric.values_label}={value!r}, that series is skipped")
                 continue
             source_name, key = known[value]
-            unknown = [label.column for label in metric.labels if label.column not in SOURCES[source_name].columns]
+            unknown = [label.column for label in metric.labels if label.column not in EVENT_TABLES[source_name].columns]
             if unknown:
                 warn(f"{name}: the backfill cannot compute column(s) {', '.join(unknown)}, skipped")
                 parts = []
@@ -207,7 +212,7 @@ def collect(db: Database, plans: list[Plan], grid: Grid, timeout: float) -> dict
         for _, source_name, _ in p.parts:
             wanted.setdefault((source_name, tuple(label.column for label in p.metric.labels)), None)
     for source_name, columns in wanted:
-        sql = source_sql(SOURCES[source_name], list(columns), db.dialect)
+        sql = source_sql(EVENT_TABLES[source_name], list(columns), db.dialect)
         wanted[(source_name, columns)] = db.fetch([sql], params, timeout)[0].rows
     out = {}
     for p in plans:
@@ -216,7 +221,7 @@ def collect(db: Database, plans: list[Plan], grid: Grid, timeout: float) -> dict
         nulls = [label.null for label in p.metric.labels]
         for extra, source_name, key in p.parts:
             rows = wanted[(source_name, columns)]
-            position = len(columns) + 1 + list(SOURCES[source_name].aggregates).index(key)
+            position = len(columns) + 1 + list(EVENT_TABLES[source_name].aggregates).index(key)
             for row in rows:
                 value = number(row[position])
                 if value is None:  # a SUM over NULLs: the live exporter skips it too
@@ -371,7 +376,7 @@ def main(argv: list[str]) -> int:
     try:
         config = load_config(args.config_file, {"database_url": args.database_url})
         db = Database(config.database_url)
-    except (ConfigError, ValueError) as exc:
+    except ConfigError as exc:
         return fail(f"invalid configuration: {exc}")
     plans = plan(config, warn=lambda message: print(f"pipeline-exporter backfill: {message}", file=sys.stderr))
     for p in plans:
@@ -382,7 +387,7 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     try:
         data = collect(db, plans, grid, timeout)
-    except QueryError as exc:
+    except CollectionError as exc:
         print(f"pipeline-exporter backfill: reading {mask_url(config.database_url)} failed: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exporter import __version__, logs
-from exporter.config import mask_url
 from exporter.errors import ConfigError
+from exporter.redact import mask_url
 
 if TYPE_CHECKING:  # heavy modules are imported when used, after the signal handlers are in place
     from exporter.app import Exporter
@@ -38,22 +38,51 @@ def run_parser() -> argparse.ArgumentParser:
                         help="SQLAlchemy URL (default sqlite:///db/sites.db; env PIPELINE_EXPORTER_DATABASE_URL)")
     parser.add_argument("--web.listen-address", dest="listen", default=":9333",
                         help="address to serve /metrics on (default :9333)")
-    parser.add_argument("--web.config.file", dest="web_config_file", type=Path,
-                        help="exporter-toolkit web config: tls_server_config and basic_auth_users (default: plain HTTP)")
-    parser.add_argument("--web.read-timeout", dest="read_timeout", type=_seconds, default=10.0,
-                        help="time a client has to send its whole request, TLS handshake included (default 10s)")
-    parser.add_argument("--web.write-timeout", dest="write_timeout", type=_seconds, default=30.0,
-                        help="time a client has to take the whole answer (default 30s)")
-    parser.add_argument("--web.max-connections", dest="max_connections", type=int, default=128,
-                        help="connections served at once, each a thread; more get 503 (default 128)")
-    parser.add_argument("--coverage-file", dest="coverage", type=Path,
-                        help="Istanbul json-summary (default coverage/coverage-summary.json)")
-    parser.add_argument("--e2e-report", dest="e2e_report", type=Path,
-                        help="JUnit XML of the end-to-end tests (default test-results/e2e-junit.xml)")
-    parser.add_argument("--check-config", action="store_true",
-                        help="validate the config (and the queries' columns, if the database answers) and exit")
-    parser.add_argument("--log.level", dest="log_level", default="info",
-                        choices=["debug", "info", "warn", "error"])
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        help="exporter-toolkit web config: tls_server_config and basic_auth_users (default: plain HTTP)",
+    )
+    parser.add_argument(
+        "--web.read-timeout",
+        dest="read_timeout",
+        type=_seconds,
+        default=10.0,
+        help="time a client has to send its whole request, TLS handshake included (default 10s)",
+    )
+    parser.add_argument(
+        "--web.write-timeout",
+        dest="write_timeout",
+        type=_seconds,
+        default=30.0,
+        help="time a client has to take the whole answer (default 30s)",
+    )
+    parser.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=int,
+        default=128,
+        help="connections served at once, each a thread; more get 503 (default 128)",
+    )
+    parser.add_argument(
+        "--coverage-file",
+        dest="coverage",
+        type=Path,
+        help="Istanbul json-summary (default coverage/coverage-summary.json)",
+    )
+    parser.add_argument(
+        "--e2e-report",
+        dest="e2e_report",
+        type=Path,
+        help="JUnit XML of the end-to-end tests (default test-results/e2e-junit.xml)",
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the config (and the queries' columns, if the database answers) and exit",
+    )
+    parser.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"])
     parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
     parser.add_argument("--version", action="version", version=f"pipeline-exporter {__version__}")
     return parser
@@ -61,7 +90,7 @@ def run_parser() -> argparse.ArgumentParser:
 
 def _seconds(text: str) -> float:
     """A positive duration flag: 10, 2.5, 500ms, 10s, 1m."""
-    from exporter.config import parse_duration
+    from exporter.validation import parse_duration
 
     seconds = parse_duration(text)
     if seconds is None or seconds <= 0:
@@ -70,18 +99,28 @@ def _seconds(text: str) -> float:
 
 
 def demo_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pipeline-exporter demo-db",
-                                     description="Write a realistic demo pipeline database.")
-    parser.add_argument("path", type=Path, nargs="?",
-                        help="SQLite file to write (an existing file is refused unless --force)")
-    parser.add_argument("--database-url", dest="database_url",
-                        help="fill a PostgreSQL or MySQL database instead of a SQLite file")
+    parser = argparse.ArgumentParser(
+        prog="pipeline-exporter demo-db", description="Write a realistic demo pipeline database."
+    )
+    parser.add_argument(
+        "path", type=Path, nargs="?", help="SQLite file to write (an existing file is refused unless --force)"
+    )
+    parser.add_argument(
+        "--database-url", dest="database_url", help="fill a PostgreSQL or MySQL database instead of a SQLite file"
+    )
     parser.add_argument("--sites", type=int, default=20_000, help="number of sites (default 20000)")
     parser.add_argument("--seed", type=int, default=333, help="random seed (default 333)")
-    parser.add_argument("--files-dir", dest="files_dir", type=Path,
-                        help="also write coverage/coverage-summary.json and test-results/e2e-junit.xml here")
-    parser.add_argument("--force", action="store_true",
-                        help="replace an existing SQLite file, or delete the rows already in the pipeline tables")
+    parser.add_argument(
+        "--files-dir",
+        dest="files_dir",
+        type=Path,
+        help="also write coverage/coverage-summary.json and test-results/e2e-junit.xml here",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing SQLite file, or delete the rows already in the pipeline tables",
+    )
     return parser
 
 
@@ -116,48 +155,61 @@ def main(argv: list[str] | None = None) -> int:
 
         exporter = Exporter(args.config_file, overrides)
         checked, failed = exporter.pipeline.probe()
-    except (ConfigError, ValueError) as exc:
+    except ConfigError as exc:
         print(f"pipeline-exporter: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     config = exporter.pipeline.config
     if args.check_config:
         for query, error in failed.items():
-            print(f"pipeline-exporter: {config.source}: queries.{query}: the database refused it: {error}",
-                  file=sys.stderr)
+            print(
+                f"pipeline-exporter: {config.origin}: queries.{query}: the database refused it: {error}",
+                file=sys.stderr,
+            )
         if failed:
             return EXIT_CONFIG
-        print(f"configuration OK: {len(config.queries)} queries from {config.source}; "
-              f"columns checked for {checked} against {mask_url(config.database_url)}")
+        print(
+            f"configuration OK: {len(config.queries)} queries from {config.origin}; "
+            f"columns checked for {checked} against {mask_url(config.database_url)}"
+        )
         return 0
     if args.max_connections < 1:
         print("pipeline-exporter: --web.max-connections must be at least 1", file=sys.stderr)
         return EXIT_CONFIG
     from exporter.web import ServerLimits
 
-    limits = ServerLimits(read_timeout=args.read_timeout, write_timeout=args.write_timeout,
-                          max_connections=args.max_connections)
+    limits = ServerLimits(
+        read_timeout=args.read_timeout, write_timeout=args.write_timeout, max_connections=args.max_connections
+    )
     return serve_forever(exporter, args.listen, web_config, limits)
 
 
-def serve_forever(exporter: "Exporter", listen: str, web_config: "WebConfig | None" = None,
-                  limits: "ServerLimits | None" = None) -> int:
+def serve_forever(
+    exporter: Exporter, listen: str, web_config: WebConfig | None = None, limits: ServerLimits | None = None
+) -> int:
     """Serve until SIGINT or SIGTERM; SIGHUP reloads the config."""
     from exporter.web import ServerLimits, serve  # imported here so demo-db and --check-config stay light
 
     try:
         server, _ = serve(exporter, listen, web_config, limits or ServerLimits())
-    except (OSError, ValueError) as exc:
-        print(f"pipeline-exporter: cannot listen on {listen}: {exc}", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"pipeline-exporter: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as exc:
+        print(f"pipeline-exporter: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     if SIGNALS.stop:  # asked to stop while starting
         server.shutdown()
         return 0
     exporter.start()
     host, port = server.server_address[:2]
+    host = host.decode() if isinstance(host, bytes) else str(host)
     shown = "localhost" if host in ("", "0.0.0.0", "::") else host
     scheme = "https" if web_config and web_config.tls else "http"
-    print(f"pipeline-exporter {__version__} serving {scheme}://{shown}:{port}/metrics "
-          f"(database {mask_url(exporter.pipeline.config.database_url)})", flush=True)
+    print(
+        f"pipeline-exporter {__version__} serving {scheme}://{shown}:{port}/metrics "
+        f"(database {mask_url(exporter.pipeline.config.database_url)})",
+        flush=True,
+    )
     signals = SIGNALS.install()  # a no-op when main() installed them before start-up
     # Python runs a handler only when the main thread executes bytecode: poll the flags five times a second.
     while not signals.stop:
@@ -184,7 +236,7 @@ class Signals:
         self.reload = False
         self.installed = False
 
-    def install(self) -> "Signals":
+    def install(self) -> Signals:
         if not self.installed and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._stop)
             signal.signal(signal.SIGINT, self._stop)
@@ -211,8 +263,9 @@ def demo_main(argv: list[str]) -> int:
             counts = demo.build_demo_url(args.database_url, sites=args.sites, seed=args.seed, force=args.force)
             target = mask_url(args.database_url)
         elif args.path:
-            counts = demo.build_demo(args.path, sites=args.sites, seed=args.seed, files_dir=args.files_dir,
-                                     force=args.force)
+            counts = demo.build_demo(
+                args.path, sites=args.sites, seed=args.seed, files_dir=args.files_dir, force=args.force
+            )
             target = str(args.path)
         else:
             print("pipeline-exporter demo-db: give a PATH or --database-url", file=sys.stderr)

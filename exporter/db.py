@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, text
@@ -16,7 +15,9 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from exporter.errors import QueryError
+from exporter.errors import CollectionError, DatabaseURLError
+from exporter.model import Result, Runner
+from exporter.redact import safe_message
 from exporter.watchdog import Watch, Watchdog, socket_fd
 
 # SQLite calls the progress handler every this many virtual-machine instructions.
@@ -42,17 +43,6 @@ DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2", "postgres": "postgresql+
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Result:
-    """The columns and rows one statement returned."""
-
-    columns: list[str]
-    rows: list[tuple]
-
-
-Runner = Callable[[str, Mapping[str, Any]], Result]
-
-
 class Database:
     """A read-only handle on the pipeline database (SQLite, PostgreSQL or MySQL/MariaDB)."""
 
@@ -61,14 +51,14 @@ class Database:
         try:
             self.url = make_url(url)
         except ArgumentError:
-            raise ValueError("invalid database URL (expected e.g. sqlite:///db/sites.db or "
+            raise DatabaseURLError("invalid database URL (expected e.g. sqlite:///db/sites.db or "
                              "postgresql://user@host/db)") from None
         if self.url.drivername in DEFAULT_DRIVERS:
             self.url = self.url.set(drivername=DEFAULT_DRIVERS[self.url.drivername])
         backend = self.url.get_backend_name()
         self.dialect = {"postgres": "postgresql", "mariadb": "mysql"}.get(backend, backend)
         if self.dialect not in ("sqlite", "postgresql", "mysql"):
-            raise ValueError(f"unsupported database {backend!r}: use sqlite, postgresql or mysql URLs")
+            raise DatabaseURLError(f"unsupported database {backend!r}: use sqlite, postgresql or mysql URLs")
         self.sqlite_path: Path | None = None
         self.up: bool | None = None  # None until the first connection attempt
         self._running: set[sqlite3.Connection] = set()  # SQLite statements in flight, for interrupt()
@@ -79,10 +69,10 @@ class Database:
         try:
             self.engine = self._create_engine(pool_size, connect_timeout, read_timeout)
         except ModuleNotFoundError as exc:
-            raise ValueError(f"the {self.dialect} driver is not installed ({exc.name}); "
+            raise DatabaseURLError(f"the {self.dialect} driver is not installed ({exc.name}); "
                              f"pip install 'pipeline-exporter[{self.dialect}]'") from None
         except NoSuchModuleError:
-            raise ValueError(f"unknown database driver in {self.url.drivername!r}; use e.g. "
+            raise DatabaseURLError(f"unknown database driver in {self.url.drivername!r}; use e.g. "
                              "postgresql+psycopg2:// or mysql+pymysql://") from None
 
     # ------------------------------------------------------------------ engine
@@ -109,7 +99,7 @@ class Database:
 
     def _connect_sqlite(self) -> sqlite3.Connection:
         # mode=ro: SQLite itself refuses writes; the pipeline keeps writing in WAL mode meanwhile.
-        uri = f"file:{quote(str(self.sqlite_path.resolve()))}?mode=ro"
+        uri = f"file:{quote(str(self._sqlite_file().resolve()))}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, timeout=5.0, check_same_thread=False)
         conn.text_factory = lambda raw: raw.decode("utf-8", "replace")
         conn.execute("PRAGMA query_only = ON")
@@ -128,7 +118,7 @@ class Database:
                 # MySQL 8 caches information_schema table sizes for a day by default.
                 try:
                     cur.execute("SET SESSION information_schema_stats_expiry = 0")
-                except Exception:  # noqa: BLE001 - MySQL before 8.0 has no such variable
+                except Exception:
                     pass
 
     def close(self) -> None:
@@ -163,20 +153,20 @@ class Database:
                     return work(lambda sql, params: self._run(conn, sql, params))
                 finally:
                     self._disarm_timeout(conn)
-        except QueryError:
+        except CollectionError:
             raise
         except DBAPIError as exc:
             if watch is not None and watch.fired:
                 self._abandon(conn)
-                raise QueryError("timeout", f"no answer from the database server within {deadline(timeout):g} s: "
+                raise CollectionError("timeout", f"no answer from the database server within {deadline(timeout):g} s: "
                                             "connection abandoned") from None
             if exc.connection_invalidated:
                 # The server went away (restart, failover, killed session).
                 self.up = False
-                raise QueryError("connection", safe_message(exc)) from None
-            raise QueryError("timeout" if self._is_timeout(exc) else "query", safe_message(exc)) from None
+                raise CollectionError("connection", safe_message(exc)) from None
+            raise CollectionError("timeout" if self._is_timeout(exc) else "query", safe_message(exc)) from None
         except SQLAlchemyError as exc:
-            raise QueryError("query", safe_message(exc)) from None
+            raise CollectionError("query", safe_message(exc)) from None
         finally:
             try:
                 conn.close()
@@ -202,9 +192,9 @@ class Database:
                 self._abandon(conn)
                 if attempt == 2 or watch.fired or not exc.connection_invalidated:
                     self.up = False
-                    kind = "timeout" if watch.fired else "connection"
-                    raise QueryError(kind, "the database server did not answer a ping" if watch.fired
-                                     else safe_message(exc)) from None
+                    if watch.fired:
+                        raise CollectionError("timeout", "the database server did not answer a ping") from None
+                    raise CollectionError("connection", safe_message(exc)) from None
                 # A pooled connection the server dropped meanwhile: one more try with a new one.
         raise AssertionError("unreachable")
 
@@ -223,14 +213,14 @@ class Database:
     def _connect(self) -> Connection:
         try:
             if self.sqlite_path is not None and not self.sqlite_path.is_file():
-                raise QueryError("connection", f"database file {self.sqlite_path} does not exist")
+                raise CollectionError("connection", f"database file {self.sqlite_path} does not exist")
             conn = self.engine.connect()
-        except QueryError:
+        except CollectionError:
             self.up = False
             raise
         except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
             self.up = False
-            raise QueryError("connection", safe_message(exc)) from None
+            raise CollectionError("connection", safe_message(exc)) from None
         self.up = True
         return conn
 
@@ -242,7 +232,7 @@ class Database:
     def _arm_timeout(self, conn: Connection, timeout: float) -> None:
         if self.dialect == "sqlite":
             deadline = time.monotonic() + timeout
-            raw = conn.connection.driver_connection
+            raw = self._sqlite_connection(conn)
             raw.set_progress_handler(lambda: 1 if self._closing or time.monotonic() > deadline else 0,
                                      PROGRESS_STEPS)
             with self._running_lock:
@@ -256,10 +246,20 @@ class Database:
 
     def _disarm_timeout(self, conn: Connection) -> None:
         if self.dialect == "sqlite":
-            raw = conn.connection.driver_connection
+            raw = self._sqlite_connection(conn)
             raw.set_progress_handler(None, 0)
             with self._running_lock:
                 self._running.discard(raw)
+
+    def _sqlite_file(self) -> Path:
+        assert self.sqlite_path is not None, "a SQLite database has a file"
+        return self.sqlite_path
+
+    @staticmethod
+    def _sqlite_connection(conn: Connection) -> sqlite3.Connection:
+        raw = conn.connection.driver_connection
+        assert isinstance(raw, sqlite3.Connection)
+        return raw
 
     def _is_timeout(self, exc: DBAPIError) -> bool:
         orig = exc.orig
@@ -267,7 +267,8 @@ class Database:
             return "interrupted" in str(orig)
         if self.dialect == "postgresql":
             return getattr(orig, "pgcode", None) in TIMEOUT_SQLSTATES
-        return bool(getattr(orig, "args", None)) and orig.args[0] in MYSQL_TIMEOUT_CODES
+        args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+        return bool(args) and args[0] in MYSQL_TIMEOUT_CODES
 
     # ------------------------------------------------------------------ health
 
@@ -275,8 +276,9 @@ class Database:
         """The database's size: SQLite file plus WAL, or the server's own figure."""
         if self.dialect == "sqlite":
             self._connect().close()  # counts as a connection attempt, and proves the file opens
-            wal = self.sqlite_path.with_name(self.sqlite_path.name + "-wal")
-            return float(self.sqlite_path.stat().st_size + (wal.stat().st_size if wal.exists() else 0))
+            path = self._sqlite_file()
+            wal = path.with_name(path.name + "-wal")
+            return float(path.stat().st_size + (wal.stat().st_size if wal.exists() else 0))
         sql = ("SELECT pg_database_size(current_database())" if self.dialect == "postgresql" else
                "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "
                "WHERE table_schema = DATABASE()")
@@ -285,10 +287,10 @@ class Database:
     def integrity_ok(self, timeout: float) -> bool:
         """SQLite's quick_check: True when it reports ok; a malformed file counts as a failure."""
         if self.dialect != "sqlite":
-            raise QueryError("query", f"integrity checks are only defined for SQLite, not {self.dialect}")
+            raise CollectionError("query", f"integrity checks are only defined for SQLite, not {self.dialect}")
         try:
             rows = self.fetch(["PRAGMA quick_check"], {}, timeout)[0].rows
-        except QueryError as exc:
+        except CollectionError as exc:
             # A damaged header fails already at connect; damaged pages fail the pragma itself.
             if is_corruption(str(exc)):
                 return False
@@ -304,49 +306,3 @@ def _refuse_attach(action: int, *_: object) -> int:
 def is_corruption(message: str) -> bool:
     """True for SQLite's messages about a damaged file."""
     return any(s in message for s in ("malformed", "not a database", "corrupt"))
-
-
-# SQLite's own messages that name only schema objects or states, never a stored value.
-SQLITE_SAFE = re.compile(
-    r"^(no such (table|column|function): [\w.]{1,64}"
-    r"|database is locked|database table is locked|interrupted|file is not a database"
-    r"|database disk image is malformed|unable to open database file|not authorized|disk I/O error"
-    r"|attempt to write a readonly database|out of memory|authorization denied"
-    r'|near "[^"\n]{0,40}": syntax error|incomplete input)$')  # the pack's own SQL, not data
-# Fixed words for failures to connect, which drivers report without a code.
-CONNECT_PHRASES = (("connection refused", "connection refused"), ("timeout expired", "connect timeout"),
-                   ("timed out", "timed out"), ("could not translate host name", "unknown host"),
-                   ("name or service not known", "unknown host"), ("authentication failed", "authentication failed"),
-                   ("access denied", "authentication failed"), ("server closed the connection", "connection closed"),
-                   ("lost connection", "connection lost"), ("can't connect", "cannot connect"),
-                   ("no route to host", "no route to host"))
-
-
-def safe_message(exc: BaseException) -> str:
-    """What may be said of a database error: its class and code (SQLSTATE, MySQL error number,
-    SQLite result code) and, where it names no value, a fixed phrase. Never the driver's text: a
-    server may quote the offending value ('invalid input syntax for type integer: "jane@..."'),
-    and that value can be personal data."""
-    orig = getattr(exc, "orig", None) or exc
-    name = type(orig).__name__
-    code, phrase = error_code(orig), None
-    first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
-    if isinstance(orig, sqlite3.Error):
-        phrase = first if SQLITE_SAFE.match(first) else None
-    if phrase is None and code is None:
-        lowered = str(orig).lower()
-        phrase = next((words for needle, words in CONNECT_PHRASES if needle in lowered), None)
-    detail = ", ".join(part for part in (code, phrase) if part)
-    return f"{name} ({detail})" if detail else name
-
-
-def error_code(orig: BaseException) -> str | None:
-    """SQLSTATE (PostgreSQL), error number (MySQL/MariaDB) or result code name (SQLite), if any."""
-    args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int) and not isinstance(orig, sqlite3.Error):
-        return f"MySQL error {args[0]}"  # PyMySQL: (errno, message)
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if isinstance(sqlstate, str) and sqlstate:
-        return f"SQLSTATE {sqlstate}"
-    errorname = getattr(orig, "sqlite_errorname", None)
-    return errorname if isinstance(errorname, str) else None

@@ -14,16 +14,17 @@ import random
 import sqlite3
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from itertools import accumulate, count, islice
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
-from exporter.config import mask_url
 from exporter.errors import DemoTargetNotEmpty
+from exporter.redact import mask_url
 
 SCHEMA_DIR = Path(__file__).with_name("schema")
 
@@ -302,21 +303,20 @@ def build_demo_url(database_url: str, *, sites: int = 20_000, seed: int = 333,
 
 
 def write_demo_files(files_dir: Path, *, seed: int = 333, now: datetime | None = None) -> None:
-    """Write files_dir/coverage/coverage-summary.json (Istanbul json-summary) and files_dir/test-results/e2e-junit.xml."""
+    """Write files_dir/coverage/coverage-summary.json (Istanbul json-summary) and
+    files_dir/test-results/e2e-junit.xml."""
     moment = _epoch(now)
     rng = random.Random(f"{seed}:files")
     coverage = Path(files_dir) / "coverage" / "coverage-summary.json"
     junit = Path(files_dir) / "test-results" / "e2e-junit.xml"
-    _write_atomically(coverage, json.dumps(coverage_summary(rng), indent=2).encode(),
-                      moment - 2 * HOUR)
+    _write_atomically(coverage, json.dumps(coverage_summary(rng), indent=2).encode(), moment - 2 * HOUR)
     _write_atomically(junit, junit_report(rng, moment), moment - 25 * MINUTE)
 
 
 def iter_demo_rows(*, sites: int, seed: int, now: int, stamp: Stamp) -> Iterator[Batch]:
     """Every demo row as (table, batch of rows), parents before children."""
     yield "keywords", list(_keyword_rows(sites, seed, now, stamp))
-    yield "cron_jobs", [(name, description, interval, enabled)
-                        for name, description, interval, _, enabled in CRON_JOBS]
+    yield "cron_jobs", [(name, description, interval, enabled) for name, description, interval, _, enabled in CRON_JOBS]
     yield "cron_job_logs", list(_cron_log_rows(seed, now, stamp))
     yield from _site_batches(sites, seed, now, stamp)
     rows = _http_error_rows(sites, seed, now, stamp)
@@ -386,8 +386,10 @@ def _write_sqlite(path: Path, batches: Iterable[Batch]) -> dict[str, int]:
         for table, stamp in CHRONOLOGICAL.items():
             others = ", ".join(COLUMNS[table][1:])
             when = f"CAST(strftime('%s', {stamp}) AS INTEGER)"
-            conn.execute(f"INSERT INTO {table} (id, {others}) SELECT ROW_NUMBER() OVER "
-                         f"(ORDER BY {when} IS NULL, {when}, id), {others} FROM pe_stage_{table} ORDER BY 1")
+            conn.execute(
+                f"INSERT INTO {table} (id, {others}) SELECT ROW_NUMBER() OVER "
+                f"(ORDER BY {when} IS NULL, {when}, id), {others} FROM pe_stage_{table} ORDER BY 1"
+            )
             conn.execute(f"DROP TABLE pe_stage_{table}")
         # Indexes built once after the load are much cheaper than maintained per row.
         for statement in indexes:
@@ -404,13 +406,16 @@ def _write_sqlite(path: Path, batches: Iterable[Batch]) -> dict[str, int]:
 def _tables_with_rows(conn: sqlalchemy.Connection) -> list[str]:
     """The pipeline tables that exist on the server and hold at least one row."""
     present = set(sqlalchemy.inspect(conn).get_table_names())
-    return [name for name in TABLES if name in present
-            and conn.execute(sqlalchemy.select(sqlalchemy.literal(1)).select_from(sqlalchemy.table(name))
-                             .limit(1)).first() is not None]
+    return [
+        name
+        for name in TABLES
+        if name in present
+        and conn.execute(sqlalchemy.select(sqlalchemy.literal(1)).select_from(sqlalchemy.table(name)).limit(1)).first()
+        is not None
+    ]
 
 
-def _write_sqlalchemy(conn: sqlalchemy.Connection, ddl: list[str],
-                      batches: Iterable[Batch]) -> dict[str, int]:
+def _write_sqlalchemy(conn: sqlalchemy.Connection, ddl: list[str], batches: Iterable[Batch]) -> dict[str, int]:
     """Create the tables if needed, empty them and insert every batch in one transaction."""
     for statement in ddl:
         conn.exec_driver_sql(statement)
@@ -436,11 +441,14 @@ def _renumber_by_time(conn: sqlalchemy.Connection, table: str, stamp: str) -> No
     conn.exec_driver_sql(f"UPDATE {table} SET id = -id")
     order = f"ROW_NUMBER() OVER (ORDER BY {stamp} IS NULL, {stamp}, -id)"
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"UPDATE {table} SET id = o.n FROM (SELECT id AS old, {order} AS n FROM {table}) o "
-                             f"WHERE {table}.id = o.old")
+        conn.exec_driver_sql(
+            f"UPDATE {table} SET id = o.n FROM (SELECT id AS old, {order} AS n FROM {table}) o WHERE {table}.id = o.old"
+        )
     else:
-        conn.exec_driver_sql(f"UPDATE {table} JOIN (SELECT id AS old, {order} AS n FROM {table}) o "
-                             f"ON {table}.id = o.old SET {table}.id = o.n")
+        conn.exec_driver_sql(
+            f"UPDATE {table} JOIN (SELECT id AS old, {order} AS n FROM {table}) o "
+            f"ON {table}.id = o.old SET {table}.id = o.n"
+        )
 
 
 def _reset_identities(conn: sqlalchemy.Connection) -> None:
@@ -448,15 +456,14 @@ def _reset_identities(conn: sqlalchemy.Connection) -> None:
     for name in TABLES:
         if COLUMNS[name][0] == "id":
             conn.exec_driver_sql(
-                f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
-                f"COALESCE(MAX(id), 0) + 1, false) FROM {name}")
+                f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {name}"
+            )
 
 
 def _insert_sql(table: str, marker: str, columns_of: str | None = None) -> str:
     """INSERT statement for a table with the generated column order (of ``columns_of``, default the table)."""
     columns = COLUMNS[columns_of or table]
-    return (f"INSERT INTO {table} ({', '.join(columns)}) "
-            f"VALUES ({', '.join([marker] * len(columns))})")
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
 
 
 def _with_driver(url: sqlalchemy.URL) -> sqlalchemy.URL:
@@ -518,7 +525,7 @@ def _keyword_rows(sites: int, seed: int, now: int, stamp: Stamp) -> Iterator[Row
             keyword = f"{trade} {city.replace(',', '').lower()}"
         else:
             keyword = f"{trade} near {10001 + i - combos:05d}"
-        location = None if rng.random() < .15 else city
+        location = None if rng.random() < 0.15 else city
         yield i + 1, keyword, location, stamp(start + i * 15 * DAY // total)
 
 
@@ -536,8 +543,7 @@ def _cron_log_rows(seed: int, now: int, stamp: Stamp) -> Iterator[Row]:
             yield (next(ids), name, stamp(start), _opt(stamp, finished), status, duration, error)
 
 
-def _cron_starts(name: str, interval: int, enabled: int, rng: random.Random,
-                 now: int) -> list[int]:
+def _cron_starts(name: str, interval: int, enabled: int, rng: random.Random, now: int) -> list[int]:
     """Start times of a job's runs over the log window, oldest first."""
     if name == RUNNING_JOB:
         last = now - 95
@@ -546,7 +552,7 @@ def _cron_starts(name: str, interval: int, enabled: int, rng: random.Random,
     elif not enabled:
         last = now - 5 * DAY - int(rng.random() * HOUR)
     else:
-        last = now - int(interval * (.2 + .7 * rng.random()))
+        last = now - int(interval * (0.2 + 0.7 * rng.random()))
     starts = []
     t = last
     while t >= now - CRON_LOG_DAYS * DAY:
@@ -555,18 +561,19 @@ def _cron_starts(name: str, interval: int, enabled: int, rng: random.Random,
     return starts[::-1]
 
 
-def _cron_outcome(name: str, typical: int, interval: int, start: int, last: bool,
-                  rng: random.Random, now: int) -> tuple[str, float | None, str | None]:
+def _cron_outcome(
+    name: str, typical: int, interval: int, start: int, last: bool, rng: random.Random, now: int
+) -> tuple[str, float | None, str | None]:
     """Status, duration in seconds and error of one run (the latest run follows the plantings)."""
     if last and name == RUNNING_JOB:
         return "running", None, None
-    seconds = min(typical * rng.lognormvariate(0, .45), interval * .8, now - start - 1)
-    seconds = max(round(seconds, 3), .05)
+    seconds = min(typical * rng.lognormvariate(0, 0.45), interval * 0.8, now - start - 1)
+    seconds = max(round(seconds, 3), 0.05)
     if last and name == FAILED_JOB:
         day = time.strftime("%Y%m%d", time.gmtime(start))
         return "failed", seconds, _BACKUP_ERROR.format(day=day)
     # Random failures, but never on the latest run: only FAILED_JOB must alert.
-    if not last and rng.random() < .02:
+    if not last and rng.random() < 0.02:
         return "failed", min(seconds, 3.0), _CRON_ERRORS[int(rng.random() * len(_CRON_ERRORS))]
     return "success", seconds, None
 
@@ -622,8 +629,7 @@ def _site_batches(sites: int, seed: int, now: int, stamp: Stamp) -> Iterator[Bat
         sends = [_outreaches(p, rng, ids["outreaches"], bounce, now) for p in plans]
         yield "outreaches", [_outreach_row(o, stamp) for group in sends for o in group]
         yield "sales", _sale_rows(plans, sends, rng, ids["sales"], stamp)
-        yield "conversations", _conversation_rows(plans, sends, rng, ids["conversations"], now,
-                                                  stamp)
+        yield "conversations", _conversation_rows(plans, sends, rng, ids["conversations"], now, stamp)
         yield "opt_outs", _opt_out_rows(plans, sends, ids["opt_outs"], stamp)
         yield "llm_usage", _llm_rows(plans, rng, ids["llm_usage"], stamp)
 
@@ -644,20 +650,20 @@ def _plan_sites(rng: random.Random, first: int, n: int, now: int) -> list[_Plan]
     return plans
 
 
-def _last_change_age(status: str, rand: Callable[[], float],
-                     expo: Callable[[float], float]) -> int:
+def _last_change_age(status: str, rand: Callable[[], float], expo: Callable[[float], float]) -> int:
     """Seconds since the site's last status change: processing sites are mostly fresh."""
     if status in PROCESSING:
-        if rand() < .65:
+        if rand() < 0.65:
             return 60 + int(rand() * 23 * HOUR)
         return DAY + HOUR + int(min(expo(1 / (5 * DAY)), 38 * DAY))
-    if rand() < .08:
+    if rand() < 0.08:
         return 60 + int(rand() * DAY)
     return DAY + int(rand() * (HISTORY_DAYS - 4) * DAY)
 
 
-def _path_times(path: tuple[str, ...], last: int, earliest: int, rand: Callable[[], float],
-                expo: Callable[[float], float]) -> tuple[int, ...]:
+def _path_times(
+    path: tuple[str, ...], last: int, earliest: int, rand: Callable[[], float], expo: Callable[[float], float]
+) -> tuple[int, ...]:
     """Increasing Unix times of each status, ending at last and starting no earlier than earliest."""
     steps = []
     for status in path[1:]:
@@ -676,8 +682,7 @@ def _path_times(path: tuple[str, ...], last: int, earliest: int, rand: Callable[
     return tuple(reversed(times))
 
 
-def _site_rows(plans: list[_Plan], rng: random.Random, keywords: int, now: int,
-               stamp: Stamp) -> list[Row]:
+def _site_rows(plans: list[_Plan], rng: random.Random, keywords: int, now: int, stamp: Stamp) -> list[Row]:
     """Rows of sites: status, active error, score and timestamps from each plan."""
     rand = rng.random
     rows = []
@@ -688,14 +693,25 @@ def _site_rows(plans: list[_Plan], rng: random.Random, keywords: int, now: int,
         stuck = status in PROCESSING and now - changed > DAY
         error_type = error_message = None
         updated = changed
-        if rand() < (.25 if stuck else .03):
+        if rand() < (0.25 if stuck else 0.03):
             choices = _ERRORS_BY_STATUS.get(status, _ERROR_DEFAULT)
             error_type = choices[int(rand() * len(choices))]
             error_message = _ERROR_TEXT[error_type].format(d=name, n=1 + int(rand() * 9))
             updated = changed + int(rand() * (now - changed))
-        rows.append((plan.id, 1 + int(rand() * keywords), name, status, error_type,
-                     error_message, _score(plan.path, rand), stamp(changed),
-                     stamp(plan.times[0]), stamp(updated)))
+        rows.append(
+            (
+                plan.id,
+                1 + int(rand() * keywords),
+                name,
+                status,
+                error_type,
+                error_message,
+                _score(plan.path, rand),
+                stamp(changed),
+                stamp(plan.times[0]),
+                stamp(updated),
+            )
+        )
     return rows
 
 
@@ -710,11 +726,17 @@ def _score(path: tuple[str, ...], rand: Callable[[], float]) -> float | None:
     return round(rand() * 100, 1)
 
 
+def _when(t: int | None) -> int:
+    """A timestamp the plan guarantees is set at this point."""
+    assert t is not None
+    return t
+
+
 def _history_rows(plans: list[_Plan], ids: Iterator[int], stamp: Stamp) -> list[Row]:
     """One transition per status of each path, from_status NULL for the first."""
     rows = []
     for plan in plans:
-        previous = None
+        previous: str | None = None
         for status, t in zip(plan.path, plan.times):
             rows.append((next(ids), plan.id, previous, status, stamp(t)))
             previous = status
@@ -723,8 +745,8 @@ def _history_rows(plans: list[_Plan], ids: Iterator[int], stamp: Stamp) -> list[
 
 def _bounce_by_day(rng: random.Random) -> list[float]:
     """Email bounce probability per calendar day ago: 2-5 %, one bad day (13 %) in the last three."""
-    rates = [.02 + .03 * rng.random() for _ in range(HISTORY_DAYS + 2)]
-    rates[1 + int(rng.random() * 2)] = .13
+    rates = [0.02 + 0.03 * rng.random() for _ in range(HISTORY_DAYS + 2)]
+    rates[1 + int(rng.random() * 2)] = 0.13
     return rates
 
 
@@ -740,8 +762,7 @@ def _contact(channel: str, person: int, site_id: int) -> str:
     return f"https://www.linkedin.com/in/{first}-{last}-{site_id}"
 
 
-def _outreaches(plan: _Plan, rng: random.Random, ids: Iterator[int], bounce: list[float],
-                now: int) -> list[_Outreach]:
+def _outreaches(plan: _Plan, rng: random.Random, ids: Iterator[int], bounce: list[float], now: int) -> list[_Outreach]:
     """Outreach of a contacted site: the first send marks 'contacted', follow-ups use other channels."""
     if "contacted" not in plan.path:
         return []
@@ -751,7 +772,7 @@ def _outreaches(plan: _Plan, rng: random.Random, ids: Iterator[int], bounce: lis
     until = plan.times[c + 1] if c + 1 < len(plan.path) else now
     first = rng.choices(_CHANNELS, cum_weights=_FIRST_CHANNEL_CUM)[0]
     channels = [first] + [ch for ch in _CHANNELS if ch != first and rand() < _EXTRA_CHANNEL[ch]]
-    if "email" in channels and rand() < .55:
+    if "email" in channels and rand() < 0.55:
         channels.append("email")
     sends = []
     for i, channel in enumerate(channels):
@@ -761,16 +782,28 @@ def _outreaches(plan: _Plan, rng: random.Random, ids: Iterator[int], bounce: lis
             created = contacted + int(rand() * min(3 * DAY, (until - contacted) / 2))
             sent = created + 5 + int(rand() * 300)
             # Recent follow-ups wait in the send queue.
-            if sent > now or (created > now - _QUEUE_WINDOW and rand() < .6):
+            if sent > now or (created > now - _QUEUE_WINDOW and rand() < 0.6):
                 sent = None
         status, delivered = _delivery(channel, sent, rand, bounce, now)
-        sends.append(_Outreach(next(ids), plan.id, channel, _contact(channel, plan.person, plan.id),
-                               status, created, sent, delivered, None))
+        sends.append(
+            _Outreach(
+                next(ids),
+                plan.id,
+                channel,
+                _contact(channel, plan.person, plan.id),
+                status,
+                created,
+                sent,
+                delivered,
+                None,
+            )
+        )
     return _with_reply(plan, sends, rng)
 
 
-def _delivery(channel: str, sent: int | None, rand: Callable[[], float], bounce: list[float],
-              now: int) -> tuple[str, int | None]:
+def _delivery(
+    channel: str, sent: int | None, rand: Callable[[], float], bounce: list[float], now: int
+) -> tuple[str, int | None]:
     """Delivery status and delivered_at of a send."""
     if sent is None:
         return "queued", None
@@ -780,29 +813,31 @@ def _delivery(channel: str, sent: int | None, rand: Callable[[], float], bounce:
         rate = bounce[min(now // DAY - sent // DAY, len(bounce) - 1)]
         if r < rate:
             return "bounced", None
-        if r < rate + .002:
+        if r < rate + 0.002:
             return "complained", sent + 1 + int(rand() * 120)
-        return ("delivered", sent + 1 + int(rand() * 120)) if r < .985 else ("sent", None)
-    failure = .04 if channel == "sms" else .03
+        return ("delivered", sent + 1 + int(rand() * 120)) if r < 0.985 else ("sent", None)
+    failure = 0.04 if channel == "sms" else 0.03
     if r < failure:
         return "failed", None
-    return ("delivered", sent + 2 + int(rand() * 30)) if r < .95 else ("sent", None)
+    return ("delivered", sent + 2 + int(rand() * 30)) if r < 0.95 else ("sent", None)
 
 
 def _with_reply(plan: _Plan, sends: list[_Outreach], rng: random.Random) -> list[_Outreach]:
     """Set replied_at on the outreach a replied (or opted-out) site answered."""
     if "replied" in plan.path:
         replied = plan.times[plan.path.index("replied")]
-    elif plan.path[-1] == "excluded" and rng.random() < .5:
+    elif plan.path[-1] == "excluded" and rng.random() < 0.5:
         # Half the opt-outs after contact are a STOP reply before exclusion.
-        replied = sends[0].sent + int((plan.times[-1] - sends[0].sent) * (.5 + .5 * rng.random()))
+        first_sent = _when(sends[0].sent)
+        replied = first_sent + int((plan.times[-1] - first_sent) * (0.5 + 0.5 * rng.random()))
     else:
         return sends
-    answerable = [o for o in sends if o.status not in ("bounced", "failed", "queued")
-                  and (o.delivered or o.sent) < replied]
+    answerable = [
+        o for o in sends if o.status not in ("bounced", "failed", "queued") and _when(o.delivered or o.sent) < replied
+    ]
     if not answerable:
         # The site did answer, so its first send reached it.
-        sends[0] = sends[0]._replace(status="delivered", delivered=sends[0].sent + 1)
+        sends[0] = sends[0]._replace(status="delivered", delivered=_when(sends[0].sent) + 1)
         answerable = [sends[0]]
     pick = rng.choices(answerable, weights=[_REPLY_WEIGHT[o.channel] for o in answerable])[0]
     return [o._replace(replied=replied) if o is pick else o for o in sends]
@@ -810,8 +845,17 @@ def _with_reply(plan: _Plan, sends: list[_Outreach], rng: random.Random) -> list
 
 def _outreach_row(o: _Outreach, stamp: Stamp) -> Row:
     """Row of outreaches."""
-    return (o.id, o.site_id, o.channel, o.contact, o.status, stamp(o.created),
-            _opt(stamp, o.sent), _opt(stamp, o.delivered), _opt(stamp, o.replied))
+    return (
+        o.id,
+        o.site_id,
+        o.channel,
+        o.contact,
+        o.status,
+        stamp(o.created),
+        _opt(stamp, o.sent),
+        _opt(stamp, o.delivered),
+        _opt(stamp, o.replied),
+    )
 
 
 def _replied(sends: list[_Outreach]) -> _Outreach | None:
@@ -819,8 +863,9 @@ def _replied(sends: list[_Outreach]) -> _Outreach | None:
     return next((o for o in sends if o.replied is not None), None)
 
 
-def _sale_rows(plans: list[_Plan], sends: list[list[_Outreach]], rng: random.Random,
-               ids: Iterator[int], stamp: Stamp) -> list[Row]:
+def _sale_rows(
+    plans: list[_Plan], sends: list[list[_Outreach]], rng: random.Random, ids: Iterator[int], stamp: Stamp
+) -> list[Row]:
     """A sale per sold site, credited to the channel it replied on."""
     rand = rng.random
     rows = []
@@ -830,26 +875,42 @@ def _sale_rows(plans: list[_Plan], sends: list[list[_Outreach]], rng: random.Ran
         answered = _replied(group) or group[0]
         low, high = rng.choices(_SALE_TIERS, cum_weights=_SALE_TIER_CUM)[0]
         amount = round(low + rand() * (high - low), 2)
-        outreach_id = answered.id if rand() < .9 else None
-        rows.append((next(ids), plan.id, outreach_id, answered.channel, amount,
-                     stamp(plan.times[-1])))
+        outreach_id = answered.id if rand() < 0.9 else None
+        rows.append((next(ids), plan.id, outreach_id, answered.channel, amount, stamp(plan.times[-1])))
     return rows
 
 
-def _conversation_rows(plans: list[_Plan], sends: list[list[_Outreach]], rng: random.Random,
-                       ids: Iterator[int], now: int, stamp: Stamp) -> list[Row]:
+def _conversation_rows(
+    plans: list[_Plan], sends: list[list[_Outreach]], rng: random.Random, ids: Iterator[int], now: int, stamp: Stamp
+) -> list[Row]:
     """The pitch of every send that went out, then the replies and our answers."""
     rand = rng.random
     rows = []
     for plan, group in zip(plans, sends):
         first, last = _FIRST[plan.person % len(_FIRST)], _LAST[plan.person // len(_FIRST)]
-        words = {"first": first.title(), "last": last.title(), "domain": domain(plan.id),
-                 "phone": _contact("sms", plan.person, plan.id),
-                 "email": _contact("email", plan.person, plan.id)}
+        words = {
+            "first": first.title(),
+            "last": last.title(),
+            "domain": domain(plan.id),
+            "phone": _contact("sms", plan.person, plan.id),
+            "email": _contact("email", plan.person, plan.id),
+        }
         for o in group:
             if o.status in ("sent", "delivered", "complained"):
-                rows.append((next(ids), plan.id, o.id, o.channel, "outbound", None, 1,
-                             _OUR_SENDER[o.channel], _pitch(o.channel, words), stamp(o.sent)))
+                rows.append(
+                    (
+                        next(ids),
+                        plan.id,
+                        o.id,
+                        o.channel,
+                        "outbound",
+                        None,
+                        1,
+                        _OUR_SENDER[o.channel],
+                        _pitch(o.channel, words),
+                        stamp(_when(o.sent)),
+                    )
+                )
         answered = _replied(group)
         if answered is not None:
             rows.extend(_thread(plan, answered, words, rand, rng, ids, now, stamp))
@@ -859,48 +920,74 @@ def _conversation_rows(plans: list[_Plan], sends: list[list[_Outreach]], rng: ra
 def _pitch(channel: str, words: dict[str, str]) -> str:
     """Our first message on a channel."""
     if channel == "sms":
-        return (f"Hi {words['first']}, Sam from 333 Method: 3 quick fixes for {words['domain']}. "
-                "Reply STOP to opt out.")
-    return (f"Hi {words['first']}, I looked at {words['domain']} and found three quick wins "
-            "that could bring you more calls. Worth a 10-minute chat this week?")
+        return f"Hi {words['first']}, Sam from 333 Method: 3 quick fixes for {words['domain']}. Reply STOP to opt out."
+    return (
+        f"Hi {words['first']}, I looked at {words['domain']} and found three quick wins "
+        "that could bring you more calls. Worth a 10-minute chat this week?"
+    )
 
 
-def _thread(plan: _Plan, o: _Outreach, words: dict[str, str], rand: Callable[[], float],
-            rng: random.Random, ids: Iterator[int], now: int, stamp: Stamp) -> list[Row]:
+def _thread(
+    plan: _Plan,
+    o: _Outreach,
+    words: dict[str, str],
+    rand: Callable[[], float],
+    rng: random.Random,
+    ids: Iterator[int],
+    now: int,
+    stamp: Stamp,
+) -> list[Row]:
     """Inbound reply (a STOP for opted-out sites), our answer and sometimes a second reply."""
-    replied = o.replied
+    replied = _when(o.replied)
     if plan.path[-1] == "excluded":
-        return [_inbound(next(ids), plan, o, "negative", _STOP_TEXT.format(**words), replied,
-                         now, rand, stamp)]
-    sentiment = "positive" if plan.path[-1] == "sold" else \
-        rng.choices(_SENTIMENTS, cum_weights=_SENTIMENT_CUM)[0]
-    rows = [_inbound(next(ids), plan, o, sentiment, _REPLY_TEXT[sentiment].format(**words),
-                     replied, now, rand, stamp)]
+        return [_inbound(next(ids), plan, o, "negative", _STOP_TEXT.format(**words), replied, now, rand, stamp)]
+    sentiment = "positive" if plan.path[-1] == "sold" else rng.choices(_SENTIMENTS, cum_weights=_SENTIMENT_CUM)[0]
+    rows = [_inbound(next(ids), plan, o, sentiment, _REPLY_TEXT[sentiment].format(**words), replied, now, rand, stamp)]
     answer = replied + 10 * MINUTE + int(rand() * 6 * HOUR)
     if answer < now:
-        rows.append((next(ids), plan.id, o.id, o.channel, "outbound", None, 1,
-                     _OUR_SENDER[o.channel], _FOLLOW_UP.format(**words), stamp(answer)))
+        rows.append(
+            (
+                next(ids),
+                plan.id,
+                o.id,
+                o.channel,
+                "outbound",
+                None,
+                1,
+                _OUR_SENDER[o.channel],
+                _FOLLOW_UP.format(**words),
+                stamp(answer),
+            )
+        )
         again = answer + HOUR + int(rand() * 2 * DAY)
-        if again < now and rand() < .6:
+        if again < now and rand() < 0.6:
             second = rng.choices(_SENTIMENTS, cum_weights=_SENTIMENT_CUM)[0]
-            rows.append(_inbound(next(ids), plan, o, second,
-                                 _REPLY_TEXT[second].format(**words), again, now, rand, stamp))
+            rows.append(
+                _inbound(next(ids), plan, o, second, _REPLY_TEXT[second].format(**words), again, now, rand, stamp)
+            )
     return rows
 
 
-def _inbound(message_id: int, plan: _Plan, o: _Outreach, sentiment: str | None, body: str,
-             t: int, now: int, rand: Callable[[], float], stamp: Stamp) -> Row:
+def _inbound(
+    message_id: int,
+    plan: _Plan,
+    o: _Outreach,
+    sentiment: str | None,
+    body: str,
+    t: int,
+    now: int,
+    rand: Callable[[], float],
+    stamp: Stamp,
+) -> Row:
     """One inbound message: recent ones are more often unread and unclassified."""
     recent = now - t < 2 * DAY
-    if recent and sentiment is not None and rand() < .2:
+    if recent and sentiment is not None and rand() < 0.2:
         sentiment = None
-    is_read = 0 if rand() < (.6 if recent else .15) else 1
-    return (message_id, plan.id, o.id, o.channel, "inbound", sentiment, is_read, o.contact,
-            body, stamp(t))
+    is_read = 0 if rand() < (0.6 if recent else 0.15) else 1
+    return (message_id, plan.id, o.id, o.channel, "inbound", sentiment, is_read, o.contact, body, stamp(t))
 
 
-def _opt_out_rows(plans: list[_Plan], sends: list[list[_Outreach]], ids: Iterator[int],
-                  stamp: Stamp) -> list[Row]:
+def _opt_out_rows(plans: list[_Plan], sends: list[list[_Outreach]], ids: Iterator[int], stamp: Stamp) -> list[Row]:
     """An email or SMS opt-out for every site excluded after contact."""
     rows = []
     for plan, group in zip(plans, sends):
@@ -914,8 +1001,7 @@ def _opt_out_rows(plans: list[_Plan], sends: list[list[_Outreach]], ids: Iterato
     return rows
 
 
-def _llm_rows(plans: list[_Plan], rng: random.Random, ids: Iterator[int],
-              stamp: Stamp) -> list[Row]:
+def _llm_rows(plans: list[_Plan], rng: random.Random, ids: Iterator[int], stamp: Stamp) -> list[Row]:
     """LLM calls of each stage a site went through, a few seconds before the status change."""
     rand = rng.random
     rows = []
@@ -923,16 +1009,16 @@ def _llm_rows(plans: list[_Plan], rng: random.Random, ids: Iterator[int],
         reached = dict(zip(plan.path, plan.times))
         calls = []
         if "scored" in reached:
-            calls += [("scoring", reached["scored"])] * (1 + (rand() < .6))
+            calls += [("scoring", reached["scored"])] * (1 + (rand() < 0.6))
         if "rescored" in reached:
             calls.append(("rescoring", reached["rescored"]))
         if "proposal_ready" in reached:
-            calls += [("proposals", reached["proposal_ready"])] * (1 + (rand() < .5))
+            calls += [("proposals", reached["proposal_ready"])] * (1 + (rand() < 0.5))
         if "replied" in reached:
-            calls += [("replies", reached["replied"] + 30)] * (1 + (rand() < .5))
+            calls += [("replies", reached["replied"] + 30)] * (1 + (rand() < 0.5))
         for stage, t in calls:
             # Batch sentiment classification is not tied to one site.
-            site_id = None if stage == "replies" and rand() < .1 else plan.id
+            site_id = None if stage == "replies" and rand() < 0.1 else plan.id
             at = t - 2 - int(rand() * 40)
             rows.append((next(ids), site_id, stage, *_llm_call(stage, rand), stamp(at)))
     return rows
@@ -951,24 +1037,51 @@ def _llm_call(stage: str, rand: Callable[[], float]) -> tuple[str, str, int, int
 # ---------------------------------------------------------------- files
 
 
-_COVERED_FILES = ("src/stages/scrape.js", "src/stages/score.js", "src/stages/rescore.js",
-                  "src/stages/proposals.js", "src/outreach/email.js", "src/outreach/sms.js",
-                  "src/outreach/forms.js", "src/inbound/poll-replies.js",
-                  "src/inbound/sentiment.js", "src/cron/scheduler.js", "src/db/index.js",
-                  "src/utils/http.js")
+_COVERED_FILES = (
+    "src/stages/scrape.js",
+    "src/stages/score.js",
+    "src/stages/rescore.js",
+    "src/stages/proposals.js",
+    "src/outreach/email.js",
+    "src/outreach/sms.js",
+    "src/outreach/forms.js",
+    "src/inbound/poll-replies.js",
+    "src/inbound/sentiment.js",
+    "src/cron/scheduler.js",
+    "src/db/index.js",
+    "src/utils/http.js",
+)
 _COVERAGE_TARGET = {"lines": 68.0, "statements": 67.0, "functions": 62.0, "branches": 55.0}
 
 _E2E_SUITES = {
-    "Email": ("sends a proposal through Resend", "records delivery webhooks",
-              "marks an email bounced on a hard bounce", "records spam complaints",
-              "adds an unsubscribe link", "stops sending after an opt-out",
-              "threads replies by Message-ID", "retries on 429 from Resend"),
-    "SMS": ("sends through Twilio", "handles STOP keywords", "records carrier failures",
-            "respects quiet hours", "sends through the EU region"),
-    "Inbound": ("polls IMAP for replies", "classifies reply sentiment", "marks replies unread",
-                "links replies to outreach"),
-    "Full Pipeline": ("takes a site from found to contacted", "excludes low-scoring sites",
-                      "recovers a stuck site after a 403"),
+    "Email": (
+        "sends a proposal through Resend",
+        "records delivery webhooks",
+        "marks an email bounced on a hard bounce",
+        "records spam complaints",
+        "adds an unsubscribe link",
+        "stops sending after an opt-out",
+        "threads replies by Message-ID",
+        "retries on 429 from Resend",
+    ),
+    "SMS": (
+        "sends through Twilio",
+        "handles STOP keywords",
+        "records carrier failures",
+        "respects quiet hours",
+        "sends through the EU region",
+    ),
+    "Inbound": (
+        "polls IMAP for replies",
+        "classifies reply sentiment",
+        "marks replies unread",
+        "links replies to outreach",
+    ),
+    "Full Pipeline": (
+        "takes a site from found to contacted",
+        "excludes low-scoring sites",
+        "recovers a stuck site after a 403",
+    ),
 }
 _E2E_FAILING = ("Email", "marks an email bounced on a hard bounce")
 _E2E_SKIPPED = ("SMS", "sends through the EU region")
@@ -979,27 +1092,34 @@ def coverage_summary(rng: random.Random) -> dict[str, dict[str, dict[str, float]
     sizes = []
     for _ in _COVERED_FILES:
         lines = 40 + int(rng.random() * 260)
-        sizes.append({"lines": lines, "statements": lines + int(rng.random() * lines * .2),
-                      "functions": 5 + lines // 12, "branches": lines // 3})
-    quality = [.85 + .3 * rng.random() for _ in _COVERED_FILES]
-    files: dict[str, dict[str, dict[str, float]]] = {
-        f"/srv/333-method/{name}": {} for name in _COVERED_FILES}
+        sizes.append(
+            {
+                "lines": lines,
+                "statements": lines + int(rng.random() * lines * 0.2),
+                "functions": 5 + lines // 12,
+                "branches": lines // 3,
+            }
+        )
+    quality = [0.85 + 0.3 * rng.random() for _ in _COVERED_FILES]
+    files: dict[str, dict[str, dict[str, float]]] = {f"/srv/333-method/{name}": {} for name in _COVERED_FILES}
     for metric, target in _COVERAGE_TARGET.items():
         # Normalise the per-file quality so that the total lands on the target.
         mean = sum(q * s[metric] for q, s in zip(quality, sizes)) / sum(s[metric] for s in sizes)
         for entry, q, size in zip(files.values(), quality, sizes):
             total = size[metric]
             entry[metric] = _coverage_numbers(total, round(total * target / 100 * q / mean))
-    total = {metric: _coverage_numbers(sum(f[metric]["total"] for f in files.values()),
-                                       sum(f[metric]["covered"] for f in files.values()))
-             for metric in _COVERAGE_TARGET}
-    return {"total": total, **files}
+    summary = {
+        metric: _coverage_numbers(
+            int(sum(f[metric]["total"] for f in files.values())), int(sum(f[metric]["covered"] for f in files.values()))
+        )
+        for metric in _COVERAGE_TARGET
+    }
+    return {"total": summary, **files}
 
 
 def _coverage_numbers(total: int, covered: int) -> dict[str, float]:
     """Istanbul's total/covered/skipped/pct block."""
-    return {"total": total, "covered": covered, "skipped": 0,
-            "pct": round(100 * covered / total, 2) if total else 100}
+    return {"total": total, "covered": covered, "skipped": 0, "pct": round(100 * covered / total, 2) if total else 100}
 
 
 def junit_report(rng: random.Random, now: int) -> bytes:
@@ -1007,22 +1127,30 @@ def junit_report(rng: random.Random, now: int) -> bytes:
     root = ET.Element("testsuites", name="e2e")
     totals = {"tests": 0, "failures": 0, "skipped": 0, "time": 0.0}
     for suite_name, cases in _E2E_SUITES.items():
-        suite = ET.SubElement(root, "testsuite", name=suite_name,
-                              timestamp=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - HOUR)))
+        suite = ET.SubElement(
+            root, "testsuite", name=suite_name, timestamp=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - HOUR))
+        )
         failures = skipped = 0
         elapsed = 0.0
         for case_name in cases:
-            seconds = round(.2 + rng.random() * 8, 3)
+            seconds = round(0.2 + rng.random() * 8, 3)
             elapsed += seconds
-            case = ET.SubElement(suite, "testcase", name=case_name,
-                                 classname=f"e2e.{suite_name.lower().replace(' ', '_')}",
-                                 time=f"{seconds:.3f}")
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                name=case_name,
+                classname=f"e2e.{suite_name.lower().replace(' ', '_')}",
+                time=f"{seconds:.3f}",
+            )
             if (suite_name, case_name) == _E2E_FAILING:
                 failures += 1
-                failure = ET.SubElement(case, "failure", type="AssertionError",
-                                        message="expected outreach status 'bounced' but got 'sent'")
-                failure.text = ("AssertionError: expected outreach status 'bounced' but got 'sent'\n"
-                                "    at tests/e2e/email.test.js:88:31")
+                failure = ET.SubElement(
+                    case, "failure", type="AssertionError", message="expected outreach status 'bounced' but got 'sent'"
+                )
+                failure.text = (
+                    "AssertionError: expected outreach status 'bounced' but got 'sent'\n"
+                    "    at tests/e2e/email.test.js:88:31"
+                )
             elif (suite_name, case_name) == _E2E_SKIPPED:
                 skipped += 1
                 ET.SubElement(case, "skipped", message="TWILIO_EU_REGION not configured")
@@ -1031,8 +1159,7 @@ def junit_report(rng: random.Random, now: int) -> bytes:
         suite.set("errors", "0")
         suite.set("skipped", str(skipped))
         suite.set("time", f"{elapsed:.3f}")
-        for key, value in (("tests", len(cases)), ("failures", failures), ("skipped", skipped),
-                           ("time", elapsed)):
+        for key, value in (("tests", len(cases)), ("failures", failures), ("skipped", skipped), ("time", elapsed)):
             totals[key] += value
     for key, value in totals.items():
         root.set(key, f"{value:.3f}" if key == "time" else str(value))

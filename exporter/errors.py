@@ -1,6 +1,18 @@
-"""The exporter's error types: one small hierarchy, caught at the edges."""
+"""The exporter's error types: one small hierarchy, caught at the edges.
+
+- ``ConfigError``: a configuration is invalid; it names the origin (file or flag), the key path and
+  the problem. The CLI reports it and exits 2. Its subclasses say which setting.
+- ``CollectionError``: a query or source failed while collecting; its ``kind`` (connection, timeout,
+  query, source) goes to the logs and the status page. The scheduler records it; it never stops
+  the exporter.
+- ``DemoTargetNotEmpty``: ``demo-db`` refused to overwrite data.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
+
+CollectionKind = Literal["connection", "timeout", "query", "source"]
 
 
 class ExporterError(Exception):
@@ -10,19 +22,33 @@ class ExporterError(Exception):
 class ConfigError(ExporterError):
     """A configuration or pack file is invalid; the message names the file, key path and problem."""
 
-    def __init__(self, source: str, path: str, problem: str):
-        self.source = source
-        self.path = path
+    def __init__(self, origin: str, key: str, problem: str):
+        self.origin = origin
+        self.key = key
         self.problem = problem
-        where = f"{source}: {path}" if path else source
+        where = f"{origin}: {key}" if key else origin
         super().__init__(f"{where}: {problem}")
 
 
-class QueryError(ExporterError):
+class DatabaseURLError(ConfigError):
+    """The database URL is malformed, names an unsupported database, or its driver is missing."""
+
+    def __init__(self, problem: str):
+        super().__init__("database URL", "", problem)
+
+
+class ListenAddressError(ConfigError):
+    """``--web.listen-address`` is not ``host:port``."""
+
+    def __init__(self, problem: str):
+        super().__init__("--web.listen-address", "", problem)
+
+
+class CollectionError(ExporterError):
     """A query or source failed; ``kind`` is connection, timeout, query or source."""
 
-    def __init__(self, kind: str, message: str):
-        self.kind = kind
+    def __init__(self, kind: CollectionKind, message: str):
+        self.kind: CollectionKind = kind
         super().__init__(message)
 
 

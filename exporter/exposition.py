@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.config import QuerySpec
-from exporter.db import Result
-from exporter.shaping import COMBINE, MetricData, Shaper, number
+from exporter.model import MetricData, Result
+from exporter.shaping import COMBINE, number
 
 log = logging.getLogger("exporter.incremental")
 
@@ -64,11 +64,10 @@ class CounterState:
 class Incremental:
     """Plans and folds the runs of one incremental query."""
 
-    def __init__(self, query: QuerySpec, shaper: Shaper, state: CounterState | None = None):
+    def __init__(self, query: QuerySpec, state: CounterState | None = None):
         assert query.incremental is not None
         self.query = query
         self.spec = query.incremental
-        self.shaper = shaper
         self.state = state or CounterState([{} for _ in query.metrics])
 
     # ------------------------------------------------------------------ planning
@@ -101,11 +100,14 @@ class Incremental:
 
     # ------------------------------------------------------------------ folding
 
-    def update(self, results: list[Result], plan: Plan, now: float) -> list[MetricData]:
-        """Fold one run's results (one per planned key) and return capped metric data."""
+    def largest_key(self, results: list[Result]) -> Any:
+        """The largest key the run's results saw (None for a time key, which settles by the clock)."""
+        return max((k for k in map(self._max_key, results) if k is not None), default=None)
+
+    def fold(self, shaped: list[list[MetricData]], largest: Any, plan: Plan, now: float) -> list[MetricData]:
+        """Fold one run's shaped results (one per planned key) into the totals; the totals, uncapped."""
         state = self.state
-        shaped = [self.shaper.shape_uncapped([result]) for result in results]
-        largest = max((k for k in map(self._max_key, results) if k is not None), default=None)
+        shaped = list(shaped)
         if plan.pending is None:  # the first run: what it counted is settled, but for a time key's last events
             state.settled = [dict(d.series) for d in shaped[0]]
             state.low = largest if largest is not None else self.spec.start
@@ -160,7 +162,7 @@ class Incremental:
                 elif metric.aggregate == "sum":
                     current = sum(known)
                 else:
-                    current = known[0] if len(known) == 1 else combine(known[0], known[1])
+                    current = known[0] if len(known) == 1 else COMBINE[metric.aggregate](known[0], known[1])
                 if metric.aggregate == "min":
                     more = current is None or value < current
                 else:
@@ -196,6 +198,5 @@ class Incremental:
                 series[key] = combine(series[key], value) if key in series else value
             if metric.decimals:
                 series = {key: value / 10 ** metric.decimals for key, value in series.items()}
-            data = MetricData(metric.name, metric.type, metric.help, metric.label_names, series)
-            out.append(self.shaper.cap(metric, data))
+            out.append(MetricData(metric.name, metric.type, metric.help, metric.label_names, series))
         return out

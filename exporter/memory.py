@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from exporter.config import QuerySpec
 from exporter.incremental import CounterState
-from exporter.shaping import CapMemory, MetricData
+from exporter.model import MetricData
+from exporter.shaping import CapMemory
 
 log = logging.getLogger("exporter.memory")
 

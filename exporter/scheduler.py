@@ -8,27 +8,18 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Callable
 
-from exporter.errors import ConfigError, QueryError
-from exporter.shaping import MetricData
-from exporter.snapshot import JobInfo, Snapshot
+from exporter.errors import CollectionError, ConfigError
+from exporter.model import Job
+from exporter.snapshot import Snapshot
 
 log = logging.getLogger("exporter.scheduler")
 
 JITTER = 0.1  # each next run lands within +-10 % of the interval, so jobs do not march in step
 STAGGER_WINDOW = 2.0  # first runs spread over this many seconds after start
 MIN_GAP = 0.25  # at least this share of the interval between the end of a run and the next start
-
-
-@dataclass(frozen=True)
-class Job:
-    """A named source of metric data: ``run(now)`` returns data or raises QueryError."""
-
-    info: JobInfo
-    run: Callable[[float], list[MetricData]]
 
 
 class Scheduler:
@@ -60,13 +51,13 @@ class Scheduler:
         t0 = time.monotonic()
         try:
             data = job.run(started)
-        except (QueryError, ConfigError) as exc:
+        except (CollectionError, ConfigError) as exc:
             if self._stopping:
                 return  # cut short by a stop (reload, shutdown): not the job's failure, nothing recorded
-            kind = exc.kind if isinstance(exc, QueryError) else "config"
+            kind = exc.kind if isinstance(exc, CollectionError) else "config"
             self._log_change(name, *self.snapshot.record(name, started, time.monotonic() - t0,
                                                          error=str(exc), error_kind=kind), kind=kind)
-        except Exception as exc:  # noqa: BLE001 - one broken job must never stop the others
+        except Exception as exc:
             previous, current = self.snapshot.record(name, started, time.monotonic() - t0,
                                                      error=f"{type(exc).__name__}: internal error",
                                                      error_kind="internal")
@@ -87,11 +78,9 @@ class Scheduler:
 
     def start(self) -> None:
         """Schedule every job (staggered) and start the loop thread."""
-        names = list(self.jobs)
         now = time.monotonic()
-        for i, name in enumerate(names):
-            offset = min(self.jobs[name].info.interval, STAGGER_WINDOW) * i / max(1, len(names))
-            self._push(now + offset, name)
+        for due, name in first_runs([(name, job.info.interval) for name, job in self.jobs.items()], now):
+            self._push(due, name)
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
         self._thread.start()
 
@@ -147,9 +136,20 @@ class Scheduler:
                 self._running.discard(name)
                 self._wake.notify_all()
         interval = self.jobs[name].info.interval
-        jittered = interval * (1 + self._random.uniform(-JITTER, JITTER))
         with self._wake:
-            # Measured from the planned start; a run that overran waits a quarter interval, so a slow
-            # query never keeps the database busy back to back.
-            self._push(max(due + jittered, time.monotonic() + interval * MIN_GAP), name)
+            self._push(next_run(due, interval, time.monotonic(), self._random.uniform(-JITTER, JITTER)), name)
             self._wake.notify_all()
+
+
+def first_runs(jobs: list[tuple[str, float]], now: float) -> list[tuple[float, str]]:
+    """(due, name) of each job's first run: spread over STAGGER_WINDOW (or the job's interval, if
+    shorter) in the jobs' order, so a start never sends every query to the database at once."""
+    return [(now + min(interval, STAGGER_WINDOW) * i / max(1, len(jobs)), name)
+            for i, (name, interval) in enumerate(jobs)]
+
+
+def next_run(due: float, interval: float, finished: float, jitter: float) -> float:
+    """When a job runs next: an interval (jittered by ``jitter``, a share of it) after its planned
+    start, but at least MIN_GAP of an interval after a run that overran ends, so a slow query never
+    keeps the database busy back to back."""
+    return max(due + interval * (1 + jitter), finished + interval * MIN_GAP)

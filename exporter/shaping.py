@@ -7,40 +7,15 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from exporter.config import MetricSpec, QuerySpec, sql_body
-from exporter.db import Result
+from exporter.config import MetricSpec, QuerySpec
+from exporter.model import Histogram, MetricData, Result
 
 OTHER = "other"
 COMBINE: dict[str, Callable[[float, float], float]] = {"sum": lambda a, b: a + b, "max": max, "min": min}
 MAX_LABEL_LENGTH = 120
-BUCKET, COUNT, SUM = "pe_bucket", "pe_count", "pe_sum"
-
-
-@dataclass
-class Histogram:
-    """Cumulative bucket counts (the last one is +Inf) and the sum of observations."""
-
-    bounds: tuple[float, ...]
-    counts: list[float]
-    total: float = 0.0
-
-    def merge(self, other: "Histogram") -> None:
-        self.counts = [a + b for a, b in zip(self.counts, other.counts)]
-        self.total += other.total
-
-
-@dataclass
-class MetricData:
-    """One metric's series: label values -> number (gauge, counter, info) or Histogram."""
-
-    name: str
-    type: str
-    help: str
-    label_names: tuple[str, ...]
-    series: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
 
 class CapMemory:
@@ -130,12 +105,6 @@ def number(raw: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def bucket_case(column: str, bounds: tuple[float, ...]) -> str:
-    """A CASE expression giving the index of the first bucket whose bound is >= the value."""
-    whens = " ".join(f"WHEN {column} <= {bound!r} THEN {i}" for i, bound in enumerate(bounds))
-    return f"CASE {whens} ELSE {len(bounds)} END"
-
-
 class Shaper:
     """Shapes one query's results into MetricData, remembering which label values a cap admitted."""
 
@@ -146,26 +115,6 @@ class Shaper:
         for metric in query.metrics:
             if any(label.cap > 0 for label in metric.labels):
                 dropped.register(metric.name)
-
-    def statements(self, dialect: str) -> list[str]:
-        """The SQL to run: the query itself, or one aggregating wrapper per histogram."""
-        base = sql_body(self.query.sql_for(dialect))
-        if not self.query.is_histogram:
-            return [base]
-        return [self._histogram_sql(base, metric, dialect) for metric in self.query.metrics]
-
-    @staticmethod
-    def _histogram_sql(base: str, metric: MetricSpec, dialect: str) -> str:
-        # Bucketing in the database: only (labels x buckets) rows travel, never one row per observation.
-        labels = [label.column for label in metric.labels]
-        value = metric.value
-        where = f"{value} IS NOT NULL" + (f" AND {metric.filter} <> 0" if metric.filter else "")
-        if dialect == "sqlite":  # a number stored as text is no observation: not in a bucket, not in the sum
-            where += f" AND typeof({value}) IN ('integer', 'real')"
-        select = ", ".join(labels + [f"{bucket_case(value, metric.buckets)} AS {BUCKET}",
-                                     f"COUNT(*) AS {COUNT}", f"SUM({value}) AS {SUM}"])
-        group = ", ".join(str(i + 1) for i in range(len(labels) + 1))
-        return f"SELECT {select} FROM ({base}\n) pe_obs WHERE {where} GROUP BY {group}"
 
     def shape(self, results: list[Result]) -> list[MetricData]:
         """Metric data for every metric of the query, from the statements' results."""
@@ -251,7 +200,7 @@ class Capper:
             weights[value_of] = combine(weights[value_of], weight) if value_of in weights else weight
         sign = 1 if metric.aggregate == "min" else -1
         ranked = sorted(values, key=lambda v: (sign * weights[v], v))
-        cap = next(l.cap for l in metric.labels if l.name == label)
+        cap = next(spec.cap for spec in metric.labels if spec.name == label)
         if metric.type != "counter":
             return set(ranked[:cap])
         admitted = self.dropped.admitted(metric.name, label)
@@ -276,7 +225,8 @@ def _fold(series: dict[tuple[str, ...], Any], position: int, keep: set[str],
         if key[position] not in keep:
             key = key[:position] + (OTHER,) + key[position + 1:]
         if key not in folded:
-            folded[key] = Histogram(value.bounds, list(value.counts), value.total) if isinstance(value, Histogram) else value
+            is_histogram = isinstance(value, Histogram)
+            folded[key] = Histogram(value.bounds, list(value.counts), value.total) if is_histogram else value
         elif isinstance(value, Histogram):
             folded[key].merge(value)
         else:

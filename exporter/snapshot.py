@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
-from exporter.shaping import MetricData
+from exporter.model import JobInfo, MetricData
 
 # Buckets of pipeline_exporter_query_duration_seconds.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """What the snapshot needs to know about a job."""
-
-    name: str
-    kind: str  # query, file, database, host
-    interval: float
-    stale_after: float
 
 
 @dataclass
@@ -74,7 +64,7 @@ class Snapshot:
             self.version += 1
             return previous, state.error
 
-    def adopt(self, previous: "Snapshot") -> None:
+    def adopt(self, previous: Snapshot) -> None:
         """Take over the states of same-named jobs, so a reload neither blanks metrics nor resets counters.
 
         A job whose query changed shows its previous values until its first run under the new config.

@@ -9,17 +9,19 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn, _SocketWriter  # type: ignore[attr-defined]
-from typing import Callable, Iterable
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import make_wsgi_app
 
 from exporter import __version__
 from exporter.app import Exporter
-from exporter.config import mask_url
+from exporter.errors import ListenAddressError
 from exporter.exposition import ExpositionCache
+from exporter.redact import mask_url
 from exporter.webconfig import AuthBusy, BasicAuth, WebConfig
 
 log = logging.getLogger("exporter.web")
@@ -49,7 +51,7 @@ class _DeadlineReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Any) -> int:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("request not received in time")
@@ -79,7 +81,7 @@ class _Handler(WSGIRequestHandler):
         except (TimeoutError, ConnectionError, ssl.SSLError, OSError):
             pass  # a client too slow or gone: its connection closes, nothing else is affected
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - wsgiref's signature
+    def log_message(self, format: str, *args: object) -> None:
         """Access logs stay off: Prometheus scrapes every few seconds."""
 
 
@@ -100,7 +102,7 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
         self._slots = threading.BoundedSemaphore(self.limits.max_connections)
         self.refused_total = 0
 
-    def process_request(self, request, client_address) -> None:  # type: ignore[override]
+    def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
             self.refused_total += 1
             self._refuse(request)
@@ -125,7 +127,7 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
         finally:
             self.shutdown_request(request)
 
-    def process_request_thread(self, request, client_address) -> None:  # type: ignore[override]
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
@@ -141,7 +143,7 @@ class _TLSServer(_ThreadingServer):
         sock, addr = self.socket.accept()
         return self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
 
-    def process_request_thread(self, request: ssl.SSLSocket, client_address: object) -> None:
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             try:
                 request.settimeout(min(TLS_HANDSHAKE_TIMEOUT, self.limits.read_timeout))
@@ -152,7 +154,7 @@ class _TLSServer(_ThreadingServer):
                 return
             # The request's own deadline applies from here, as on plain HTTP (_Handler.setup).
             self.finish_request(request, client_address)
-        except Exception:  # noqa: BLE001 - as socketserver does: one bad client never stops the server
+        except Exception:
             self.handle_error(request, client_address)
         finally:
             self.shutdown_request(request)
@@ -197,14 +199,20 @@ def make_app(exporter: Exporter, web_config: WebConfig | None = None) -> Callabl
     def app(environ: dict, start_response: Start) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         try:
-            denied = auth and path not in UNAUTHENTICATED_PATHS and auth.check(environ.get("HTTP_AUTHORIZATION")) is None
+            denied = (auth is not None and path not in UNAUTHENTICATED_PATHS
+                      and auth.check(environ.get("HTTP_AUTHORIZATION")) is None)
         except AuthBusy:
             return _text(start_response, "503 Service Unavailable", "Authentication is busy: try again.\n")
         if denied:
             data = b"Unauthorized.\n"
-            start_response("401 Unauthorized", [
-                ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data))),
-                ("WWW-Authenticate", 'Basic realm="pipeline-exporter", charset="UTF-8"')])
+            start_response(
+                "401 Unauthorized",
+                [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(data))),
+                    ("WWW-Authenticate", 'Basic realm="pipeline-exporter", charset="UTF-8"'),
+                ],
+            )
             return [data]
         if path == "/metrics":
             if environ.get("QUERY_STRING"):  # name[] filters: prometheus_client's own handler
@@ -215,12 +223,14 @@ def make_app(exporter: Exporter, web_config: WebConfig | None = None) -> Callabl
         if path == "/-/ready":
             if exporter.ready():
                 return _text(start_response, "200 OK", "Ready.\n")
-            return _text(start_response, "503 Service Unavailable",
-                         "Not ready: waiting for the database or the first run of every query.\n")
+            return _text(
+                start_response,
+                "503 Service Unavailable",
+                "Not ready: waiting for the database or the first run of every query.\n",
+            )
         if path == "/":
             body = status_page(exporter).encode()
-            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
-                                      ("Content-Length", str(len(body)))])
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))])
             return [body]
         return _text(start_response, "404 Not Found", "Not found.\n")
 
@@ -241,30 +251,45 @@ def status_page(exporter: Exporter) -> str:
         status = "never run" if state.last_attempt is None else ("failing" if state.error else "ok")
         age = f"{now - state.last_success:.0f}s ago" if state.last_success else "never"
         duration = f"{state.last_duration * 1000:.1f} ms" if state.last_duration is not None else "-"
-        rows.append("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in (
-            state.info.name, state.info.kind, f"{state.info.interval:g}s", status, duration, age,
-            state.errors_total, state.error or "")) + "</tr>")
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(cell))}</td>"
+                for cell in (
+                    state.info.name,
+                    state.info.kind,
+                    f"{state.info.interval:g}s",
+                    status,
+                    duration,
+                    age,
+                    state.errors_total,
+                    state.error or "",
+                )
+            )
+            + "</tr>"
+        )
     config = exporter.pipeline.config
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>pipeline-exporter</title>
 <style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left}}</style></head><body>
 <h1>pipeline-exporter {html.escape(__version__)}</h1>
-<p>Database: <code>{html.escape(mask_url(config.database_url))}</code> &middot; config: {html.escape(config.source)}
+<p>Database: <code>{html.escape(mask_url(config.database_url))}</code> &middot; config: {html.escape(config.origin)}
 &middot; <a href="/metrics">/metrics</a> &middot; <a href="/-/ready">/-/ready</a></p>
 <table><tr><th>query</th><th>kind</th><th>interval</th><th>status</th><th>last duration</th>
 <th>last success</th><th>errors</th><th>last error</th></tr>
-{''.join(rows)}</table></body></html>"""
+{"".join(rows)}</table></body></html>"""
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
     """``host:port`` (``:9333`` means every interface) as a (host, port) pair."""
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
-        raise ValueError(f"listen address {address!r} must look like :9333 or 127.0.0.1:9333")
+        raise ListenAddressError(f"{address!r} must look like :9333 or 127.0.0.1:9333")
     return host.strip("[]"), int(port)
 
 
-def serve(exporter: Exporter, address: str, web_config: WebConfig | None = None,
-          limits: ServerLimits = ServerLimits()) -> tuple[WSGIServer, threading.Thread]:
+def serve(
+    exporter: Exporter, address: str, web_config: WebConfig | None = None, limits: ServerLimits = ServerLimits()
+) -> tuple[WSGIServer, threading.Thread]:
     """Start serving in a background thread; return the server (its port may have been chosen)."""
     host, port = parse_listen_address(address)
     tls = web_config.tls if web_config else None
@@ -273,7 +298,7 @@ def serve(exporter: Exporter, address: str, web_config: WebConfig | None = None,
     if ":" in host:
         server_class = type("_Server6", (server_class,), {"address_family": socket.AF_INET6})
     handler = type("_LimitedHandler", (_Handler,), {"limits": limits})
-    server = make_server(host, port, make_app(exporter, web_config), server_class, handler)
+    server: Any = make_server(host, port, make_app(exporter, web_config), server_class, handler)
     if tls:
         server.ssl_context = tls.context()
         server.base_environ["wsgi.url_scheme"] = "https"

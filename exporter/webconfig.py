@@ -22,12 +22,13 @@ import os
 import re
 import ssl
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from exporter.config import Node, read_yaml
 from exporter.errors import ConfigError
+from exporter.validation import Node, read_yaml
 
 TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
                 "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
@@ -67,7 +68,7 @@ class TLSConfig:
 class WebConfig:
     """TLS (or None for plain HTTP) and the basic-auth users (empty: no authentication)."""
 
-    source: str = "<none>"
+    origin: str = "<none>"
     tls: TLSConfig | None = None
     users: Mapping[str, bytes] = field(default_factory=dict)
 
@@ -84,7 +85,7 @@ def load_web_config(path: Path) -> WebConfig:
     tls = _read_tls(root.mapping("tls_server_config"), base) if root.get("tls_server_config") is not None else None
     users = _read_users(root.mapping("basic_auth_users")) if root.get("basic_auth_users") is not None else {}
     root.done()
-    return WebConfig(source=source, tls=tls, users=users)
+    return WebConfig(origin=source, tls=tls, users=users)
 
 
 def _read_tls(node: Node, base: Path) -> TLSConfig:
@@ -94,18 +95,23 @@ def _read_tls(node: Node, base: Path) -> TLSConfig:
             raise node.fail(name, f"must be one of {', '.join(options)}, got {value!r}")
         return value
 
-    files = {name: node.string(name, required=name != "client_ca_file")
-             for name in ("cert_file", "key_file", "client_ca_file")}
-    versions = choice("min_version", TLS_VERSIONS, "TLS12"), choice("max_version", TLS_VERSIONS, None)
-    client_auth = choice("client_auth_type", CLIENT_AUTH, "NoClientCert")
+    cert, key, client_ca = node.required_string("cert_file"), node.required_string("key_file"), node.string(
+        "client_ca_file")
+    min_version = choice("min_version", TLS_VERSIONS, "TLS12") or "TLS12"
+    max_version = choice("max_version", TLS_VERSIONS, None)
+    client_auth = choice("client_auth_type", CLIENT_AUTH, "NoClientCert") or "NoClientCert"
     node.done()  # a misspelt key is named before any file is looked for
-    paths: dict[str, Path | None] = {}
-    for name, value in files.items():
-        paths[name] = base / value if value else None
-        if paths[name] is not None and not paths[name].is_file():
-            raise node.fail(name, f"{paths[name]} does not exist or is not a file")
-    tls = TLSConfig(cert_file=paths["cert_file"], key_file=paths["key_file"], min_version=versions[0],
-                    max_version=versions[1], client_ca_file=paths["client_ca_file"], client_auth_type=client_auth)
+
+    def existing(name: str, value: str) -> Path:
+        path = base / value
+        if not path.is_file():
+            raise node.fail(name, f"{path} does not exist or is not a file")
+        return path
+
+    tls = TLSConfig(cert_file=existing("cert_file", cert), key_file=existing("key_file", key),
+                    min_version=min_version, max_version=max_version,
+                    client_ca_file=existing("client_ca_file", client_ca) if client_ca else None,
+                    client_auth_type=client_auth)
     if tls.max_version and TLS_VERSIONS[tls.max_version] < TLS_VERSIONS[tls.min_version]:
         raise node.fail("max_version", f"{tls.max_version} is below min_version {tls.min_version}")
     if tls.client_auth_type != "NoClientCert" and tls.client_ca_file is None:
@@ -113,7 +119,7 @@ def _read_tls(node: Node, base: Path) -> TLSConfig:
     try:
         tls.context()  # a key that does not match the certificate fails here, at start
     except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(node.source, node.path, f"cannot load the certificate and key: {exc}") from None
+        raise ConfigError(node.origin, node.path, f"cannot load the certificate and key: {exc}") from None
     return tls
 
 

@@ -11,14 +11,14 @@ a key range on any database, with or without an index on the timestamp.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
-from exporter.config import KeySearch, MetricSpec, QuerySpec, expand_macros, sql_body
-from exporter.db import Result, Runner
-from exporter.shaping import COMBINE, MetricData, label_value, number
-
-SINCE = "pe_since_{}"
+from exporter.config import KeySearch, QuerySpec
+from exporter.model import MetricData, Result, Runner
+from exporter.shaping import COMBINE, label_value, number
+from exporter.sql import SINCE, key_bounds_sql, key_probe_sql, window_columns, window_labels, window_sql
 
 
 def month_start(now: float) -> float:
@@ -35,9 +35,9 @@ class Windowed:
         self.query = query
         self.spec = query.windows
         self.dialect = dialect
-        self.labels = _label_columns(query.metrics)
-        self.columns = list(_value_columns(query))
-        self.sql = self._wrap(sql_body(query.sql_for(dialect)))
+        self.labels = window_labels(query)
+        self.columns = list(window_columns(query))
+        self.sql = window_sql(query, dialect)
 
     def starts(self, now: float) -> list[float]:
         """The first instant of each window, in the order of ``periods``."""
@@ -47,30 +47,12 @@ class Windowed:
         starts = self.starts(now)
         return {"window_start": min(starts), **{SINCE.format(i): start for i, start in enumerate(starts)}}
 
-    def run(self, run: Runner, parameters: Mapping[str, Any], now: float) -> list[MetricData]:
-        """The windowed metric data, read in the caller's transaction."""
+    def fetch(self, run: Runner, parameters: Mapping[str, Any], now: float) -> Result:
+        """The rows of every window, read in the caller's transaction (after the key search)."""
         bind = {**parameters, "now": now, **self.parameters(now)}
         if self.spec.key is not None:
             bind["window_key"] = first_key(run, self.dialect, self.spec.key, bind["window_start"] - self.spec.key.slack)
-        return self.shape(run(self.sql, bind))
-
-    # ------------------------------------------------------------------ SQL
-
-    def _wrap(self, base: str) -> str:
-        time = self.spec.time
-        selects = list(self.labels)
-        for alias, metric, column, window in self.columns:
-            condition = f"{time} >= :{SINCE.format(window)}"
-            if metric.filter:
-                condition += f" AND {metric.filter} <> 0"
-            if metric.aggregate == "sum":
-                selects.append(f"SUM(CASE WHEN {condition} THEN {column or 1} ELSE 0 END) AS {alias}")
-            else:
-                selects.append(f"{metric.aggregate.upper()}(CASE WHEN {condition} THEN {column} END) AS {alias}")
-        group = f" GROUP BY {', '.join(self.labels)}" if self.labels else ""
-        return f"SELECT {', '.join(selects)} FROM ({base}\n) pe_events{group}"
-
-    # ------------------------------------------------------------------ rows to series
+        return run(self.sql, bind)
 
     def shape(self, result: Result) -> list[MetricData]:
         index = {name: i for i, name in enumerate(result.columns)}
@@ -96,37 +78,17 @@ class Windowed:
         return list(out.values())
 
 
-def _label_columns(metrics: tuple[MetricSpec, ...]) -> list[str]:
-    columns: dict[str, None] = {}
-    for metric in metrics:
-        columns.update(dict.fromkeys(label.column for label in metric.labels))
-    return list(columns)
-
-
-def _value_columns(query: QuerySpec):
-    """(alias, metric, value column or None for a row count, window index) for every output column."""
-    assert query.windows is not None
-    for m, metric in enumerate(query.metrics):
-        columns = [col for _, col in metric.values] if metric.values else [metric.value]
-        for c, column in enumerate(columns):
-            for w in range(len(query.windows.periods)):
-                yield f"pe_{m}_{c}_{w}", metric, column, w
-
-
 def first_key(run: Runner, dialect: str, search: KeySearch, target: float) -> int:
     """The smallest key whose row has a time at or after ``target``, by binary search on the key.
 
     Exact while the key grows with the time (rows out of order by less than the search's slack,
     which the caller subtracts from ``target``); a garbage or NULL time is stepped over.
     """
-    table, column = search.table, search.column
-    when = expand_macros(f"$epoch({search.time})", dialect)
-    low, high = run(f"SELECT MIN({column}), MAX({column}) FROM {table}", {}).rows[0]
+    low, high = run(key_bounds_sql(search), {}).rows[0]
     if low is None:
         return 0
     low, high = int(low), int(high) + 1  # the answer lies in [low, high]; high means "no such row"
-    probe = (f"SELECT {column}, {when} FROM {table} WHERE {column} >= :pe_key AND {when} IS NOT NULL "
-             f"ORDER BY {column} LIMIT 1")
+    probe = key_probe_sql(search, dialect)
     while low < high:
         middle = (low + high) // 2
         rows = run(probe, {"pe_key": middle}).rows

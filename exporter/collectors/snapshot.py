@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
-from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from exporter.shaping import Histogram, MetricData
+from exporter.model import Histogram, MetricData
 from exporter.snapshot import Snapshot
 
 
@@ -33,18 +33,19 @@ def to_family(data: MetricData) -> Metric:
     """A prometheus_client family for one metric's data."""
     labels = list(data.label_names)
     if data.type == "counter":
-        family = CounterMetricFamily(data.name.removesuffix("_total"), data.help, labels=labels)
+        counter = CounterMetricFamily(data.name.removesuffix("_total"), data.help, labels=labels)
         for key, value in data.series.items():
-            family.add_metric(list(key), value)
-    elif data.type == "histogram":
-        family = HistogramMetricFamily(data.name, data.help, labels=labels)
+            counter.add_metric(list(key), value)
+        return counter
+    if data.type == "histogram":
+        histogram = HistogramMetricFamily(data.name, data.help, labels=labels)
         for key, hist in data.series.items():
-            family.add_metric(list(key), histogram_buckets(hist), hist.total)
-    else:
-        family = GaugeMetricFamily(data.name, data.help, labels=labels)
-        for key, value in data.series.items():
-            family.add_metric(list(key), value)
-    return family
+            histogram.add_metric(list(key), histogram_buckets(hist), hist.total)
+        return histogram
+    gauge = GaugeMetricFamily(data.name, data.help, labels=labels)
+    for key, value in data.series.items():
+        gauge.add_metric(list(key), value)
+    return gauge
 
 
 def histogram_buckets(hist: Histogram) -> list[tuple[str, float]]:

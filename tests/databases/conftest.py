@@ -1,95 +1,14 @@
-"""Real PostgreSQL and MariaDB/MySQL servers: throwaway databases with the demo rows, read-only roles.
-
-Every fixture skips with the reason when a server does not answer, and fails instead under CI=true.
-Server URLs default to the local test services and can be changed with PIPELINE_TEST_POSTGRESQL_URL
-and PIPELINE_TEST_MYSQL_URL (admin URLs; the database part names the one to connect to for admin work).
-"""
+"""Fixtures of the database suites: each real server in turn, demo and scratch databases."""
 
 from __future__ import annotations
 
-import os
-import secrets
-import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
 
 import pytest
-import sqlalchemy
-from sqlalchemy.engine import URL, make_url
 
-from exporter.app import Exporter, families
 from exporter.demo import build_demo, build_demo_url
-from tests.support.procs import IN_CI
-
-NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
-NOW_TS = NOW.timestamp()
-SITES = 2_000
-SEED = 333
-
-ADMIN_URLS = {
-    "postgresql": os.environ.get("PIPELINE_TEST_POSTGRESQL_URL",
-                                 "postgresql+psycopg2://postgres@127.0.0.1:5432/test"),
-    "mysql": os.environ.get("PIPELINE_TEST_MYSQL_URL", "mysql+pymysql://root:@127.0.0.1:3306/"),
-}
-SERVERS = sorted(ADMIN_URLS)
-
-
-@dataclass
-class Server:
-    """One database server reached with admin rights."""
-
-    kind: str
-    admin: sqlalchemy.Engine
-    admin_url: URL
-
-    def url(self, database: str, user: str | None = None, password: str | None = None) -> str:
-        """A URL to ``database`` on this server, as the admin or as another user."""
-        url = self.admin_url.set(database=database)
-        if user is not None:
-            url = url.set(username=user, password=password)
-        return url.render_as_string(hide_password=False)
-
-    def execute(self, *statements: str, database: str | None = None) -> list[list[tuple]]:
-        """Run admin statements (autocommit), in ``database`` if given; rows of each."""
-        engine = self.admin if database is None else sqlalchemy.create_engine(
-            self.url(database), isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
-        out = []
-        with engine.connect() as conn:
-            for statement in statements:
-                result = conn.execute(sqlalchemy.text(statement))
-                out.append([tuple(r) for r in result] if result.returns_rows else [])
-        return out
-
-    def create_database(self, name: str) -> None:
-        self.execute(f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
-
-    def drop_database(self, name: str) -> None:
-        if self.kind == "postgresql":
-            # Pooled exporter connections may still be open; a throwaway database goes anyway.
-            self.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
-                         "AND pid <> pg_backend_pid()")
-        self.execute(f"DROP DATABASE IF EXISTS {name}")
-
-
-def unreachable(message: str) -> None:
-    """Skip locally, fail under CI=true."""
-    if IN_CI:
-        pytest.fail(f"CI=true: {message}")
-    pytest.skip(message)
-
-
-def connect_server(kind: str) -> Server:
-    """An admin handle on a server, or skip (fail under CI) when it does not answer."""
-    url = make_url(ADMIN_URLS[kind])
-    engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    try:
-        engine.connect().close()
-    except sqlalchemy.exc.OperationalError as exc:
-        engine.dispose()
-        unreachable(f"{kind} at {url.render_as_string()} is unreachable: {exc.orig}")
-    return Server(kind, engine, url)
+from tests.support.servers import NOW, SEED, SERVERS, SITES, Server, connect_server, unique
 
 
 @pytest.fixture(scope="session", params=SERVERS)
@@ -98,11 +17,6 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     handle = connect_server(request.param)
     yield handle
     handle.admin.dispose()
-
-
-def unique(prefix: str) -> str:
-    """A database or role name no other run uses."""
-    return f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
 
 
 @pytest.fixture(scope="session")
@@ -134,16 +48,3 @@ def scratch_database(server: Server) -> Iterator[str]:
         yield name
     finally:
         server.drop_database(name)
-
-
-def make_exporter(url: str, tmp: Path, config: Path | None = None, now: float | None = NOW_TS) -> Exporter:
-    """An exporter on ``url`` with a fixed clock (or the real one when now is None), no report files."""
-    settings: dict[str, Any] = {"database_url": url, "coverage": tmp / "no-coverage.json",
-                                "e2e_report": tmp / "no-junit.xml"}
-    return Exporter(config, settings, clock=(lambda: now) if now is not None else time.time)
-
-
-def samples(exporter: Exporter) -> dict[tuple[str, tuple], float]:
-    """What a scrape would expose: (sample name, sorted label items) -> value."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in families(exporter.registry).values() for s in family.samples}

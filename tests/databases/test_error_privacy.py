@@ -13,9 +13,9 @@ from pathlib import Path
 import sqlalchemy
 
 from exporter.demo import build_demo_url
-from tests.databases.conftest import NOW, Server
 from tests.support import stack
 from tests.support.procs import wait_for
+from tests.support.servers import NOW, Server
 
 BODY = 'Call me at "jane.doe@example.com" ,\n thanks! +1 555 0100 \'or\' "not"'
 PLANTED = ("jane.doe", "example.com", "555 0100", "Call me", "thanks")

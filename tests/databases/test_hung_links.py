@@ -14,10 +14,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from tests.databases.conftest import Server
 from tests.support import stack
 from tests.support.procs import wait_for
 from tests.support.proxy import pausable_proxy
+from tests.support.servers import Server
 
 CONFIG = """
 packs: []
@@ -36,9 +36,12 @@ def test_a_link_that_stops_answering_is_abandoned_recovers_and_never_holds_up_si
     direct = make_url(server.url(demo_database))
     config = tmp_path / "config.yml"
     config.write_text(CONFIG)
-    with pausable_proxy((direct.host or "127.0.0.1", direct.port or {"postgresql": 5432}.get(server.kind, 3306))) as proxy:
+    with pausable_proxy(
+        (direct.host or "127.0.0.1", direct.port or {"postgresql": 5432}.get(server.kind, 3306))
+    ) as proxy:
         url = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         with stack.exporter(tmp_path, None, url=url, config=config) as service:
+
             def up() -> float | None:
                 return service.value("pipeline_exporter_query_up", query="site_count")
 

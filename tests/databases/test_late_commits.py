@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlalchemy
 
 from exporter.demo import build_demo_url
-from tests.databases.conftest import NOW, NOW_TS, Server, make_exporter, samples
+from tests.support.servers import NOW, NOW_TS, Server, make_exporter, samples
 
 SERIES = ("pipeline_http_errors_total", (("code", "429"), ("source", "latecommit"), ("stage", "fetch")))
 OPT_OUTS = ("pipeline_opt_outs_total", (("channel", "latecommit"),))

@@ -14,23 +14,23 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sqlite3
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy
 
 from exporter.demo import build_demo, build_demo_url
-from tests.databases.conftest import connect_server, unique
 from tests.support import stack
+from tests.support.paths import REPO
 from tests.support.procs import wait_for
+from tests.support.servers import connect_server, unique
 
-REPO = Path(__file__).resolve().parents[2]
 PACK = REPO / "exporter" / "packs" / "method333.yaml"
 PRUNED = ("site_status_history", "sales", "conversations", "opt_outs", "llm_usage", "http_errors", "cron_job_logs")
 NEW = "living"  # the label value of every event the test adds, so its increments stand apart
@@ -215,7 +215,9 @@ def test_prune_requeue_classify_reload_recount_then_restart(backend: Backend, tm
         unchanged = {key for key in before if key not in EXPECTED_GROWTH}
         moved = {key: (before[key], after[key]) for key in unchanged if after[key] != before[key]}
         assert not moved, f"prune, re-queue, classify, reload or recount moved counters: {moved}"
-        assert 'msg="job failing"' not in service.log_text()
+        assert 'msg="job failing"' not in service.log_text() and 'msg="job crashed"' not in service.log_text()
+        ups = {key: value for key, value in service.samples().items() if key[0] == "pipeline_exporter_query_up"}
+        assert ups and all(value == 1 for value in ups.values()), ups
 
     with stack.exporter(tmp_path, None, url=backend.url) as service:  # a restart, on the shipped pack
         def consistent() -> dict | None:
@@ -223,7 +225,7 @@ def test_prune_requeue_classify_reload_recount_then_restart(backend: Backend, tm
             return first if first == second else None  # no run landed between the two reads
 
         samples = wait_for(consistent, timeout=20, what="a quiet moment between runs")
-        for family, spec in WINDOWED.items():
+        for family in WINDOWED:
             query = {"pipeline_sales_revenue_usd_recent": "sales_recent", "pipeline_outreach_sent_recent":
                      "outreach_sent_recent", "pipeline_outreach_replies_recent": "outreach_replies_recent",
                      "pipeline_http_errors_recent": "http_errors_recent", "pipeline_opt_outs_recent":

@@ -14,7 +14,7 @@ import pytest
 
 from exporter.config import load_config
 from exporter.db import Database
-from tests.databases.conftest import Server, make_exporter, samples
+from tests.support.servers import Server, make_exporter, samples
 
 PACK_FAMILIES = sorted({metric.name for query in load_config().queries for metric in query.metrics})
 HISTOGRAMS = sorted({metric.name for query in load_config().queries for metric in query.metrics

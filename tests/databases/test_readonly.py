@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from exporter.db import Database
-from exporter.errors import QueryError
-from tests.databases.conftest import Server, make_exporter, samples, unique
+from exporter.errors import CollectionError
+from tests.support.servers import Server, make_exporter, samples, unique
 
 WRITES = ["INSERT INTO opt_outs (channel, contact) VALUES ('email', 'intruder@example.com')",
           "UPDATE sites SET status = 'sold'",
@@ -72,17 +72,16 @@ def test_a_write_through_the_exporters_connection_fails(server: Server, demo_dat
     db = Database(reader if as_reader else server.url(demo_database))
     try:
         for statement in WRITES:
-            with pytest.raises(QueryError) as caught:
+            with pytest.raises(CollectionError) as caught:
                 db.fetch([statement], {}, 5.0)
             assert caught.value.kind == "query"
             if not as_reader:
                 # PostgreSQL's read_only_sql_transaction, MariaDB/MySQL's ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
                 assert "SQLSTATE 25006" in str(caught.value) or "MySQL error 1792" in str(caught.value), caught.value
         # Also straight on a pooled connection, outside fetch() and its transaction.
-        with db.engine.connect() as conn:
-            with pytest.raises(Exception, match="(?i)read.only|denied|permission"):
-                conn.exec_driver_sql(WRITES[0])
-                conn.commit()
+        with db.engine.connect() as conn, pytest.raises(Exception, match="(?i)read.only|denied|permission"):
+            conn.exec_driver_sql(WRITES[0])
+            conn.commit()
     finally:
         db.close()
     assert counts(server, demo_database) == before

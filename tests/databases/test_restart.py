@@ -13,14 +13,13 @@ import os
 import shutil
 import socket
 import subprocess
-import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from tests.databases.conftest import Server, make_exporter, samples, unreachable
 from tests.support.procs import wait_for
+from tests.support.servers import Server, make_exporter, samples, unreachable
 
 FAST_CONFIG = """
 packs: []
@@ -119,5 +118,5 @@ def _answers(server: Server) -> bool:
     try:
         server.execute("SELECT 1")
         return True
-    except Exception:  # noqa: BLE001 - still starting
+    except Exception:
         return False

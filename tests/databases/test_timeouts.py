@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.databases.conftest import Server, make_exporter, samples
 from tests.support.procs import wait_for
+from tests.support.servers import Server, make_exporter, samples
 
 SLOW_CONFIG = """
 packs: [method333]

@@ -10,9 +10,10 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import requests
@@ -21,10 +22,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from exporter import backfill
 from exporter.app import Exporter, families
 from exporter.demo import build_demo
+from tests.support.paths import DDL, REPO
 from tests.support.procs import free_port, require_binary, running, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
-DDL = REPO / "exporter" / "schema" / "sqlite.sql"
 DAY = 86400
 DAYS = 30
 INSTANCE = "127.0.0.1:9333"

@@ -10,8 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.faults.conftest import exporter, fast_config, small_db
+from tests.support.faults import exporter, fast_config
 from tests.support.procs import wait_for
+from tests.support.sqlite import small_db
 
 
 def open_fds(pid: int) -> list[str]:

@@ -10,8 +10,9 @@ import time
 
 import requests
 
-from tests.faults.conftest import exporter, fast_config, small_db, web_config
+from tests.support.faults import exporter, fast_config, web_config
 from tests.support.procs import wait_for
+from tests.support.sqlite import small_db
 
 READ_TIMEOUT = "2s"
 

@@ -7,8 +7,10 @@ import subprocess
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.faults.conftest import exporter, parse, small_db
+from tests.support.exposition import parse
+from tests.support.faults import exporter
 from tests.support.procs import require_binary
+from tests.support.sqlite import small_db
 
 WEIRD = ['quote"d', "back\\slash", "new\nline", "emoji 🙂🚀", "tab\tand space", "{brace}=,", "x" * 500]
 
@@ -56,7 +58,9 @@ def test_hostile_labels_10000_error_types_nulls_negatives_and_garbage_times(tmp_
     assert all(errors[(("error_type", f"top_{i:02d}"),)] == 5 for i in range(20))
     assert samples[("pipeline_exporter_series_dropped_total", (("metric", "pipeline_site_errors"),))] == 10_000
 
-    opt_outs = {dict(labels)["channel"]: v for (name, labels), v in samples.items() if name == "pipeline_opt_outs_total"}
+    opt_outs = {
+        dict(labels)["channel"]: v for (name, labels), v in samples.items() if name == "pipeline_opt_outs_total"
+    }
     for weird in WEIRD[:-1]:
         assert opt_outs[weird] == 1, (weird, sorted(opt_outs))
     assert opt_outs["x" * 119 + "…"] == 1, "long values are cut to 120 characters"
@@ -72,11 +76,17 @@ def test_hostile_labels_10000_error_types_nulls_negatives_and_garbage_times(tmp_
     # Runs are counted at their finish: a run whose finished_at is no time has not finished countably.
     assert ("pipeline_cron_job_runs_total", (("cron_job", "nightly"), ("status", "failed"))) not in samples
     assert samples[("pipeline_cron_job_runs_total", (("cron_job", "weird"), ("status", "success")))] == 1
-    assert all(v == v and abs(v) != float("inf") for (n, _), v in samples.items()
-               if n.startswith("pipeline_") and not n.endswith("_bucket")), "no NaN or inf from the database"
-    assert not any(v for (n, _), v in samples.items() if n == "pipeline_exporter_query_errors_total"
-                   and _ not in ((("query", "coverage_report"),), (("query", "e2e_report"),))), \
-        {k: v for k, v in samples.items() if k[0] == "pipeline_exporter_query_errors_total" and v}
+    assert all(
+        v == v and abs(v) != float("inf")
+        for (n, _), v in samples.items()
+        if n.startswith("pipeline_") and not n.endswith("_bucket")
+    ), "no NaN or inf from the database"
+    assert not any(
+        v
+        for (n, _), v in samples.items()
+        if n == "pipeline_exporter_query_errors_total"
+        and _ not in ((("query", "coverage_report"),), (("query", "e2e_report"),))
+    ), {k: v for k, v in samples.items() if k[0] == "pipeline_exporter_query_errors_total" and v}
 
     promtool = require_binary("promtool")
     result = subprocess.run([promtool, "check", "metrics"], input=body.encode(), capture_output=True, timeout=60)

@@ -6,8 +6,10 @@ import json
 import os
 import signal
 
-from tests.faults.conftest import REPO, exporter, fast_config, small_db
+from tests.support.faults import exporter, fast_config
+from tests.support.paths import REPO
 from tests.support.procs import wait_for
+from tests.support.sqlite import small_db
 
 EXTRA = """
   extra:
@@ -108,15 +110,15 @@ def test_a_fifo_nobody_writes_and_a_file_that_never_ends_neither_hang_the_export
 
 def test_a_deeply_nested_coverage_file_is_an_error_not_a_crash(tmp_path):
     from exporter.config import FilesConfig
-    from exporter.errors import QueryError
-    from exporter.jobs import coverage_job
+    from exporter.errors import CollectionError
+    from exporter.sources.reports import coverage_job
 
     nested = tmp_path / "coverage-summary.json"
     nested.write_text("[" * 100_000 + "]" * 100_000)
     job = coverage_job(FilesConfig(coverage=nested, coverage_explicit=True))
     try:
         job.run(0.0)
-    except QueryError as exc:
+    except CollectionError as exc:
         assert "nests too deeply" in str(exc)
     else:
         raise AssertionError("a 100,000-deep document was accepted")

@@ -9,15 +9,16 @@ import ssl
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import bcrypt
 import pytest
 import requests
 
 from exporter.webconfig import BasicAuth
-from tests.faults.conftest import REPO, exporter, fast_config, small_db, web_config
-from tests.support.procs import free_port, require_binary, wait_for
+from tests.support.faults import exporter, fast_config, web_config
+from tests.support.paths import REPO
+from tests.support.procs import free_port, wait_for
+from tests.support.sqlite import small_db
 
 PASSWORD = "correct horse battery staple"
 

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-import yaml
 
 from exporter.demo import build_demo
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "prometheus" / "examples"
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
-
-# Two pipelines that differ in size and seed, so their numbers differ and a mix-up shows.
-# The names are the ones prometheus/examples/multi-pipeline.yml gives its two targets.
-PIPELINES = {"outreach-uk": {"sites": 1500, "seed": 11}, "outreach-us": {"sites": 2500, "seed": 29}}
+from tests.support.scale import NOW, PIPELINES
 
 
 @pytest.fixture(scope="session")
@@ -30,14 +21,3 @@ def pipeline_dbs(tmp_path_factory) -> dict[str, dict[str, Path]]:
         out[name] = {"db": db, "coverage": root / "coverage" / "coverage-summary.json",
                      "e2e_report": root / "test-results" / "e2e-junit.xml"}
     return out
-
-
-def fast_recording_rules(tmp: Path) -> Path:
-    """alerts/recording-rules.yml with every group evaluated each second (the outreach group's
-    `interval: 1m` would otherwise delay its first sample by up to a minute)."""
-    doc = yaml.safe_load((REPO / "alerts" / "recording-rules.yml").read_text(encoding="utf-8"))
-    for group in doc["groups"]:
-        group["interval"] = "1s"
-    path = tmp / "recording-rules-1s.yml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path

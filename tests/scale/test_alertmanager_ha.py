@@ -28,10 +28,10 @@ import pytest
 import requests
 import yaml
 
-from tests.scale.conftest import REPO
-from tests.support.receivers import SlackReceiver
 from tests.support import stack
+from tests.support.paths import REPO
 from tests.support.procs import wait_for
+from tests.support.receivers import SlackReceiver
 
 pytestmark = pytest.mark.e2e
 

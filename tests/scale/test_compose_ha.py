@@ -9,8 +9,9 @@ import subprocess
 import pytest
 import yaml
 
-from tests.scale.conftest import EXAMPLES, REPO
+from tests.support.paths import REPO
 from tests.support.procs import require_binary
+from tests.support.scale import EXAMPLES
 
 COMPOSE = REPO / "docker-compose.yml"
 OVERRIDE = EXAMPLES / "docker-compose.ha.yml"

@@ -20,9 +20,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.scale.conftest import EXAMPLES, PIPELINES, REPO, fast_recording_rules
 from tests.support import stack
+from tests.support.paths import REPO
 from tests.support.procs import wait_for
+from tests.support.scale import EXAMPLES, PIPELINES, fast_recording_rules
 
 pytestmark = pytest.mark.e2e
 
@@ -132,7 +133,8 @@ def test_recording_rule_has_one_series_per_pipeline_with_its_own_values(multi):
 def test_dashboards_instance_variable_lists_both_pipelines(multi):
     prom, exporters = multi
     queries = dashboard_instance_queries()
-    assert queries == {"label_values(pipeline_exporter_build_info, instance)"}, queries
+    # The dashboards select the exporter's scrape job (the mixin's job selector), then list instances.
+    assert queries == {'label_values(pipeline_exporter_build_info{job="pipeline-exporter"}, instance)'}, queries
     for definition in queries:
         selector, label = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", definition).groups()
         # What Grafana's Prometheus data source asks for a label_values(metric, label) variable.

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.scale.conftest import EXAMPLES, fast_recording_rules
 from tests.support import stack
 from tests.support.procs import wait_for
+from tests.support.scale import EXAMPLES, fast_recording_rules
 
 pytestmark = pytest.mark.e2e
 

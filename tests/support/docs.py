@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 METRICS_DOC = REPO / "docs" / "metrics.md"
 DATABASE_DOC = REPO / "docs" / "database.md"
 
@@ -100,7 +101,7 @@ def parse_metrics(text: str) -> list[MetricRow]:
     return rows
 
 
-@lru_cache(maxsize=None)
+@cache
 def metric_rows(path: Path = METRICS_DOC) -> tuple[MetricRow, ...]:
     """The rows of docs/metrics.md; a metric named twice is an error."""
     rows = parse_metrics(path.read_text(encoding="utf-8"))
@@ -122,7 +123,7 @@ def series_names(path: Path = METRICS_DOC) -> set[str]:
     return {name for row in metric_rows(path) for name in row.series}
 
 
-@lru_cache(maxsize=None)
+@cache
 def database_tables(path: Path = DATABASE_DOC) -> dict[str, tuple[str, ...]]:
     """{table: column names} from docs/database.md (``created_at, updated_at`` rows give both)."""
     tables: dict[str, tuple[str, ...]] = {}

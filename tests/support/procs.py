@@ -8,9 +8,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -45,7 +46,7 @@ def wait_for(check: Callable[[], T | None], timeout: float = 20.0, interval: flo
     while time.monotonic() < deadline:
         try:
             result = check()
-        except Exception as exc:  # noqa: BLE001 - the check may fail until the thing is up
+        except Exception as exc:
             last_error = exc
         else:
             if result:

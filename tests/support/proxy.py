@@ -10,8 +10,8 @@ from __future__ import annotations
 import select
 import socket
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class PausableProxy:

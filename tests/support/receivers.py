@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 
 class SlackReceiver:
@@ -21,7 +22,7 @@ class SlackReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
                     payload = json.loads(body or b"{}")
@@ -43,7 +44,7 @@ class SlackReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}{self.PATH}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="slack-receiver", daemon=True)
 
-    def start(self) -> "SlackReceiver":
+    def start(self) -> SlackReceiver:
         self._thread.start()
         return self
 
@@ -53,7 +54,7 @@ class SlackReceiver:
         self._thread.join(timeout=5)
 
     @contextmanager
-    def running(self) -> Iterator["SlackReceiver"]:
+    def running(self) -> Iterator[SlackReceiver]:
         self.start()
         try:
             yield self

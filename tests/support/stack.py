@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import Popen
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.paths import REPO
 from tests.support.procs import free_port, require_binary, running, wait_for
-
-REPO = Path(__file__).resolve().parents[2]
-
 
 # Keyword arguments of Service.get that configure the request rather than name a query parameter.
 REQUEST_OPTIONS = {"auth", "verify", "headers", "timeout", "cert"}
@@ -88,14 +87,23 @@ def exporter(tmp: Path, db: Path | None, *, coverage: Path | None = None, e2e_re
         _logged("the exporter", log, lambda: proc.poll() is not None
                 or service.get(path, **request_options).status_code == 200)
         if proc.poll() is not None:
-            raise AssertionError(f"the exporter exited with {proc.returncode}\n--- log ---\n{service.log_text()[-3000:]}")
+            raise AssertionError(
+                f"the exporter exited with {proc.returncode}\n--- log ---\n{service.log_text()[-3000:]}"
+            )
         yield service
 
 
-def prometheus_config(tmp: Path, exporter_address: str | None, alertmanager_address: str | None = None,
-                      interval: str = "1s", *, extra_targets: list[str] | None = None,
-                      alertmanagers: list[str] | None = None, remote_write: list[dict] | None = None,
-                      overrides: dict | None = None) -> Path:
+def prometheus_config(
+    tmp: Path,
+    exporter_address: str | None,
+    alertmanager_address: str | None = None,
+    interval: str = "1s",
+    *,
+    extra_targets: list[str] | None = None,
+    alertmanagers: list[str] | None = None,
+    remote_write: list[dict] | None = None,
+    overrides: dict | None = None,
+) -> Path:
     """The shipped prometheus.yml with loopback targets, absolute rule paths and short intervals.
 
     ``extra_targets`` adds exporters to the pipeline-exporter job; ``alertmanagers`` sends to
@@ -107,8 +115,11 @@ def prometheus_config(tmp: Path, exporter_address: str | None, alertmanager_addr
     config["global"]["evaluation_interval"] = interval
     config["rule_files"] = [str(REPO / "alerts" / "*.yml")]
     targets = [t for t in [exporter_address, *(extra_targets or [])] if t]
-    config["scrape_configs"] = [dict(job, static_configs=[{"targets": targets}])
-                                for job in config["scrape_configs"] if job["job_name"] == "pipeline-exporter"]
+    config["scrape_configs"] = [
+        dict(job, static_configs=[{"targets": targets}])
+        for job in config["scrape_configs"]
+        if job["job_name"] == "pipeline-exporter"
+    ]
     managers = [a for a in [alertmanager_address, *(alertmanagers or [])] if a]
     if managers:
         config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": managers}]}]}
@@ -135,15 +146,19 @@ def _binary(tmp: Path, name: str, args: list[str]) -> Iterator[Service]:
 
 
 @contextmanager
-def prometheus(tmp: Path, exporter_address: str | None, alertmanager_address: str | None = None,
-               interval: str = "1s", **options) -> Iterator[Service]:
+def prometheus(
+    tmp: Path, exporter_address: str | None, alertmanager_address: str | None = None, interval: str = "1s", **options
+) -> Iterator[Service]:
     """A real Prometheus scraping the exporter with the shipped rule files.
 
     ``options`` go to :func:`prometheus_config` (extra_targets, alertmanagers, remote_write, overrides).
     """
     config = prometheus_config(tmp, exporter_address, alertmanager_address, interval, **options)
-    with _binary(tmp, "prometheus", [f"--config.file={config}", f"--storage.tsdb.path={tmp / 'prometheus-data'}",
-                                     "--web.enable-lifecycle"]) as service:
+    with _binary(
+        tmp,
+        "prometheus",
+        [f"--config.file={config}", f"--storage.tsdb.path={tmp / 'prometheus-data'}", "--web.enable-lifecycle"],
+    ) as service:
         yield service
 
 
@@ -157,25 +172,39 @@ def query(prom: Service, expr: str) -> list[dict]:
 
 def wait_for_scrapes(prom: Service, count: int = 2, timeout: float = 30) -> None:
     """Wait until Prometheus has scraped the exporter ``count`` times successfully."""
-    wait_for(lambda: query(prom, 'count_over_time(up{job="pipeline-exporter"}[5m])')
-             and float(query(prom, 'sum(count_over_time(up{job="pipeline-exporter"}[5m]))')[0]["value"][1]) >= count
-             and float(query(prom, 'min(up{job="pipeline-exporter"})')[0]["value"][1]) == 1,
-             timeout=timeout, what=f"{count} successful scrapes of the exporter")
+    wait_for(
+        lambda: (
+            query(prom, 'count_over_time(up{job="pipeline-exporter"}[5m])')
+            and float(query(prom, 'sum(count_over_time(up{job="pipeline-exporter"}[5m]))')[0]["value"][1]) >= count
+            and float(query(prom, 'min(up{job="pipeline-exporter"})')[0]["value"][1]) == 1
+        ),
+        timeout=timeout,
+        what=f"{count} successful scrapes of the exporter",
+    )
 
 
 @contextmanager
 def alertmanager(tmp: Path, config: Path) -> Iterator[Service]:
     """A single-node Alertmanager (no gossip port) with the given config."""
-    with _binary(tmp, "prometheus-alertmanager", [f"--config.file={config}",
-                                                  f"--storage.path={tmp / 'alertmanager-data'}",
-                                                  "--cluster.listen-address="]) as service:
+    with _binary(
+        tmp,
+        "prometheus-alertmanager",
+        [f"--config.file={config}", f"--storage.path={tmp / 'alertmanager-data'}", "--cluster.listen-address="],
+    ) as service:
         yield service
 
 
 @contextmanager
-def alertmanager_cluster(tmp: Path, config: Path, nodes: int = 2, *, peer_timeout: str = "1s",
-                         gossip_interval: str = "100ms", pushpull_interval: str = "1s",
-                         settle_timeout: float = 30) -> Iterator[list[Service]]:
+def alertmanager_cluster(
+    tmp: Path,
+    config: Path,
+    nodes: int = 2,
+    *,
+    peer_timeout: str = "1s",
+    gossip_interval: str = "100ms",
+    pushpull_interval: str = "1s",
+    settle_timeout: float = 30,
+) -> Iterator[list[Service]]:
     """``nodes`` Alertmanagers gossiping on loopback, each with every other as --cluster.peer.
 
     Yields once every node reports a settled ("ready") cluster of ``nodes`` peers, so an alert
@@ -190,12 +219,23 @@ def alertmanager_cluster(tmp: Path, config: Path, nodes: int = 2, *, peer_timeou
             home = tmp / f"am-{index}"
             home.mkdir(parents=True, exist_ok=True)
             peers = [f"--cluster.peer=127.0.0.1:{other}" for other in cluster_ports if other != port]
-            services.append(stack_.enter_context(_binary(home, "prometheus-alertmanager", [
-                f"--config.file={config}", f"--storage.path={home / 'data'}",
-                f"--cluster.listen-address=127.0.0.1:{port}", *peers,
-                f"--cluster.peer-timeout={peer_timeout}",
-                f"--cluster.gossip-interval={gossip_interval}",
-                f"--cluster.pushpull-interval={pushpull_interval}"])))
+            services.append(
+                stack_.enter_context(
+                    _binary(
+                        home,
+                        "prometheus-alertmanager",
+                        [
+                            f"--config.file={config}",
+                            f"--storage.path={home / 'data'}",
+                            f"--cluster.listen-address=127.0.0.1:{port}",
+                            *peers,
+                            f"--cluster.peer-timeout={peer_timeout}",
+                            f"--cluster.gossip-interval={gossip_interval}",
+                            f"--cluster.pushpull-interval={pushpull_interval}",
+                        ],
+                    )
+                )
+            )
 
         def settled() -> bool:
             for service in services:
@@ -207,8 +247,10 @@ def alertmanager_cluster(tmp: Path, config: Path, nodes: int = 2, *, peer_timeou
         try:
             wait_for(settled, timeout=settle_timeout, interval=0.2, what=f"a settled cluster of {nodes} Alertmanagers")
         except AssertionError as exc:
-            logs = "\n".join(f"--- {s.log.parent.name}/{s.log.name} ---\n{s.log.read_text(errors='replace')[-2000:]}"
-                             for s in services)
+            logs = "\n".join(
+                f"--- {s.log.parent.name}/{s.log.name} ---\n{s.log.read_text(errors='replace')[-2000:]}"
+                for s in services
+            )
             raise AssertionError(f"{exc}\n{logs}") from None
         yield services
 
@@ -225,8 +267,14 @@ def victoria_metrics(tmp: Path) -> Iterator[Service]:
     port = free_port()
     data = tmp / "victoria-metrics-data"
     log = tmp / "victoria-metrics.log"
-    args = [binary, f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={data}",
-            "-retentionPeriod=1", "-search.latencyOffset=1s", "-search.disableCache"]
+    args = [
+        binary,
+        f"-httpListenAddr=127.0.0.1:{port}",
+        f"-storageDataPath={data}",
+        "-retentionPeriod=1",
+        "-search.latencyOffset=1s",
+        "-search.disableCache",
+    ]
     with running(args, log, cwd=tmp):
         service = Service(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", log)
         _logged("victoria-metrics", log, lambda: service.get("/health").status_code == 200)

@@ -3,46 +3,35 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-import sqlalchemy
 
-from exporter.demo import (CRON_JOBS, FAILED_JOB, RUNNING_JOB, STALE_JOB, TABLES,
-                           UNKNOWN_STATUSES, build_demo, build_demo_url, schema_statements, write_demo_files)
-from exporter.config import mask_url
+from exporter.demo import (
+    CRON_JOBS,
+    FAILED_JOB,
+    RUNNING_JOB,
+    STALE_JOB,
+    TABLES,
+    UNKNOWN_STATUSES,
+    build_demo,
+    build_demo_url,
+    write_demo_files,
+)
 from exporter.errors import DemoTargetNotEmpty
-from tests.support.procs import IN_CI
+from tests.support.docs import database_tables
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 SITES = 2_000
 
-# Column lists of docs/database.md.
-CONTRACT = {
-    "keywords": {"id", "keyword", "location", "created_at"},
-    "sites": {"id", "keyword_id", "domain", "status", "error_type", "error_message", "score",
-              "status_changed_at", "created_at", "updated_at"},
-    "site_status_history": {"id", "site_id", "from_status", "to_status", "changed_at"},
-    "outreaches": {"id", "site_id", "channel", "contact", "status", "created_at", "sent_at",
-                   "delivered_at", "replied_at"},
-    "sales": {"id", "site_id", "outreach_id", "channel", "amount_usd", "sold_at"},
-    "conversations": {"id", "site_id", "outreach_id", "channel", "direction", "sentiment",
-                      "is_read", "sender", "body", "created_at"},
-    "opt_outs": {"id", "channel", "contact", "created_at"},
-    "llm_usage": {"id", "site_id", "stage", "provider", "model", "prompt_tokens",
-                  "completion_tokens", "cost_usd", "created_at"},
-    "cron_jobs": {"name", "description", "interval_seconds", "enabled"},
-    "cron_job_logs": {"id", "job_name", "started_at", "finished_at", "status", "duration_ms",
-                      "error_message"},
-    "http_errors": {"id", "source", "stage", "status_code", "url", "created_at"},
-}
+# Column lists of docs/database.md, the pipeline database the exporter reads.
+CONTRACT = {table: set(columns) for table, columns in database_tables().items()}
 TIMESTAMPS = {
     "keywords": ("created_at",),
     "sites": ("status_changed_at", "created_at", "updated_at"),
@@ -355,7 +344,7 @@ def test_sales_come_from_sold_sites_and_fill_the_histogram(db: sqlite3.Connectio
     assert one(db, "SELECT COUNT(*) FROM sales") == one(db, "SELECT COUNT(*) FROM sites WHERE status = 'sold'")
     assert one(db, "SELECT COUNT(*) FROM sales s JOIN sites t ON t.id = s.site_id WHERE t.status != 'sold'") == 0
     amounts = [a for (a,) in rows(big, "SELECT amount_usd FROM sales")]
-    assert 99 <= min(amounts) and max(amounts) <= 9_999
+    assert min(amounts) >= 99 and max(amounts) <= 9_999
     bounds = [100, 250, 500, 1000, 2500, 5000, 10000]
     assert {next(b for b in bounds if a <= b) for a in amounts} == set(bounds)
     linked = one(big, "SELECT AVG(outreach_id IS NOT NULL) FROM sales")
@@ -503,153 +492,14 @@ def test_demo_files_are_deterministic_and_dated_before_now(tmp_path: Path) -> No
         assert timedelta(0) < NOW - datetime.fromtimestamp(a.stat().st_mtime, timezone.utc) < timedelta(hours=3)
 
 
-# ---------------------------------------------------------------- PostgreSQL and MariaDB
-
-SERVERS = {
-    "postgresql": ("postgresql+psycopg2://postgres@127.0.0.1:5432/test",
-                   "postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"),
-    "mariadb": ("mysql+pymysql://root:@127.0.0.1:3306/",
-                "mysql+pymysql://root:@127.0.0.1:3306/{db}"),
-}
-SERVER_SITES = 300
-
-
-def admin_engine(kind: str) -> sqlalchemy.Engine:
-    """An autocommit engine on the server's admin database; skip (fail under CI) if unreachable."""
-    engine = sqlalchemy.create_engine(SERVERS[kind][0], isolation_level="AUTOCOMMIT",
-                                      connect_args={"connect_timeout": 5})
-    try:
-        engine.connect().close()
-    except sqlalchemy.exc.OperationalError as exc:
-        engine.dispose()
-        message = f"{kind} at {SERVERS[kind][0]} is unreachable: {exc.orig}"
-        if IN_CI:
-            pytest.fail(f"CI=true: {message}")
-        pytest.skip(message)
-    return engine
-
-
-@pytest.fixture(params=sorted(SERVERS))
-def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """URL of a throwaway database on a real PostgreSQL or MariaDB, dropped afterwards."""
-    kind = request.param
-    name = f"demo_test_{os.getpid()}"
-    admin = admin_engine(kind)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield SERVERS[kind][1].format(db=name)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        admin.dispose()
-
-
-@pytest.fixture(scope="module")
-def sqlite_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, int], list[tuple]]:
-    """Counts and site rows of the SQLite build the servers must match."""
-    path = tmp_path_factory.mktemp("reference") / "sites.db"
-    counts = build_demo(path, sites=SERVER_SITES, now=NOW)
-    conn = sqlite3.connect(path)
-    try:
-        sites = rows(conn, "SELECT id, domain, status, error_type, score FROM sites ORDER BY id")
-    finally:
-        conn.close()
-    return counts, sites
-
-
-def server_query(url: str, sql: str) -> list[tuple]:
-    """Rows of a query on a server database."""
-    engine = sqlalchemy.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.exec_driver_sql(sql)]
-    finally:
-        engine.dispose()
-
-
-def test_server_gets_the_same_rows_as_sqlite(server_url: str,
-                                             sqlite_reference: tuple[dict[str, int], list[tuple]]) -> None:
-    counts, sites = sqlite_reference
-    assert build_demo_url(server_url, sites=SERVER_SITES, now=NOW) == counts
-    # A second run with force replaces the rows instead of adding to them.
-    assert build_demo_url(server_url, sites=SERVER_SITES, now=NOW, force=True) == counts
-    for table, n in counts.items():
-        assert server_query(server_url, f"SELECT COUNT(*) FROM {table}") == [(n,)], table
-    got = server_query(server_url, "SELECT id, domain, status, error_type, score FROM sites ORDER BY id")
-    assert got == sites
-    columns = server_query(server_url, "SELECT table_name, column_name FROM information_schema.columns "
-                                       "WHERE table_schema = " + (
-                                           "'public'" if server_url.startswith("postgresql") else "DATABASE()"))
-    found: dict[str, set[str]] = {}
-    for table, column in columns:
-        found.setdefault(table, set()).add(column)
-    assert found == CONTRACT
-
-
-def test_server_tables_with_rows_are_refused_without_force(server_url: str) -> None:
-    engine = sqlalchemy.create_engine(server_url)
-    try:
-        with engine.begin() as conn:  # the pipeline's own rows, in one table only
-            for statement in schema_statements("postgresql" if server_url.startswith("postgresql") else "mysql"):
-                conn.exec_driver_sql(statement)
-            conn.exec_driver_sql("INSERT INTO opt_outs (channel, contact) VALUES ('sms', 'real customer')")
-    finally:
-        engine.dispose()
-    # The refusal names the database with its password masked (the test servers ignore or lack one).
-    with_password = server_url.replace("postgres@", "postgres:s3cret@")
-    shown = mask_url(with_password).split("//", 1)[1]
-    with pytest.raises(DemoTargetNotEmpty, match=rf"{re.escape(shown)} already has rows in opt_outs;.*--force") as refused:
-        build_demo_url(with_password, sites=50, now=NOW)
-    assert "s3cret" not in str(refused.value)
-    assert server_query(server_url, "SELECT contact FROM opt_outs") == [("real customer",)]
-    assert server_query(server_url, "SELECT COUNT(*) FROM sites") == [(0,)]
-    counts = build_demo_url(server_url, sites=50, now=NOW, force=True)
-    assert server_query(server_url, "SELECT COUNT(*) FROM opt_outs") == [(counts["opt_outs"],)]
-    assert server_query(server_url, "SELECT COUNT(*) FROM opt_outs WHERE contact = 'real customer'") == [(0,)]
-
-
-def test_server_with_empty_pipeline_tables_needs_no_force(server_url: str) -> None:
-    engine = sqlalchemy.create_engine(server_url)
-    try:
-        with engine.begin() as conn:  # the shipped DDL applied, no rows yet: nothing to lose
-            for statement in schema_statements("postgresql" if server_url.startswith("postgresql") else "mysql"):
-                conn.exec_driver_sql(statement)
-    finally:
-        engine.dispose()
-    assert build_demo_url(server_url, sites=50, now=NOW)["sites"] == 50
-
-
-def test_server_timestamps_are_utc(server_url: str) -> None:
-    build_demo_url(server_url, sites=50, now=NOW)
-    latest = server_query(server_url, "SELECT MAX(created_at) FROM http_errors")[0][0]
-    latest = latest if latest.tzinfo else latest.replace(tzinfo=timezone.utc)
-    assert timedelta(0) <= NOW - latest < timedelta(minutes=15)
-
-
-# MySQL's AUTO_INCREMENT follows explicit ids by itself; PostgreSQL's identities do not.
-@pytest.mark.parametrize("server_url", ["postgresql"], indirect=True)
-def test_postgresql_identities_continue_after_the_demo_rows(server_url: str) -> None:
-    counts = build_demo_url(server_url, sites=50, now=NOW)
-    engine = sqlalchemy.create_engine(server_url)
-    try:
-        with engine.begin() as conn:
-            new_id = conn.exec_driver_sql(
-                "INSERT INTO opt_outs (channel, contact) VALUES ('email', 'x@example.com') RETURNING id"
-            ).scalar_one()
-    finally:
-        engine.dispose()
-    assert new_id == counts["opt_outs"] + 1
-
-
 def test_sqlite_urls_are_refused() -> None:
     with pytest.raises(ValueError, match="build_demo"):
         build_demo_url("sqlite:///demo.db", sites=10, now=NOW)
 
 
 def test_demo_db_command_refuses_an_existing_file_and_overwrites_with_force(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from exporter.cli import main
 
     path = tmp_path / "sites.db"

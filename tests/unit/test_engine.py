@@ -8,7 +8,8 @@ import textwrap
 import pytest
 
 from exporter.app import families
-from tests.unit.conftest import NOW_TS, ago, make_exporter, scrape, series, value
+from tests.support.exposition import series, value
+from tests.support.sqlite import NOW_TS, ago, make_exporter, scrape
 
 
 def write_config(tmp_path, body: str):
@@ -258,7 +259,7 @@ def test_a_reload_keeps_the_values_a_counter_cap_admitted(make_db, tmp_path):
 def test_error_messages_carry_class_and_code_never_the_drivers_text():
     import sqlite3
 
-    from exporter.db import safe_message
+    from exporter.redact import safe_message
 
     class InvalidTextRepresentation(Exception):
         pgcode = "22P02"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from prometheus_client import generate_latest
 
-from tests.unit.conftest import build_db, make_exporter
-from tests.unit.test_pack_metrics import ROWS
+from tests.support.known_rows import ROWS
+from tests.support.sqlite import build_db, make_exporter
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden-metrics.prom"
 # Values that depend on the machine or on timing, not on the database's rows.

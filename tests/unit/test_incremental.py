@@ -11,8 +11,8 @@ import pytest
 from exporter.app import Exporter, families
 from exporter.config import load_config
 from exporter.errors import ConfigError
-from tests.unit.conftest import NOW_TS, ago, build_db
-from tests.unit.test_pack_metrics import ROWS
+from tests.support.known_rows import ROWS
+from tests.support.sqlite import NOW_TS, ago, build_db
 
 HOUR = 3600
 

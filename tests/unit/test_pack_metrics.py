@@ -4,155 +4,108 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.conftest import NOW_TS, ago, scrape, series, value
+from tests.support.exposition import series, value
+from tests.support.known_rows import ROWS
+from tests.support.sqlite import NOW_TS, build_db, scrape
 
 HOUR, DAY = 3600, 86400
 
-ROWS = {
-    "keywords": [{"id": i, "keyword": f"plumber {i}", "location": None if i == 3 else "Austin"} for i in (1, 2, 3)],
-    "sites": [
-        {"id": 1, "domain": "a.example", "status": "found", "status_changed_at": ago(2 * DAY)},
-        {"id": 2, "domain": "b.example", "status": "scraped", "error_type": "http_403",
-         "error_message": "GET https://b.example/contact 403", "status_changed_at": ago(1800, iso=True)},
-        {"id": 3, "domain": "c.example", "status": "scored", "error_type": "http_403",
-         "status_changed_at": ago(3 * DAY, iso=True)},
-        {"id": 4, "domain": "d.example", "status": "proposal_ready", "error_type": "timeout",
-         "status_changed_at": ago(10 * DAY)},
-        {"id": 5, "domain": "e.example", "status": "contacted", "status_changed_at": ago(40 * DAY)},
-        {"id": 6, "domain": "f.example", "status": "sold", "status_changed_at": ago(DAY)},
-        {"id": 7, "domain": "g.example", "status": "excluded", "error_type": "parse_error",
-         "status_changed_at": ago(DAY)},
-        {"id": 8, "domain": "h.example", "status": "archived", "status_changed_at": ago(DAY)},
-        {"id": 9, "domain": "i.example", "status": "found", "status_changed_at": "not-a-date"},
-    ],
-    "site_status_history": [
-        {"site_id": s, "from_status": f, "to_status": t, "changed_at": ago(DAY)}
-        for s, f, t in [(1, None, "found"), (2, None, "found"), (3, None, "found"), (2, "found", "scraped"),
-                        (3, "found", "scraped"), (6, "replied", "sold")]
-    ],
-    "outreaches": [
-        {"id": 1, "site_id": 5, "channel": "email", "contact": "jane@example.com", "status": "delivered",
-         "created_at": ago(DAY), "sent_at": ago(DAY), "delivered_at": ago(DAY - 60), "replied_at": ago(DAY - 600)},
-        {"id": 2, "site_id": 5, "channel": "email", "contact": "bob@example.com", "status": "bounced",
-         "created_at": ago(DAY), "sent_at": ago(DAY)},
-        {"id": 3, "site_id": 5, "channel": "email", "contact": "eve@example.com", "status": "complained",
-         "created_at": ago(DAY), "sent_at": ago(DAY), "delivered_at": ago(DAY)},
-        {"id": 4, "site_id": 5, "channel": "email", "contact": "sam@example.com", "status": "queued",
-         "created_at": ago(60)},
-        {"id": 5, "site_id": 6, "channel": "email", "contact": "kim@example.com", "status": "delivered",
-         "created_at": ago(5 * DAY), "sent_at": ago(5 * DAY, iso=True), "delivered_at": ago(5 * DAY),
-         "replied_at": ago(3 * DAY)},
-        {"id": 6, "site_id": 6, "channel": "sms", "contact": "+15550001", "status": "failed",
-         "created_at": ago(DAY), "sent_at": ago(DAY)},
-        {"id": 7, "site_id": 6, "channel": "sms", "contact": "+15550002", "status": "delivered",
-         "created_at": ago(DAY), "sent_at": ago(DAY), "delivered_at": ago(DAY), "replied_at": ago(DAY - 100)},
-    ],
-    "sales": [
-        {"site_id": 6, "outreach_id": 5, "channel": "email", "amount_usd": 150.0, "sold_at": ago(DAY)},
-        {"site_id": 6, "outreach_id": None, "channel": "email", "amount_usd": 3000.0, "sold_at": ago(DAY)},
-        {"site_id": 6, "outreach_id": 7, "channel": "sms", "amount_usd": 99.5, "sold_at": ago(DAY)},
-    ],
-    "llm_usage": [
-        {"stage": "scoring", "provider": "openrouter", "model": "m1", "prompt_tokens": 100,
-         "completion_tokens": 20, "cost_usd": 0.01, "created_at": ago(DAY)},
-        {"stage": "scoring", "provider": "openrouter", "model": "m1", "prompt_tokens": 50,
-         "completion_tokens": 10, "cost_usd": 0.02, "created_at": ago(DAY)},
-        {"stage": "proposals", "provider": "anthropic", "model": "m2", "prompt_tokens": 1000,
-         "completion_tokens": 500, "cost_usd": 0.5, "created_at": ago(DAY)},
-    ],
-    "conversations": [
-        {"site_id": 1, "channel": "email", "direction": "outbound", "is_read": 1, "sender": "us", "body": "hi",
-         "created_at": ago(DAY)},
-        {"site_id": 1, "channel": "email", "direction": "inbound", "sentiment": "positive", "is_read": 0,
-         "sender": "jane@example.com", "body": "yes please", "created_at": ago(DAY)},
-        {"site_id": 2, "channel": "email", "direction": "inbound", "sentiment": None, "is_read": 1,
-         "sender": "bob@example.com", "body": "who is this", "created_at": ago(DAY)},
-        {"site_id": 3, "channel": "sms", "direction": "inbound", "sentiment": "negative", "is_read": 0,
-         "sender": "+15550001", "body": "stop", "created_at": ago(DAY)},
-        {"site_id": 3, "channel": "sms", "direction": "outbound", "is_read": 1, "sender": "us", "body": "hello",
-         "created_at": ago(DAY)},
-    ],
-    "opt_outs": [{"channel": c, "contact": f"x{i}@example.com", "created_at": ago(DAY)}
-                 for i, c in enumerate(["email", "email", "sms"])],
-    "cron_jobs": [
-        {"name": "scrapeSites", "description": "Scrape new prospect sites", "interval_seconds": 3600, "enabled": 1},
-        {"name": "sendOutreach", "description": "Send queued outreach", "interval_seconds": 60, "enabled": 0},
-        {"name": "backupDatabase", "description": "Nightly backup", "interval_seconds": 86400, "enabled": 1},
-    ],
-    "cron_job_logs": [
-        {"job_name": "scrapeSites", "started_at": ago(7200), "finished_at": ago(7190), "status": "success",
-         "duration_ms": 10000},
-        {"job_name": "scrapeSites", "started_at": ago(3600), "finished_at": ago(3595), "status": "failed",
-         "duration_ms": 5000, "error_message": "ECONNRESET https://proxy.example"},
-        {"job_name": "scrapeSites", "started_at": ago(10), "status": "running"},
-        {"job_name": "sendOutreach", "started_at": ago(120, iso=True), "finished_at": ago(119, iso=True),
-         "status": "success", "duration_ms": 1000},
-    ],
-    "http_errors": [
-        {"source": "scraper", "stage": "fetch", "status_code": 403, "url": "https://a.example/", "created_at": ago(HOUR)},
-        {"source": "scraper", "stage": "fetch", "status_code": 403, "url": "https://b.example/", "created_at": ago(10)},
-        {"source": "openrouter", "stage": "scoring", "status_code": 429, "url": "https://api/", "created_at": ago(300)},
-        {"source": "scraper", "stage": "enrich", "status_code": 403, "url": "https://c.example/", "created_at": ago(100)},
-    ],
-}
 
 
 @pytest.fixture(scope="module")
 def fams(tmp_path_factory):
-    from tests.unit.conftest import build_db
     return scrape(build_db(tmp_path_factory.mktemp("pack") / "sites.db", ROWS))
 
 
 def hist(fams, name, **labels):
     """Bucket counts by le, plus _count and _sum, of one histogram series."""
-    buckets = {s.labels["le"]: s.value for f in fams.values() for s in f.samples
-               if s.name == f"{name}_bucket" and {k: v for k, v in s.labels.items() if k != "le"} == labels}
+    buckets = {
+        s.labels["le"]: s.value
+        for f in fams.values()
+        for s in f.samples
+        if s.name == f"{name}_bucket" and {k: v for k, v in s.labels.items() if k != "le"} == labels
+    }
     return buckets, value(fams, f"{name}_count", **labels), value(fams, f"{name}_sum", **labels)
 
 
 def test_types_follow_the_contract(fams):
     expected = {
-        "pipeline_sites": "gauge", "pipeline_sites_created": "counter", "pipeline_site_transitions": "counter",
-        "pipeline_site_errors": "gauge", "pipeline_sites_stuck": "gauge", "pipeline_site_status_age_seconds": "histogram",
-        "pipeline_keywords": "gauge", "pipeline_outreach_events": "counter", "pipeline_outreach_queued": "gauge",
-        "pipeline_outreach_reply_delay_seconds": "histogram", "pipeline_sales": "counter",
-        "pipeline_sales_revenue_usd": "counter", "pipeline_sale_amount_usd": "histogram",
-        "pipeline_llm_requests": "counter", "pipeline_llm_tokens": "counter", "pipeline_llm_cost_usd": "counter",
-        "pipeline_conversation_messages_total": "counter", "pipeline_conversation_messages": "gauge",
-        "pipeline_conversation_messages_unread": "gauge", "pipeline_outreaches": "gauge",
-        "pipeline_outreach_sent_recent": "gauge", "pipeline_http_errors_recent": "gauge",
-        "pipeline_llm_cost_usd_month_to_date": "gauge", "pipeline_exporter_query_up": "gauge",
-        "pipeline_conversations": "gauge", "pipeline_opt_outs": "counter", "pipeline_cron_job_info": "gauge",
-        "pipeline_cron_job_runs": "counter", "pipeline_cron_job_duration_seconds": "histogram",
-        "pipeline_http_errors": "counter", "pipeline_database_rows": "gauge",
-        "pipeline_exporter_query_duration_seconds": "histogram", "pipeline_exporter_query_errors": "counter",
+        "pipeline_sites": "gauge",
+        "pipeline_sites_created": "counter",
+        "pipeline_site_transitions": "counter",
+        "pipeline_site_errors": "gauge",
+        "pipeline_sites_stuck": "gauge",
+        "pipeline_site_status_age_seconds": "histogram",
+        "pipeline_keywords": "gauge",
+        "pipeline_outreach_events": "counter",
+        "pipeline_outreach_queued": "gauge",
+        "pipeline_outreach_reply_delay_seconds": "histogram",
+        "pipeline_sales": "counter",
+        "pipeline_sales_revenue_usd": "counter",
+        "pipeline_sale_amount_usd": "histogram",
+        "pipeline_llm_requests": "counter",
+        "pipeline_llm_tokens": "counter",
+        "pipeline_llm_cost_usd": "counter",
+        "pipeline_conversation_messages_total": "counter",
+        "pipeline_conversation_messages": "gauge",
+        "pipeline_conversation_messages_unread": "gauge",
+        "pipeline_outreaches": "gauge",
+        "pipeline_outreach_sent_recent": "gauge",
+        "pipeline_http_errors_recent": "gauge",
+        "pipeline_llm_cost_usd_month_to_date": "gauge",
+        "pipeline_exporter_query_up": "gauge",
+        "pipeline_conversations": "gauge",
+        "pipeline_opt_outs": "counter",
+        "pipeline_cron_job_info": "gauge",
+        "pipeline_cron_job_runs": "counter",
+        "pipeline_cron_job_duration_seconds": "histogram",
+        "pipeline_http_errors": "counter",
+        "pipeline_database_rows": "gauge",
+        "pipeline_exporter_query_duration_seconds": "histogram",
+        "pipeline_exporter_query_errors": "counter",
     }
     assert {name: fams[name].type for name in expected} == expected
 
 
 def test_sites_by_status_including_unknown_values(fams):
     assert series(fams, "pipeline_sites") == {
-        (("status", s),): n for s, n in [("found", 2), ("scraped", 1), ("scored", 1), ("proposal_ready", 1),
-                                        ("contacted", 1), ("sold", 1), ("excluded", 1), ("archived", 1)]}
+        (("status", s),): n
+        for s, n in [
+            ("found", 2),
+            ("scraped", 1),
+            ("scored", 1),
+            ("proposal_ready", 1),
+            ("contacted", 1),
+            ("sold", 1),
+            ("excluded", 1),
+            ("archived", 1),
+        ]
+    }
     assert value(fams, "pipeline_sites_created_total") == 9
     assert value(fams, "pipeline_keywords") == 3
 
 
 def test_active_errors_and_stuck_sites(fams):
     assert series(fams, "pipeline_site_errors") == {
-        (("error_type", "http_403"),): 2, (("error_type", "timeout"),): 1, (("error_type", "parse_error"),): 1}
+        (("error_type", "http_403"),): 2,
+        (("error_type", "timeout"),): 1,
+        (("error_type", "parse_error"),): 1,
+    }
     # Site 9's garbage timestamp makes it neither stuck nor fresh; the 30-minute-old site is not stuck.
     assert series(fams, "pipeline_sites_stuck") == {
         (("error_type", "none"), ("status", "found")): 1,
         (("error_type", "http_403"), ("status", "scored")): 1,
-        (("error_type", "timeout"), ("status", "proposal_ready")): 1}
-    assert value(fams, "pipeline_sites_stuck_oldest_age_seconds", status="proposal_ready", error_type="timeout") == 10 * DAY
+        (("error_type", "timeout"), ("status", "proposal_ready")): 1,
+    }
+    assert (
+        value(fams, "pipeline_sites_stuck_oldest_age_seconds", status="proposal_ready", error_type="timeout")
+        == 10 * DAY
+    )
 
 
 def test_status_age_histogram_bucket_by_bucket(fams):
     buckets, count, total = hist(fams, "pipeline_site_status_age_seconds", status="found")
-    assert buckets == {"3600.0": 0, "21600.0": 0, "86400.0": 0, "259200.0": 1, "604800.0": 1,
-                       "2.592e+06": 1, "+Inf": 1}
+    assert buckets == {"3600.0": 0, "21600.0": 0, "86400.0": 0, "259200.0": 1, "604800.0": 1, "2.592e+06": 1, "+Inf": 1}
     assert (count, total) == (1, 2 * DAY)
     buckets, count, total = hist(fams, "pipeline_site_status_age_seconds", status="scored")
     assert buckets["86400.0"] == 0 and buckets["259200.0"] == 1, "a value equal to a bound falls in that bucket"
@@ -163,38 +116,53 @@ def test_status_age_histogram_bucket_by_bucket(fams):
 
 def test_transitions(fams):
     assert series(fams, "pipeline_site_transitions_total") == {
-        (("to_status", "found"),): 3, (("to_status", "scraped"),): 2, (("to_status", "sold"),): 1}
+        (("to_status", "found"),): 3,
+        (("to_status", "scraped"),): 2,
+        (("to_status", "sold"),): 1,
+    }
 
 
 def test_outreach_events_by_channel(fams):
-    email = {e: value(fams, "pipeline_outreach_events_total", channel="email", event=e)
-             for e in ("created", "sent", "delivered", "replied")}
+    email = {
+        e: value(fams, "pipeline_outreach_events_total", channel="email", event=e)
+        for e in ("created", "sent", "delivered", "replied")
+    }
     assert email == {"created": 5, "sent": 4, "delivered": 3, "replied": 2}
-    sms = {e: value(fams, "pipeline_outreach_events_total", channel="sms", event=e)
-           for e in ("created", "sent", "delivered", "replied")}
+    sms = {
+        e: value(fams, "pipeline_outreach_events_total", channel="sms", event=e)
+        for e in ("created", "sent", "delivered", "replied")
+    }
     assert sms == {"created": 2, "sent": 2, "delivered": 1, "replied": 1}
     # Delivery states are not events: they are the gauge pipeline_outreaches.
     assert {s.labels["event"] for s in fams["pipeline_outreach_events"].samples} == {
-        "created", "sent", "delivered", "replied"}
+        "created",
+        "sent",
+        "delivered",
+        "replied",
+    }
     assert series(fams, "pipeline_outreaches") == {
-        (("channel", "email"), ("status", "delivered")): 2, (("channel", "email"), ("status", "bounced")): 1,
-        (("channel", "email"), ("status", "complained")): 1, (("channel", "email"), ("status", "queued")): 1,
-        (("channel", "sms"), ("status", "failed")): 1, (("channel", "sms"), ("status", "delivered")): 1}
+        (("channel", "email"), ("status", "delivered")): 2,
+        (("channel", "email"), ("status", "bounced")): 1,
+        (("channel", "email"), ("status", "complained")): 1,
+        (("channel", "email"), ("status", "queued")): 1,
+        (("channel", "sms"), ("status", "failed")): 1,
+        (("channel", "sms"), ("status", "delivered")): 1,
+    }
     assert series(fams, "pipeline_outreach_queued") == {(("channel", "email"),): 1, (("channel", "sms"),): 0}
 
 
 def test_outreach_windows_count_the_sent_cohort_by_current_status(fams):
     def sent(window):
-        return {k: v for k, v in series(fams, "pipeline_outreach_sent_recent").items()
-                if ("window", window) in k}
+        return {k: v for k, v in series(fams, "pipeline_outreach_sent_recent").items() if ("window", window) in k}
+
     # Rows 1-3 and 6-7 were sent exactly a day ago: on the 24h window's edge, inside it.
     assert sent("24h") == {
         (("channel", "email"), ("status", "delivered"), ("window", "24h")): 1,
         (("channel", "email"), ("status", "bounced"), ("window", "24h")): 1,
         (("channel", "email"), ("status", "complained"), ("window", "24h")): 1,
-        (("channel", "email"), ("status", "delivered"), ("window", "24h")): 1,
         (("channel", "sms"), ("status", "failed"), ("window", "24h")): 1,
-        (("channel", "sms"), ("status", "delivered"), ("window", "24h")): 1}
+        (("channel", "sms"), ("status", "delivered"), ("window", "24h")): 1,
+    }
     assert value(fams, "pipeline_outreach_sent_recent", channel="email", status="delivered", window="7d") == 2
     assert value(fams, "pipeline_outreach_sent_recent", channel="email", status="delivered", window="1h") == 0
     assert value(fams, "pipeline_outreach_replies_recent", channel="email", window="24h") == 1
@@ -203,8 +171,16 @@ def test_outreach_windows_count_the_sent_cohort_by_current_status(fams):
 
 def test_reply_delay_histogram(fams):
     buckets, count, total = hist(fams, "pipeline_outreach_reply_delay_seconds", channel="email")
-    assert buckets == {"300.0": 0, "900.0": 1, "3600.0": 1, "21600.0": 1, "86400.0": 1, "259200.0": 2,
-                       "604800.0": 2, "+Inf": 2}
+    assert buckets == {
+        "300.0": 0,
+        "900.0": 1,
+        "3600.0": 1,
+        "21600.0": 1,
+        "86400.0": 1,
+        "259200.0": 2,
+        "604800.0": 2,
+        "+Inf": 2,
+    }
     assert (count, total) == (2, 600 + 2 * DAY)
     buckets, count, _ = hist(fams, "pipeline_outreach_reply_delay_seconds", channel="sms")
     assert buckets["300.0"] == 1 and count == 1
@@ -215,8 +191,16 @@ def test_sales_and_amounts(fams):
     assert value(fams, "pipeline_sales_revenue_usd_total", channel="email") == 3150
     assert value(fams, "pipeline_sales_revenue_usd_total", channel="sms") == 99.5
     buckets, count, total = hist(fams, "pipeline_sale_amount_usd", channel="email")
-    assert buckets == {"100.0": 0, "250.0": 1, "500.0": 1, "1000.0": 1, "2500.0": 1, "5000.0": 2,
-                       "10000.0": 2, "+Inf": 2}
+    assert buckets == {
+        "100.0": 0,
+        "250.0": 1,
+        "500.0": 1,
+        "1000.0": 1,
+        "2500.0": 1,
+        "5000.0": 2,
+        "10000.0": 2,
+        "+Inf": 2,
+    }
     assert (count, total) == (2, 3150)
     assert hist(fams, "pipeline_sale_amount_usd", channel="sms")[0]["100.0"] == 1
 
@@ -232,18 +216,23 @@ def test_llm_usage(fams):
 
 def test_conversations(fams):
     assert series(fams, "pipeline_conversation_messages_total") == {
-        (("channel", "email"), ("direction", "outbound")): 1, (("channel", "email"), ("direction", "inbound")): 2,
-        (("channel", "sms"), ("direction", "inbound")): 1, (("channel", "sms"), ("direction", "outbound")): 1}
+        (("channel", "email"), ("direction", "outbound")): 1,
+        (("channel", "email"), ("direction", "inbound")): 2,
+        (("channel", "sms"), ("direction", "inbound")): 1,
+        (("channel", "sms"), ("direction", "outbound")): 1,
+    }
     assert series(fams, "pipeline_conversation_messages") == {
         (("channel", "email"), ("direction", "outbound"), ("sentiment", "none")): 1,
         (("channel", "email"), ("direction", "inbound"), ("sentiment", "positive")): 1,
         (("channel", "email"), ("direction", "inbound"), ("sentiment", "unclassified")): 1,
         (("channel", "sms"), ("direction", "inbound"), ("sentiment", "negative")): 1,
-        (("channel", "sms"), ("direction", "outbound"), ("sentiment", "none")): 1}
+        (("channel", "sms"), ("direction", "outbound"), ("sentiment", "none")): 1,
+    }
     assert series(fams, "pipeline_conversation_messages_unread") == {
         (("channel", "email"), ("sentiment", "positive")): 1,
         (("channel", "email"), ("sentiment", "unclassified")): 0,
-        (("channel", "sms"), ("sentiment", "negative")): 1}
+        (("channel", "sms"), ("sentiment", "negative")): 1,
+    }
     assert series(fams, "pipeline_conversations") == {(("channel", "email"),): 2, (("channel", "sms"),): 1}
     assert series(fams, "pipeline_opt_outs_total") == {(("channel", "email"),): 2, (("channel", "sms"),): 1}
 
@@ -252,7 +241,8 @@ def test_cron_jobs(fams):
     assert series(fams, "pipeline_cron_job_info") == {
         (("cron_job", "scrapeSites"), ("description", "Scrape new prospect sites")): 1,
         (("cron_job", "sendOutreach"), ("description", "Send queued outreach")): 1,
-        (("cron_job", "backupDatabase"), ("description", "Nightly backup")): 1}
+        (("cron_job", "backupDatabase"), ("description", "Nightly backup")): 1,
+    }
     assert value(fams, "pipeline_cron_job_enabled", cron_job="sendOutreach") == 0
     assert value(fams, "pipeline_cron_job_expected_interval_seconds", cron_job="backupDatabase") == 86400
     assert value(fams, "pipeline_cron_job_last_run_timestamp_seconds", cron_job="scrapeSites") == NOW_TS - 10
@@ -263,8 +253,10 @@ def test_cron_jobs(fams):
     assert value(fams, "pipeline_cron_job_last_run_timestamp_seconds", cron_job="backupDatabase") is None
     assert value(fams, "pipeline_cron_job_running", cron_job="scrapeSites") == 1
     assert series(fams, "pipeline_cron_job_runs_total") == {
-        (("cron_job", "scrapeSites"), ("status", "success")): 1, (("cron_job", "scrapeSites"), ("status", "failed")): 1,
-        (("cron_job", "sendOutreach"), ("status", "success")): 1}  # the running one is in _running
+        (("cron_job", "scrapeSites"), ("status", "success")): 1,
+        (("cron_job", "scrapeSites"), ("status", "failed")): 1,
+        (("cron_job", "sendOutreach"), ("status", "success")): 1,
+    }  # the running one is in _running
     buckets, count, total = hist(fams, "pipeline_cron_job_duration_seconds", cron_job="scrapeSites")
     assert (buckets["1.0"], buckets["5.0"], buckets["15.0"], count, total) == (0, 1, 2, 2, 15)
 
@@ -273,9 +265,12 @@ def test_http_errors(fams):
     assert series(fams, "pipeline_http_errors_total") == {
         (("code", "403"), ("source", "scraper"), ("stage", "fetch")): 2,
         (("code", "403"), ("source", "scraper"), ("stage", "enrich")): 1,
-        (("code", "429"), ("source", "openrouter"), ("stage", "scoring")): 1}
+        (("code", "429"), ("source", "openrouter"), ("stage", "scoring")): 1,
+    }
     assert series(fams, "pipeline_http_error_last_timestamp_seconds") == {
-        (("code", "403"), ("source", "scraper")): NOW_TS - 10, (("code", "429"), ("source", "openrouter")): NOW_TS - 300}
+        (("code", "403"), ("source", "scraper")): NOW_TS - 10,
+        (("code", "429"), ("source", "openrouter")): NOW_TS - 300,
+    }
 
 
 def test_database_health(fams):
@@ -288,12 +283,13 @@ def test_database_health(fams):
 def test_host_metrics(fams):
     assert 0 <= value(fams, "pipeline_host_cpu_utilization_ratio") <= 1
     assert 0 < value(fams, "pipeline_host_memory_used_bytes") < value(fams, "pipeline_host_memory_total_bytes")
-    (labels, used), = series(fams, "pipeline_host_disk_used_bytes").items()
+    ((labels, used),) = series(fams, "pipeline_host_disk_used_bytes").items()
     assert 0 < used <= series(fams, "pipeline_host_disk_total_bytes")[labels]
 
 
 def test_self_metrics(fams):
     from exporter import __version__
+
     assert value(fams, "pipeline_exporter_build_info", version=__version__) == 1
     assert value(fams, "pipeline_exporter_database_up") == 1
     assert value(fams, "pipeline_exporter_query_errors_total", query="sites") == 0

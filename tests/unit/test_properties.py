@@ -11,9 +11,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.config import EPOCH_SQL, LabelSpec, MetricSpec, QuerySpec, expand_macros
-from exporter.db import Result
-from exporter.shaping import MAX_LABEL_LENGTH, OTHER, CapMemory, Histogram, Shaper, bucket_case, label_value
+from exporter.config import LabelSpec, MetricSpec, QuerySpec
+from exporter.model import Histogram, Result
+from exporter.shaping import MAX_LABEL_LENGTH, OTHER, CapMemory, Shaper, label_value
+from exporter.sql import EPOCH_SQL, bucket_case, expand_macros, statements
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 raw_values = st.one_of(st.none(), st.text(), st.binary(), st.integers(), st.floats(allow_nan=True))
@@ -50,7 +51,7 @@ def spec(metric_type: str, cap: int, labels: int = 1) -> QuerySpec:
     metric = MetricSpec(name="p_x_total" if metric_type == "counter" else "p_x", type=metric_type, help="X.",
                         labels=tuple(LabelSpec(name=n, column=n, cap=cap) for n in names), value="v")
     return QuerySpec(name="q", sql={"default": "SELECT 1"}, interval=60, timeout=10, stale_after=180,
-                     metrics=(metric,), source="<test>")
+                     metrics=(metric,), origin="<test>")
 
 
 rows_strategy = st.lists(st.tuples(st.sampled_from([f"v{i}" for i in range(60)] + [None]),
@@ -121,13 +122,13 @@ def test_histogram_bucketing_in_sqlite_equals_brute_force(bounds, observations):
     metric = MetricSpec(name="p_h", type="histogram", help="H.", labels=(LabelSpec(name="l", column="l", cap=0),),
                         value="v", buckets=bounds)
     query = QuerySpec(name="h", sql={"default": "SELECT l, v FROM obs"}, interval=60, timeout=10,
-                      stale_after=180, metrics=(metric,), source="<test>")
+                      stale_after=180, metrics=(metric,), origin="<test>")
     shaper = Shaper(query, CapMemory())
     with sqlite3.connect(":memory:") as conn:
         conn.execute("CREATE TABLE obs (l TEXT, v REAL)")
         conn.executemany("INSERT INTO obs VALUES (?, ?)", observations)
         results = []
-        for sql in shaper.statements("sqlite"):
+        for sql in statements(query, "sqlite"):
             cursor = conn.execute(sql)
             results.append(Result([c[0] for c in cursor.description], cursor.fetchall()))
     data = shaper.shape(results)[0]

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.unit.conftest import scrape, series, value
+from tests.support.exposition import series, value
+from tests.support.sqlite import scrape
 
 COVERAGE = {"total": {"lines": {"total": 200, "covered": 150, "skipped": 0, "pct": 75},
                       "statements": {"pct": 74.5}, "functions": {"pct": 60}, "branches": {"pct": "Unknown"}},
@@ -51,7 +52,8 @@ BAD = {
     "not json": b"<html>",
     "no total": b'{"src/a.js": {}}',
     "xml bomb": b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><testsuite name="&b;"/>',
-    "external entity": b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><testsuite name="&x;"/>',
+    "external entity": (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+                        b'<testsuite name="&x;"/>'),
     "half-written xml": b'<testsuites><testsuite name="Email"><testcase',
 }
 
@@ -82,7 +84,9 @@ def test_suite_names_are_a_capped_label(make_db, tmp_path):
     suites = "".join(f'<testsuite name="suite {i:02d}" tests="{i + 1}" failures="0" time="1"/>' for i in range(30))
     junit.write_text(f"<testsuites>{suites}</testsuites>")
     fams = scrape(make_db({}), e2e_report=junit)
-    passed = {dict(k)["suite"]: v for k, v in series(fams, "pipeline_e2e_tests").items() if dict(k)["result"] == "passed"}
+    passed = {
+        dict(k)["suite"]: v for k, v in series(fams, "pipeline_e2e_tests").items() if dict(k)["result"] == "passed"
+    }
     assert len(passed) == 21 and passed["other"] == sum(range(1, 11)) and "suite 29" in passed
     assert sum(passed.values()) == sum(range(1, 31))
     assert value(fams, "pipeline_exporter_series_dropped_total", metric="pipeline_e2e_tests") == 10

@@ -13,7 +13,7 @@ import pytest
 from exporter.config import KeySearch
 from exporter.db import Database
 from exporter.windows import first_key, month_start
-from tests.unit.conftest import NOW_TS, ago, build_db, scrape
+from tests.support.sqlite import NOW_TS, ago, build_db, scrape
 
 WINDOWS = {"15m": 900, "1h": 3600, "24h": 86400, "7d": 604800}
 # Offsets around every edge: exactly on it (inside), a second inside, a second outside.

@@ -1,0 +1,61 @@
+"""The README's module map is the tree: every module is listed, and imports follow the table."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from tests.support.paths import REPO
+
+PACKAGE = REPO / "exporter"
+ANYONE_MAY_IMPORT = {"errors", "model", "config"}
+
+
+def module_map() -> dict[str, set[str]]:
+    """README rows: module (a folder ends in /) -> the modules it may import."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Module map"):]
+    rows: dict[str, set[str]] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        names = [name.rstrip("/") for name in re.findall(r"`([\w/]+)`", cells[0])]
+        allowed = {a.rstrip("/") for a in re.findall(r"`([\w/]+)`", cells[2])} | set(names)  # a row's own
+        for name in names:
+            rows[name] = allowed
+    return rows
+
+
+def top_level_units() -> set[str]:
+    """The package's modules and subpackages, as the map names them."""
+    units = {p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    return units | {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists() and p.name != "__pycache__"}
+
+
+def imports_of(unit: str) -> set[str]:
+    """The top-level exporter units a module (or every module of a subpackage) imports."""
+    path = PACKAGE / unit
+    files = list(path.rglob("*.py")) if path.is_dir() else [PACKAGE / f"{unit}.py"]
+    found: set[str] = set()
+    for file in files:
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("exporter."):
+                found.add(node.module.split(".")[1])
+            elif isinstance(node, ast.ImportFrom) and node.module == "exporter":
+                found.update(alias.name for alias in node.names)
+    return found - {unit, "__version__"}
+
+
+def test_every_module_is_in_the_readme_module_map_and_nothing_else():
+    assert set(module_map()) == top_level_units()
+
+
+def test_modules_import_only_what_the_map_allows():
+    table = module_map()
+    wrong = {}
+    for unit, allowed in table.items():
+        extra = imports_of(unit) - allowed - ANYONE_MAY_IMPORT
+        if extra:
+            wrong[unit] = sorted(extra)
+    assert wrong == {}, f"imports the README's module map does not list: {wrong}"
