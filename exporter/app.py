@@ -73,13 +73,19 @@ class Pipeline:
 
 
 class _Forward(Collector):
-    """Forwards to a collector built from the current pipeline, so a reload swaps it atomically."""
+    """Forwards to a collector built from the current pipeline, so a reload swaps it atomically, and
+    adds the config's const labels to every sample."""
 
-    def __init__(self, make: Callable[[], Collector]):
+    def __init__(self, make: Callable[[], Collector], const_labels: Callable[[], Mapping[str, str]]):
         self.make = make
+        self.const_labels = const_labels
 
     def collect(self) -> Iterable[Metric]:
-        yield from self.make().collect()
+        labels = self.const_labels()
+        for family in self.make().collect():
+            if labels:
+                family.samples = [sample._replace(labels={**sample.labels, **labels}) for sample in family.samples]
+            yield family
 
 
 class Exporter:
@@ -94,9 +100,11 @@ class Exporter:
         self._lock = threading.Lock()
         self.pipeline = Pipeline(load_config(config_path, overrides), clock)
         self.registry = registry or CollectorRegistry()
-        self.registry.register(_Forward(lambda: SnapshotCollector(self.pipeline.snapshot)))
+        const_labels = lambda: self.pipeline.config.const_labels  # noqa: E731 - read at each scrape (reloads)
+        self.registry.register(_Forward(lambda: SnapshotCollector(self.pipeline.snapshot), const_labels))
         self.registry.register(_Forward(lambda: SelfCollector(
-            self.pipeline.snapshot, self.pipeline.dropped, lambda: self.pipeline.db.up, lambda: self.reload_ok)))
+            self.pipeline.snapshot, self.pipeline.dropped, lambda: self.pipeline.db.up, lambda: self.reload_ok),
+            const_labels))
 
     @property
     def snapshot(self) -> Snapshot:

@@ -12,90 +12,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from exporter import __version__, logs
+from exporter import __version__, flags, logs
 from exporter.errors import ConfigError
 from exporter.redact import mask_url
 
 if TYPE_CHECKING:  # heavy modules are imported when used, after the signal handlers are in place
     from exporter.app import Exporter
-    from exporter.web import ServerLimits
-    from exporter.webconfig import WebConfig
+    from exporter.web import ServerLimits, WebState
 
 log = logging.getLogger("exporter")
 EXIT_CONFIG = 2
-
-
-def run_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pipeline-exporter",
-        description="Prometheus exporter for the 333 Method pipeline database. "
-                    "Subcommands: `pipeline-exporter demo-db PATH` writes a demo database; "
-                    "`pipeline-exporter backfill --days 30 --out FILE` writes counter history for promtool.")
-    parser.add_argument("--config.file", dest="config_file", type=Path,
-                        help="YAML config: extra or replacement packs, parameters, schedules (default: built-in pack)")
-    parser.add_argument("--database-url", dest="database_url",
-                        default=os.environ.get("PIPELINE_EXPORTER_DATABASE_URL"),
-                        help="SQLAlchemy URL (default sqlite:///db/sites.db; env PIPELINE_EXPORTER_DATABASE_URL)")
-    parser.add_argument("--web.listen-address", dest="listen", default=":9333",
-                        help="address to serve /metrics on (default :9333)")
-    parser.add_argument(
-        "--web.config.file",
-        dest="web_config_file",
-        type=Path,
-        help="exporter-toolkit web config: tls_server_config and basic_auth_users (default: plain HTTP)",
-    )
-    parser.add_argument(
-        "--web.read-timeout",
-        dest="read_timeout",
-        type=_seconds,
-        default=10.0,
-        help="time a client has to send its whole request, TLS handshake included (default 10s)",
-    )
-    parser.add_argument(
-        "--web.write-timeout",
-        dest="write_timeout",
-        type=_seconds,
-        default=30.0,
-        help="time a client has to take the whole answer (default 30s)",
-    )
-    parser.add_argument(
-        "--web.max-connections",
-        dest="max_connections",
-        type=int,
-        default=128,
-        help="connections served at once, each a thread; more get 503 (default 128)",
-    )
-    parser.add_argument(
-        "--coverage-file",
-        dest="coverage",
-        type=Path,
-        help="Istanbul json-summary (default coverage/coverage-summary.json)",
-    )
-    parser.add_argument(
-        "--e2e-report",
-        dest="e2e_report",
-        type=Path,
-        help="JUnit XML of the end-to-end tests (default test-results/e2e-junit.xml)",
-    )
-    parser.add_argument(
-        "--check-config",
-        action="store_true",
-        help="validate the config (and the queries' columns, if the database answers) and exit",
-    )
-    parser.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"])
-    parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
-    parser.add_argument("--version", action="version", version=f"pipeline-exporter {__version__}")
-    return parser
-
-
-def _seconds(text: str) -> float:
-    """A positive duration flag: 10, 2.5, 500ms, 10s, 1m."""
-    from exporter.validation import parse_duration
-
-    seconds = parse_duration(text)
-    if seconds is None or seconds <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive duration such as 10s or 500ms, got {text!r}")
-    return seconds
 
 
 def demo_parser() -> argparse.ArgumentParser:
@@ -136,11 +62,16 @@ def main(argv: list[str] | None = None) -> int:
         from exporter.mixin.cli import main as mixin_main  # rules and dashboards for one setup
 
         return mixin_main(argv[1:])
-    args = run_parser().parse_args(argv)
+    try:
+        args = flags.parse_run_flags(argv)
+    except flags.FlagError as exc:
+        print(f"pipeline-exporter: invalid environment: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if not args.check_config:
         SIGNALS.install()  # before start-up: a SIGHUP while the database is probed must not kill us
     logs.setup("warning" if args.log_level == "warn" else args.log_level, args.log_format)
-    overrides = {"database_url": args.database_url, "coverage": args.coverage, "e2e_report": args.e2e_report}
+    overrides = {"database_url": args.database_url, "coverage": args.coverage, "e2e_report": args.e2e_report,
+                 "collectors": flags.collector_overrides(args)}
     web_config = None
     if args.web_config_file:
         from exporter.webconfig import load_web_config
@@ -161,36 +92,37 @@ def main(argv: list[str] | None = None) -> int:
     config = exporter.pipeline.config
     if args.check_config:
         for query, error in failed.items():
-            print(
-                f"pipeline-exporter: {config.origin}: queries.{query}: the database refused it: {error}",
-                file=sys.stderr,
-            )
+            print(f"pipeline-exporter: {config.origin}: queries.{query}: the database refused it: {error}",
+                  file=sys.stderr)
         if failed:
             return EXIT_CONFIG
-        print(
-            f"configuration OK: {len(config.queries)} queries from {config.origin}; "
-            f"columns checked for {checked} against {mask_url(config.database_url)}"
-        )
+        print(f"configuration OK: {len(config.queries)} queries from {config.origin}; "
+              f"columns checked for {checked} against {mask_url(config.database_url)}")
         return 0
-    if args.max_connections < 1:
-        print("pipeline-exporter: --web.max-connections must be at least 1", file=sys.stderr)
-        return EXIT_CONFIG
-    from exporter.web import ServerLimits
+    from exporter.web import ServerLimits, WebState
 
-    limits = ServerLimits(
-        read_timeout=args.read_timeout, write_timeout=args.write_timeout, max_connections=args.max_connections
-    )
-    return serve_forever(exporter, args.listen, web_config, limits)
+    limits = ServerLimits(read_timeout=args.read_timeout, write_timeout=args.write_timeout,
+                          max_connections=args.max_connections)
+    web = WebState(web_config, args.web_config_file, args.telemetry_path, args.enable_lifecycle)
+    return serve_forever(exporter, args.listen, web, limits)
 
 
-def serve_forever(
-    exporter: Exporter, listen: str, web_config: WebConfig | None = None, limits: ServerLimits | None = None
-) -> int:
-    """Serve until SIGINT or SIGTERM; SIGHUP reloads the config."""
-    from exporter.web import ServerLimits, serve  # imported here so demo-db and --check-config stay light
+def serve_forever(exporter: Exporter, listen: str, web: WebState | None = None,
+                  limits: ServerLimits | None = None) -> int:
+    """Serve until SIGINT or SIGTERM; SIGHUP (or POST /-/reload) reloads the config and the web config."""
+    from exporter.web import ServerLimits, WebState, serve  # imported here so demo-db and --config.check stay light
 
+    web = web or WebState()
+    lock = threading.Lock()
+
+    def reload() -> bool:
+        with lock:  # a SIGHUP and a POST /-/reload at once: one after the other
+            web_ok = web.reload_web_config()
+            return exporter.reload() and web_ok
+
+    web.reload = reload
     try:
-        server, _ = serve(exporter, listen, web_config, limits or ServerLimits())
+        server, _ = serve(exporter, listen, web, limits or ServerLimits())
     except ConfigError as exc:
         print(f"pipeline-exporter: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -204,18 +136,15 @@ def serve_forever(
     host, port = server.server_address[:2]
     host = host.decode() if isinstance(host, bytes) else str(host)
     shown = "localhost" if host in ("", "0.0.0.0", "::") else host
-    scheme = "https" if web_config and web_config.tls else "http"
-    print(
-        f"pipeline-exporter {__version__} serving {scheme}://{shown}:{port}/metrics "
-        f"(database {mask_url(exporter.pipeline.config.database_url)})",
-        flush=True,
-    )
+    scheme = "https" if web.config.tls else "http"
+    print(f"pipeline-exporter {__version__} serving {scheme}://{shown}:{port}{web.telemetry_path} "
+          f"(database {mask_url(exporter.pipeline.config.database_url)})", flush=True)
     signals = SIGNALS.install()  # a no-op when main() installed them before start-up
     # Python runs a handler only when the main thread executes bytecode: poll the flags five times a second.
     while not signals.stop:
         if signals.reload:  # also a SIGHUP that arrived during start-up
             signals.reload = False
-            threading.Thread(target=exporter.reload, name="reload", daemon=True).start()
+            threading.Thread(target=reload, name="reload", daemon=True).start()
         time.sleep(0.2)
     log.info("shutting down")
     server.shutdown()

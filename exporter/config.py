@@ -171,6 +171,21 @@ class ChecksConfig:
 
 
 @dataclass(frozen=True)
+class CollectorsConfig:
+    """The built-in sources, each on unless switched off (``collectors:`` or ``--no-collector.NAME``)."""
+
+    host: bool = True
+    database_size: bool = True
+    database_integrity: bool = True
+    coverage: bool = True
+    e2e: bool = True
+
+
+# Label names the exporter's own series carry: a const label may not take one.
+BUILTIN_LABELS = frozenset({"query", "version", "metric", "suite", "result", "path", "provider"})
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration."""
 
@@ -182,6 +197,8 @@ class Config:
     checks: ChecksConfig = ChecksConfig()
     max_concurrent_queries: int = 2
     llm_budget_usd: Mapping[str, float] = field(default_factory=dict)  # provider (or "total") -> USD a month
+    collectors: CollectorsConfig = CollectorsConfig()
+    const_labels: Mapping[str, str] = field(default_factory=dict)  # added to every series
 
 
 # --------------------------------------------------------------------------- the config file
@@ -238,6 +255,8 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
     root.seen.add("database_url")
     max_concurrent = root.integer("max_concurrent_queries", Config.max_concurrent_queries, 1)
     budget = _read_budget(root)
+    collectors = _read_collectors(root.mapping("collectors"), overrides.get("collectors") or {})
+    const_labels = _read_const_labels(root.mapping("const_labels"), tuple(queries.values()))
     root.done()
     return Config(
         origin=origin,
@@ -248,7 +267,44 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         checks=checks,
         max_concurrent_queries=max_concurrent,
         llm_budget_usd=budget,
+        collectors=collectors,
+        const_labels=const_labels,
     )
+
+
+def _read_collectors(node: Node, overrides: Mapping[str, bool]) -> CollectorsConfig:
+    """``collectors: {host: false, ...}``; a flag or environment variable wins over the file."""
+    values = {}
+    for name in CollectorsConfig.__dataclass_fields__:
+        raw = node.get(name, True)
+        if not isinstance(raw, bool):
+            raise node.fail(name, f"must be true or false, got {kind(raw)}")
+        values[name] = overrides.get(name, raw)
+    node.done()
+    return CollectorsConfig(**values)
+
+
+def _read_const_labels(node: Node, queries: tuple[QuerySpec, ...]) -> dict[str, str]:
+    """``const_labels: {pipeline: acme}``: label names, not reserved, not already a metric's label."""
+    from exporter.validation import LABEL_NAME
+
+    taken = {name: query.name for query in queries for metric in query.metrics for name in metric.label_names}
+    labels = {}
+    for name in list(node.data):
+        value = node.string(str(name))
+        if not isinstance(name, str) or not LABEL_NAME.match(name) or name.startswith("__"):
+            raise node.fail(str(name), f"{name!r} is not a valid label name")
+        if name in RESERVED_LABELS:
+            raise node.fail(name, f"{name!r} is Prometheus's own label (the scrape target's): set it there")
+        if name in taken:
+            raise node.fail(name, f"a metric of query {taken[name]} already has the label {name!r}")
+        if name in BUILTIN_LABELS:
+            raise node.fail(name, f"the exporter's own metrics already have the label {name!r}")
+        if value is None or value == "":
+            raise node.fail(name, "needs a value")
+        labels[name] = value
+    node.done()
+    return labels
 
 
 def _read_budget(root: Node) -> dict[str, float]:

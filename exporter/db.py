@@ -35,8 +35,9 @@ def deadline(timeout: float) -> float:
     server: at most twice that, at most GRACE more."""
     return timeout + min(GRACE, timeout)
 # URLs without a driver get the one the extras install ('.[postgresql]', '.[mysql]'); SQLAlchemy's
-# own defaults (psycopg, mysqlclient) are not installed, and it refuses postgres:// outright.
-DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2", "postgres": "postgresql+psycopg2",
+# own default for MySQL (mysqlclient) is not installed, and it refuses postgres:// outright. PostgreSQL
+# goes through psycopg 3; postgresql+psycopg2:// URLs still work where psycopg2 is installed.
+DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
                    "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
 
 
@@ -73,7 +74,7 @@ class Database:
                              f"pip install 'pipeline-exporter[{self.dialect}]'") from None
         except NoSuchModuleError:
             raise DatabaseURLError(f"unknown database driver in {self.url.drivername!r}; use e.g. "
-                             "postgresql+psycopg2:// or mysql+pymysql://") from None
+                             "postgresql+psycopg:// or mysql+pymysql://") from None
 
     # ------------------------------------------------------------------ engine
 
@@ -266,7 +267,7 @@ class Database:
         if self.dialect == "sqlite":
             return "interrupted" in str(orig)
         if self.dialect == "postgresql":
-            return getattr(orig, "pgcode", None) in TIMEOUT_SQLSTATES
+            return (getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)) in TIMEOUT_SQLSTATES
         args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
         return bool(args) and args[0] in MYSQL_TIMEOUT_CODES
 

@@ -101,13 +101,18 @@ def probe_columns(query: QuerySpec, db: Database, parameters: dict[str, Any]) ->
 def build_jobs(config: Config, db: Database, memory: Memory) -> list[Job]:
     """Every job the exporter runs for this config."""
     jobs = [query_job(query, db, dict(config.parameters), memory) for query in config.queries]
-    jobs.append(coverage_job(config.files))
-    jobs.append(e2e_job(config.files, memory.caps))
+    enabled = config.collectors  # a source switched off is not run at all: no series, no error
+    if enabled.coverage:
+        jobs.append(coverage_job(config.files))
+    if enabled.e2e:
+        jobs.append(e2e_job(config.files, memory.caps))
     if config.llm_budget_usd:
         jobs.append(budget_job(config.llm_budget_usd))
-    jobs.append(database_size_job(db, config.checks.size_interval))
-    if db.dialect == "sqlite":
+    if enabled.database_size:
+        jobs.append(database_size_job(db, config.checks.size_interval))
+    if enabled.database_integrity and db.dialect == "sqlite":
         jobs.append(integrity_job(db, config.checks.integrity_interval, config.checks.integrity_timeout))
-    disk = db.sqlite_path.resolve().parent if db.sqlite_path else Path("/")
-    jobs.append(host_job(existing_folder(disk), config.checks.host_interval))
+    if enabled.host:
+        disk = db.sqlite_path.resolve().parent if db.sqlite_path else Path("/")
+        jobs.append(host_job(existing_folder(disk), config.checks.host_interval))
     return jobs

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from socketserver import ThreadingMixIn, _SocketWriter  # type: ignore[attr-defined]
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -19,17 +20,17 @@ from prometheus_client import make_wsgi_app
 
 from exporter import __version__
 from exporter.app import Exporter
-from exporter.errors import ListenAddressError
+from exporter.errors import ConfigError, ListenAddressError
 from exporter.exposition import ExpositionCache
 from exporter.redact import mask_url
-from exporter.webconfig import AuthBusy, BasicAuth, WebConfig
+from exporter.webconfig import AuthBusy, BasicAuth, TLSConfig, WebConfig, load_web_config
 
 log = logging.getLogger("exporter.web")
 TLS_HANDSHAKE_TIMEOUT = 10.0  # a client that stalls the handshake holds one thread this long, never the listener
 # Left open with basic auth: liveness probes need no secret and the answer reveals nothing.
 UNAUTHENTICATED_PATHS = frozenset({"/-/healthy"})
 
-Start = Callable[[str, list[tuple[str, str]]], object]
+Start = Callable[..., object]  # WSGI start_response(status, headers[, exc_info])
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class _TLSServer(_ThreadingServer):
     """Accepts plain sockets and runs each TLS handshake in the request's own thread."""
 
     ssl_context: ssl.SSLContext
+    tls: TLSConfig
 
     def get_request(self) -> tuple[socket.socket, object]:
         sock, addr = self.socket.accept()
@@ -151,6 +153,9 @@ class _TLSServer(_ThreadingServer):
             except (ssl.SSLError, OSError) as exc:
                 log.debug("TLS handshake failed", extra={"client": str(client_address), "error": str(exc)})
                 self.shutdown_request(request)
+                return
+            if not self.tls.allows(request.getpeercert()):
+                log.debug("client certificate names none of client_allowed_sans", extra={"client": str(client_address)})
                 return
             # The request's own deadline applies from here, as on plain HTTP (_Handler.setup).
             self.finish_request(request, client_address)
@@ -179,8 +184,52 @@ def accepts_gzip(header: str) -> bool:
     return weights.get("gzip", weights.get("*", 0.0)) > 0
 
 
-def make_app(exporter: Exporter, web_config: WebConfig | None = None) -> Callable[[dict, Start], Iterable[bytes]]:
+class WebState:
+    """What the HTTP side can change without a restart: the web config, reread on every reload, so
+    a rotated certificate serves the next connection and changed users or headers the next request."""
+
+    def __init__(self, web_config: WebConfig | None = None, path: Path | None = None,
+                 telemetry_path: str = "/metrics", lifecycle: bool = False,
+                 reload: Callable[[], bool] = lambda: False):
+        self.path = path
+        self.telemetry_path = telemetry_path
+        self.lifecycle = lifecycle
+        self.reload = reload
+        self.server: Any = None
+        self._lock = threading.Lock()
+        self.apply(web_config or WebConfig())
+
+    def apply(self, web_config: WebConfig) -> None:
+        with self._lock:
+            self.config = web_config
+            self.auth = BasicAuth(web_config.users) if web_config.users else None
+            if self.server is not None and web_config.tls is not None:
+                self.server.tls = web_config.tls
+                self.server.ssl_context = web_config.tls.context()
+
+    def reload_web_config(self) -> bool:
+        """Read the web config file again; on any error keep the running one. TLS cannot be turned on
+        or off without a restart (the listener is either TLS or plain)."""
+        if self.path is None:
+            return True
+        try:
+            fresh = load_web_config(self.path)
+        except ConfigError as exc:
+            log.error("web config reload failed, keeping the running one", extra={"error": str(exc)})
+            return False
+        if (fresh.tls is None) != (self.config.tls is None):
+            log.error("web config reload: turning TLS on or off needs a restart; keeping the running one")
+            return False
+        self.apply(fresh)
+        log.info("web configuration reloaded")
+        return True
+
+
+def make_app(exporter: Exporter, state: WebState | WebConfig | None = None) -> Callable[[dict, Start], Iterable[bytes]]:
     """The WSGI application serving the exporter's endpoints, behind basic auth when users are configured."""
+    if not isinstance(state, WebState):
+        state = WebState(state)
+    web = state
     metrics_app = make_wsgi_app(exporter.registry)
     cache = ExpositionCache(exporter.registry, lambda: exporter.snapshot)
 
@@ -194,45 +243,54 @@ def make_app(exporter: Exporter, web_config: WebConfig | None = None) -> Callabl
         headers.append(("Content-Length", str(len(body))))
         start_response("200 OK", headers)
         return [body]
-    auth = BasicAuth(web_config.users) if web_config and web_config.users else None
+
+    def _reload(environ: dict, start_response: Start) -> list[bytes]:
+        if environ.get("REQUEST_METHOD") not in ("POST", "PUT"):
+            return _text(start_response, "405 Method Not Allowed", "Use POST to reload.\n")
+        if not web.lifecycle:
+            return _text(start_response, "403 Forbidden", "Lifecycle API is not enabled.\n")
+        if web.reload():
+            return _text(start_response, "200 OK", "Reloaded.\n")
+        return _text(start_response, "500 Internal Server Error",
+                     "Reload failed: the running configuration stays (see the log).\n")
 
     def app(environ: dict, start_response: Start) -> Iterable[bytes]:
+        extra = web.config.headers
+
+        def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, headers + list(extra), exc_info)
+
         path = environ.get("PATH_INFO", "/")
+        auth = web.auth
         try:
             denied = (auth is not None and path not in UNAUTHENTICATED_PATHS
                       and auth.check(environ.get("HTTP_AUTHORIZATION")) is None)
         except AuthBusy:
-            return _text(start_response, "503 Service Unavailable", "Authentication is busy: try again.\n")
+            return _text(respond, "503 Service Unavailable", "Authentication is busy: try again.\n")
         if denied:
             data = b"Unauthorized.\n"
-            start_response(
-                "401 Unauthorized",
-                [
-                    ("Content-Type", "text/plain; charset=utf-8"),
-                    ("Content-Length", str(len(data))),
-                    ("WWW-Authenticate", 'Basic realm="pipeline-exporter", charset="UTF-8"'),
-                ],
-            )
+            respond("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"),
+                                         ("Content-Length", str(len(data))),
+                                         ("WWW-Authenticate", 'Basic realm="pipeline-exporter", charset="UTF-8"')])
             return [data]
-        if path == "/metrics":
+        if path == web.telemetry_path:
             if environ.get("QUERY_STRING"):  # name[] filters: prometheus_client's own handler
-                return metrics_app(environ, start_response)
-            return _metrics(environ, start_response)
+                return metrics_app(environ, respond)
+            return _metrics(environ, respond)
         if path == "/-/healthy":
-            return _text(start_response, "200 OK", "Healthy.\n")
+            return _text(respond, "200 OK", "Healthy.\n")
         if path == "/-/ready":
             if exporter.ready():
-                return _text(start_response, "200 OK", "Ready.\n")
-            return _text(
-                start_response,
-                "503 Service Unavailable",
-                "Not ready: waiting for the database or the first run of every query.\n",
-            )
+                return _text(respond, "200 OK", "Ready.\n")
+            return _text(respond, "503 Service Unavailable",
+                         "Not ready: waiting for the database or the first run of every query.\n")
+        if path == "/-/reload":
+            return _reload(environ, respond)
         if path == "/":
-            body = status_page(exporter).encode()
-            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))])
+            body = status_page(exporter, web.telemetry_path).encode()
+            respond("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))])
             return [body]
-        return _text(start_response, "404 Not Found", "Not found.\n")
+        return _text(respond, "404 Not Found", "Not found.\n")
 
     return app
 
@@ -243,7 +301,7 @@ def _text(start_response: Start, status: str, body: str) -> list[bytes]:
     return [data]
 
 
-def status_page(exporter: Exporter) -> str:
+def status_page(exporter: Exporter, telemetry_path: str = "/metrics") -> str:
     """An HTML table of every query and source: last status, duration and age."""
     now = time.time()
     rows = []
@@ -273,7 +331,8 @@ def status_page(exporter: Exporter) -> str:
 <style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left}}</style></head><body>
 <h1>pipeline-exporter {html.escape(__version__)}</h1>
 <p>Database: <code>{html.escape(mask_url(config.database_url))}</code> &middot; config: {html.escape(config.origin)}
-&middot; <a href="/metrics">/metrics</a> &middot; <a href="/-/ready">/-/ready</a></p>
+&middot; <a href="{html.escape(telemetry_path)}">{html.escape(telemetry_path)}</a>
+&middot; <a href="/-/ready">/-/ready</a></p>
 <table><tr><th>query</th><th>kind</th><th>interval</th><th>status</th><th>last duration</th>
 <th>last success</th><th>errors</th><th>last error</th></tr>
 {"".join(rows)}</table></body></html>"""
@@ -287,21 +346,23 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def serve(
-    exporter: Exporter, address: str, web_config: WebConfig | None = None, limits: ServerLimits = ServerLimits()
-) -> tuple[WSGIServer, threading.Thread]:
+def serve(exporter: Exporter, address: str, web: WebState | WebConfig | None = None,
+          limits: ServerLimits = ServerLimits()) -> tuple[WSGIServer, threading.Thread]:
     """Start serving in a background thread; return the server (its port may have been chosen)."""
+    state = web if isinstance(web, WebState) else WebState(web)
     host, port = parse_listen_address(address)
-    tls = web_config.tls if web_config else None
+    tls = state.config.tls
     base = _TLSServer if tls else _ThreadingServer
     server_class = type("_Server", (base,), {"limits": limits})
     if ":" in host:
         server_class = type("_Server6", (server_class,), {"address_family": socket.AF_INET6})
     handler = type("_LimitedHandler", (_Handler,), {"limits": limits})
-    server: Any = make_server(host, port, make_app(exporter, web_config), server_class, handler)
+    server: Any = make_server(host, port, make_app(exporter, state), server_class, handler)
     if tls:
+        server.tls = tls
         server.ssl_context = tls.context()
         server.base_environ["wsgi.url_scheme"] = "https"
+    state.server = server
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     return server, thread

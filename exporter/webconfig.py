@@ -1,16 +1,31 @@
-"""The ``--web.config.file`` of the Prometheus exporter-toolkit: TLS and basic auth for the HTTP endpoints.
+"""The ``--web.config.file`` of the Prometheus exporter-toolkit: TLS, HTTP headers and basic auth.
 
-Format (a subset of exporter-toolkit's; unknown keys are refused)::
+The same file works for node_exporter (unknown keys are refused, every problem names the file and key)::
 
     tls_server_config:
       cert_file: server.crt          # relative paths are resolved against this file's folder
       key_file: server.key
+      client_auth_type: RequireAndVerifyClientCert   # NoClientCert (default), VerifyClientCertIfGiven,
+                                     # RequestClientCert, RequireAnyClientCert (both: verified, see below)
+      client_ca_file: ca.crt
+      client_allowed_sans: [scraper.example]        # a client certificate must name one of these
       min_version: TLS12             # TLS10, TLS11, TLS12 (default), TLS13
       max_version: TLS13
-      client_ca_file: ca.crt         # with client_auth_type, for mutual TLS
-      client_auth_type: RequireAndVerifyClientCert
+      cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ...]   # TLS 1.2 and below
+      curve_preferences: [CurveP256] # only the first is applied (Python's ssl sets one ECDH curve)
+      prefer_server_cipher_suites: true
+    http_server_config:
+      http2: true                    # accepted; this exporter serves HTTP/1.1
+      headers: {Strict-Transport-Security: max-age=31536000, X-Frame-Options: deny}
     basic_auth_users:
-      prometheus: $2b$12$...         # bcrypt hash, e.g. from htpasswd -nBC 12 "" or python -c 'import bcrypt; ...'
+      prometheus: $2b$12$...         # bcrypt hash, e.g. from htpasswd -nBC 12 ""
+
+What Python's ssl cannot do, said plainly: it cannot ask for a client certificate without checking
+it, so ``RequestClientCert`` and ``RequireAnyClientCert`` verify against ``client_ca_file`` like
+``VerifyClientCertIfGiven`` and ``RequireAndVerifyClientCert``; it sets one ECDH curve, so
+``curve_preferences`` applies its first entry and ``X25519`` is refused; TLS 1.3 cipher suites are
+OpenSSL's (as in Go, where they are not configurable either). The file is read again on SIGHUP and
+``POST /-/reload``: a rotated certificate serves the next connection.
 """
 
 from __future__ import annotations
@@ -32,8 +47,34 @@ from exporter.validation import Node, read_yaml
 
 TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
                 "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
-CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "RequestClientCert": ssl.CERT_OPTIONAL,
+               "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL, "RequireAnyClientCert": ssl.CERT_REQUIRED,
                "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
+# Go's names of TLS 1.2 cipher suites -> OpenSSL's.
+CIPHER_SUITES = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256": "ECDHE-ECDSA-AES128-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256": "ECDHE-RSA-AES128-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+}
+CURVES = {"CurveP256": "prime256v1", "CurveP384": "secp384r1", "CurveP521": "secp521r1"}
+# The response headers exporter-toolkit lets a web config set.
+HEADERS = ("Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options", "X-XSS-Protection",
+           "Content-Security-Policy")
 BCRYPT_HASH = re.compile(r"^\$2[aby]?\$\d\d\$[./A-Za-z0-9]{53}$")
 CACHE_SIZE = 1024
 BCRYPT_MAX_PASSWORD = 72  # bcrypt reads no further: a longer password would match on its first 72 bytes
@@ -51,6 +92,10 @@ class TLSConfig:
     max_version: str | None = None
     client_ca_file: Path | None = None
     client_auth_type: str = "NoClientCert"
+    client_allowed_sans: tuple[str, ...] = ()
+    cipher_suites: tuple[str, ...] = ()
+    curve: str | None = None
+    prefer_server_cipher_suites: bool = True
 
     def context(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -61,7 +106,20 @@ class TLSConfig:
         if self.client_ca_file:
             ctx.load_verify_locations(str(self.client_ca_file))
         ctx.verify_mode = CLIENT_AUTH[self.client_auth_type]
+        if self.cipher_suites:
+            ctx.set_ciphers(":".join(CIPHER_SUITES[name] for name in self.cipher_suites))
+        if self.curve:
+            ctx.set_ecdh_curve(CURVES[self.curve])
+        if self.prefer_server_cipher_suites:
+            ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
         return ctx
+
+    def allows(self, peer: dict[str, Any] | None) -> bool:
+        """True when ``client_allowed_sans`` is empty or the client's certificate names one of them."""
+        if not self.client_allowed_sans:
+            return True
+        names = {value for _, value in (peer or {}).get("subjectAltName", ())}
+        return bool(names & set(self.client_allowed_sans))
 
 
 @dataclass(frozen=True)
@@ -71,6 +129,7 @@ class WebConfig:
     origin: str = "<none>"
     tls: TLSConfig | None = None
     users: Mapping[str, bytes] = field(default_factory=dict)
+    headers: tuple[tuple[str, str], ...] = ()  # set on every response
 
 
 def load_web_config(path: Path) -> WebConfig:
@@ -83,9 +142,30 @@ def load_web_config(path: Path) -> WebConfig:
     base = path.resolve().parent
     root = Node(read_yaml(text, source, base) or {}, source, "")
     tls = _read_tls(root.mapping("tls_server_config"), base) if root.get("tls_server_config") is not None else None
+    headers = _read_http(root.mapping("http_server_config"))
     users = _read_users(root.mapping("basic_auth_users")) if root.get("basic_auth_users") is not None else {}
     root.done()
-    return WebConfig(origin=source, tls=tls, users=users)
+    return WebConfig(origin=source, tls=tls, users=users, headers=headers)
+
+
+def _read_http(node: Node) -> tuple[tuple[str, str], ...]:
+    """``http_server_config``: ``headers`` (the ones exporter-toolkit allows); ``http2`` is accepted."""
+    http2 = node.get("http2", True)
+    if not isinstance(http2, bool):
+        raise node.fail("http2", "must be true or false")
+    headers = node.mapping("headers")
+    pairs = []
+    for name in list(headers.data):
+        canonical = next((h for h in HEADERS if h.lower() == str(name).lower()), None)
+        if canonical is None:
+            raise headers.fail(str(name), f"is not a header a web config may set (one of: {', '.join(HEADERS)})")
+        value = headers.required_string(str(name))
+        if "\n" in value or "\r" in value:
+            raise headers.fail(str(name), "a header value is one line")
+        pairs.append((canonical, value))
+    headers.done()
+    node.done()
+    return tuple(pairs)
 
 
 def _read_tls(node: Node, base: Path) -> TLSConfig:
@@ -100,6 +180,21 @@ def _read_tls(node: Node, base: Path) -> TLSConfig:
     min_version = choice("min_version", TLS_VERSIONS, "TLS12") or "TLS12"
     max_version = choice("max_version", TLS_VERSIONS, None)
     client_auth = choice("client_auth_type", CLIENT_AUTH, "NoClientCert") or "NoClientCert"
+    sans = tuple(str(name) for name in node.sequence("client_allowed_sans"))
+    suites = tuple(node.sequence("cipher_suites"))
+    for i, suite in enumerate(suites):
+        if suite not in CIPHER_SUITES:
+            raise ConfigError(node.origin, f"{node.key('cipher_suites')}[{i}]",
+                              f"{suite!r} is not a TLS 1.2 cipher suite Python's ssl can use "
+                              f"(TLS 1.3 suites are OpenSSL's and not configurable)")
+    curves = node.sequence("curve_preferences")
+    for i, curve in enumerate(curves):
+        if curve not in CURVES:
+            raise ConfigError(node.origin, f"{node.key('curve_preferences')}[{i}]",
+                              f"{curve!r} cannot be set through Python's ssl (it can: {', '.join(CURVES)})")
+    prefer = node.get("prefer_server_cipher_suites", True)
+    if not isinstance(prefer, bool):
+        raise node.fail("prefer_server_cipher_suites", "must be true or false")
     node.done()  # a misspelt key is named before any file is looked for
 
     def existing(name: str, value: str) -> Path:
@@ -111,11 +206,14 @@ def _read_tls(node: Node, base: Path) -> TLSConfig:
     tls = TLSConfig(cert_file=existing("cert_file", cert), key_file=existing("key_file", key),
                     min_version=min_version, max_version=max_version,
                     client_ca_file=existing("client_ca_file", client_ca) if client_ca else None,
-                    client_auth_type=client_auth)
+                    client_auth_type=client_auth, client_allowed_sans=sans, cipher_suites=suites,
+                    curve=curves[0] if curves else None, prefer_server_cipher_suites=prefer)
     if tls.max_version and TLS_VERSIONS[tls.max_version] < TLS_VERSIONS[tls.min_version]:
         raise node.fail("max_version", f"{tls.max_version} is below min_version {tls.min_version}")
     if tls.client_auth_type != "NoClientCert" and tls.client_ca_file is None:
         raise node.fail("client_ca_file", f"is required with client_auth_type {tls.client_auth_type}")
+    if sans and tls.client_auth_type == "NoClientCert":
+        raise node.fail("client_allowed_sans", "needs a client_auth_type that asks for a client certificate")
     try:
         tls.context()  # a key that does not match the certificate fails here, at start
     except (ssl.SSLError, OSError) as exc:

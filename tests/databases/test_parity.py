@@ -103,15 +103,19 @@ def test_database_size_is_the_servers_own_figure(server: Server, demo_database: 
     assert server_result[0][("pipeline_exporter_database_up", ())] == 1.0
 
 
-@pytest.mark.parametrize("scheme", ["plain", "alias"])
+@pytest.mark.parametrize("scheme", ["plain", "alias", "explicit"])
 def test_urls_without_a_driver_use_the_installed_one(server: Server, demo_database: str, scheme: str) -> None:
-    # postgresql:// and mysql:// (and postgres://, mariadb://) pick psycopg2 and PyMySQL, the extras' drivers.
+    # postgresql:// and mysql:// (and postgres://, mariadb://) pick psycopg (3) and PyMySQL, the extras'
+    # drivers; postgresql+psycopg2:// stays accepted where psycopg2 is installed.
     name = {("postgresql", "plain"): "postgresql", ("postgresql", "alias"): "postgres",
-            ("mysql", "plain"): "mysql", ("mysql", "alias"): "mariadb"}[server.kind, scheme]
+            ("postgresql", "explicit"): "postgresql+psycopg2", ("mysql", "plain"): "mysql",
+            ("mysql", "alias"): "mariadb", ("mysql", "explicit"): "mysql+pymysql"}[server.kind, scheme]
     url = server.admin_url.set(drivername=name, database=demo_database).render_as_string(hide_password=False)
     db = Database(url)
     try:
         assert db.dialect == server.kind
+        expected = {"postgresql": "psycopg2" if scheme == "explicit" else "psycopg", "mysql": "pymysql"}[server.kind]
+        assert db.url.get_driver_name() == expected
         assert db.fetch(["SELECT COUNT(*) FROM sites"], {}, 5.0)[0].rows == [(2_000,)]
     finally:
         db.close()

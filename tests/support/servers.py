@@ -31,7 +31,7 @@ SEED = 333
 
 ADMIN_URLS = {
     "postgresql": os.environ.get("PIPELINE_TEST_POSTGRESQL_URL",
-                                 "postgresql+psycopg2://postgres@127.0.0.1:5432/test"),
+                                 "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
     "mysql": os.environ.get("PIPELINE_TEST_MYSQL_URL", "mysql+pymysql://root:@127.0.0.1:3306/"),
 }
 SERVERS = sorted(ADMIN_URLS)
