@@ -6,13 +6,14 @@ WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY pyproject.toml README.md* ./
 COPY exporter ./exporter
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /wheels /wheels
-RUN pip install /wheels/*.whl && rm -rf /wheels
+# With the drivers: the same image reads SQLite, PostgreSQL (psycopg 3) and MySQL/MariaDB (PyMySQL).
+RUN pip install "$(ls /wheels/pipeline_exporter-*.whl)[postgresql,mysql]" && rm -rf /wheels
 # A fixed non-root uid; /data is owned by it so a named volume mounted there (docker-compose's
 # demo-data) starts out writable for demo-init. The exporter itself only reads.
 RUN useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin exporter \
@@ -25,4 +26,5 @@ EXPOSE 9333
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9333/-/healthy', timeout=4).status == 200 else 1)"]
 ENTRYPOINT ["pipeline-exporter"]
-CMD ["--database-url", "sqlite:////data/db/sites.db", "--web.listen-address", ":9333"]
+# Every flag can also come from the environment: PIPELINE_EXPORTER_DATABASE_URL, ...
+CMD ["--database.url", "sqlite:////data/db/sites.db", "--web.listen-address", ":9333"]

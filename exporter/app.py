@@ -133,6 +133,7 @@ class Exporter:
                 if new is not None:
                     new.db.close()
                 self.reload_ok = False
+                self.pipeline.snapshot.touch()  # the cached page says so at the next scrape
                 log.error("reload failed, keeping the running configuration", extra={"error": str(exc)})
                 return False
             # Stop the old collection first, so that no run lands in the old snapshot after its

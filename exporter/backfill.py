@@ -28,7 +28,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +38,7 @@ from exporter.config import Config, MetricSpec, QuerySpec, load_config
 from exporter.db import Database
 from exporter.errors import CollectionError, ConfigError
 from exporter.model import MetricData
+from exporter.progress import Progress
 from exporter.redact import mask_url
 from exporter.shaping import OTHER, CapMemory, Shaper, label_value, number
 from exporter.sql import expand_macros
@@ -203,7 +204,8 @@ def plan(config: Config, warn: Any = None) -> list[Plan]:
     return plans
 
 
-def collect(db: Database, plans: list[Plan], grid: Grid, timeout: float) -> dict[str, dict[tuple, dict[int, float]]]:
+def collect(db: Database, plans: list[Plan], grid: Grid, timeout: float,
+            progress: Callable[[int], None] = lambda _n: None) -> dict[str, dict[tuple, dict[int, float]]]:
     """Per metric: shaped label values -> {step index: sum of the rows in that step}, capped."""
     params = {"pe_start": grid.start, "pe_end": grid.end, "pe_step": grid.step, "pe_last": grid.count - 1}
     # One statement per (source, label columns): metrics sharing a source share its rows.
@@ -214,6 +216,7 @@ def collect(db: Database, plans: list[Plan], grid: Grid, timeout: float) -> dict
     for source_name, columns in wanted:
         sql = source_sql(EVENT_TABLES[source_name], list(columns), db.dialect)
         wanted[(source_name, columns)] = db.fetch([sql], params, timeout)[0].rows
+        progress(1)
     out = {}
     for p in plans:
         series: dict[tuple, dict[int, float]] = {}
@@ -296,6 +299,15 @@ def render(plans: list[Plan], data: Mapping[str, dict[tuple, dict[int, float]]],
                 lines.append(head + _number(total / scale if scale > 1 else total) + stamp)
             yield "".join(lines)
     yield "# EOF\n"
+
+
+def _counted(chunks: Iterator[str], progress: Progress) -> Iterator[str]:
+    """The rendered text, advancing the progress line at each counter family."""
+    for chunk in chunks:
+        if chunk.startswith("# TYPE"):
+            progress.advance()
+        yield chunk
+    progress.done()
 
 
 def write(out: TextIO, chunks: Iterable[str]) -> None:
@@ -385,14 +397,18 @@ def main(argv: list[str]) -> int:
             return fail(f"--label {', '.join(sorted(clash))} is already a label of {p.metric.name}")
     grid = Grid.covering(end, args.days, int(step))
     started = time.monotonic()
+    reading = Progress("backfill: reading", len({(name, tuple(label.column for label in p.metric.labels))
+                                                 for p in plans for _, name, _ in p.parts}), "statements")
     try:
-        data = collect(db, plans, grid, timeout)
+        data = collect(db, plans, grid, timeout, reading.advance)
     except CollectionError as exc:
         print(f"pipeline-exporter backfill: reading {mask_url(config.database_url)} failed: {exc}", file=sys.stderr)
         return 1
     finally:
+        reading.done()
         db.close()
-    chunks = render(plans, data, grid, target)
+    writing = Progress("backfill: writing", len(plans), "counters")
+    chunks = _counted(render(plans, data, grid, target), writing)
     if args.out == "-":
         write(sys.stdout, chunks)
         sys.stdout.flush()

@@ -186,15 +186,22 @@ SIGNALS = Signals()
 def demo_main(argv: list[str]) -> int:
     args = demo_parser().parse_args(argv)
     from exporter import demo
+    from exporter.progress import Progress
+
+    shown = Progress("demo-db", args.sites, "sites")
+
+    def progress(table: str, rows: int) -> None:
+        if table == "sites":
+            shown.advance(rows)
 
     try:
         if args.database_url:
-            counts = demo.build_demo_url(args.database_url, sites=args.sites, seed=args.seed, force=args.force)
+            counts = demo.build_demo_url(args.database_url, sites=args.sites, seed=args.seed, force=args.force,
+                                         progress=progress)
             target = mask_url(args.database_url)
         elif args.path:
-            counts = demo.build_demo(
-                args.path, sites=args.sites, seed=args.seed, files_dir=args.files_dir, force=args.force
-            )
+            counts = demo.build_demo(args.path, sites=args.sites, seed=args.seed, files_dir=args.files_dir,
+                                     force=args.force, progress=progress)
             target = str(args.path)
         else:
             print("pipeline-exporter demo-db: give a PATH or --database-url", file=sys.stderr)
@@ -202,6 +209,8 @@ def demo_main(argv: list[str]) -> int:
     except demo.DemoTargetNotEmpty as exc:  # an existing file or filled tables, without --force
         print(f"pipeline-exporter demo-db: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    finally:
+        shown.done()
     if args.files_dir and args.database_url:
         demo.write_demo_files(args.files_dir, seed=args.seed)
     print(f"demo database written to {target}: " + ", ".join(f"{t} {n}" for t, n in counts.items()))

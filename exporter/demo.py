@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
+from exporter.db import DEFAULT_DRIVERS
 from exporter.errors import DemoTargetNotEmpty
 from exporter.redact import mask_url
 
@@ -246,7 +247,8 @@ class _Outreach(NamedTuple):
 
 
 def build_demo(path: Path, *, sites: int = 20_000, seed: int = 333, now: datetime | None = None,
-               files_dir: Path | None = None, force: bool = False) -> dict[str, int]:
+               files_dir: Path | None = None, force: bool = False, progress: Progressing | None = None
+               ) -> dict[str, int]:
     """Write a demo SQLite database at path; return row counts per table.
 
     An existing file there (perhaps the real pipeline database) is replaced only with ``force``;
@@ -261,8 +263,8 @@ def build_demo(path: Path, *, sites: int = 20_000, seed: int = 333, now: datetim
     tmp = path.with_name(f".{path.name}.{os.getpid()}.building")
     tmp.unlink(missing_ok=True)
     try:
-        counts = _write_sqlite(tmp, iter_demo_rows(sites=sites, seed=seed, now=moment,
-                                                   stamp=text_stamper()))
+        counts = _write_sqlite(tmp, _reporting(iter_demo_rows(sites=sites, seed=seed, now=moment,
+                                                              stamp=text_stamper()), progress))
         # A -wal left by the old file would be replayed into the new one: drop it first.
         for suffix in ("-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -275,7 +277,8 @@ def build_demo(path: Path, *, sites: int = 20_000, seed: int = 333, now: datetim
 
 
 def build_demo_url(database_url: str, *, sites: int = 20_000, seed: int = 333,
-                   now: datetime | None = None, force: bool = False) -> dict[str, int]:
+                   now: datetime | None = None, force: bool = False, progress: Progressing | None = None
+                   ) -> dict[str, int]:
     """Fill a PostgreSQL or MySQL/MariaDB database (tables created from the shipped DDL) with the same rows.
 
     If any pipeline table already holds rows, they are deleted first only with ``force``;
@@ -296,10 +299,21 @@ def build_demo_url(database_url: str, *, sites: int = 20_000, seed: int = 333,
                 raise DemoTargetNotEmpty(
                     f"{mask_url(database_url)} already has rows in {', '.join(filled)}; refusing to delete "
                     "them for demo data (pass --force, or force=True, to overwrite them)")
-            return _write_sqlalchemy(conn, ddl, iter_demo_rows(sites=sites, seed=seed,
-                                                               now=_epoch(now), stamp=stamp))
+            return _write_sqlalchemy(conn, ddl, _reporting(iter_demo_rows(sites=sites, seed=seed, now=_epoch(now),
+                                                                          stamp=stamp), progress))
     finally:
         engine.dispose()
+
+
+# Told (table, rows written) after every batch: a progress display counts the sites.
+Progressing = Callable[[str, int], None]
+
+
+def _reporting(batches: Iterable[Batch], progress: Progressing | None) -> Iterator[Batch]:
+    for table, rows in batches:
+        yield table, rows
+        if progress is not None:
+            progress(table, len(rows))
 
 
 def write_demo_files(files_dir: Path, *, seed: int = 333, now: datetime | None = None) -> None:
@@ -467,9 +481,9 @@ def _insert_sql(table: str, marker: str, columns_of: str | None = None) -> str:
 
 
 def _with_driver(url: sqlalchemy.URL) -> sqlalchemy.URL:
-    """Default mysql:// and mariadb:// to PyMySQL, the driver the project installs."""
-    if url.drivername in ("mysql", "mariadb"):
-        return url.set(drivername=f"{url.drivername}+pymysql")
+    """Driverless URLs get the drivers the extras install (psycopg 3, PyMySQL), as the exporter's do."""
+    if url.drivername in DEFAULT_DRIVERS:
+        return url.set(drivername=DEFAULT_DRIVERS[url.drivername])
     return url
 
 

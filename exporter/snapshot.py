@@ -76,6 +76,11 @@ class Snapshot:
                     self._states[name] = replace(kept[name], info=state.info)
             self.version += 1
 
+    def touch(self) -> None:
+        """Mark the snapshot changed without a run (a failed reload changes what the page says)."""
+        with self._lock:
+            self.version += 1
+
     def states(self) -> list[JobState]:
         """Copies of every job's state, safe to read without the lock."""
         with self._lock:

@@ -13,8 +13,8 @@ from typing import Any
 
 import requests
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.exposition import Samples, parse
 from tests.support.paths import REPO
 from tests.support.procs import free_port, require_binary, running, wait_for
 
@@ -30,19 +30,19 @@ class Service:
     address: str
     log: Path
     proc: Popen | None = None
+    metrics_path: str = "/metrics"
 
-    def get(self, path: str = "/metrics", **kwargs: Any) -> requests.Response:
+    def get(self, path: str | None = None, **kwargs: Any) -> requests.Response:
         """GET a path; ``auth``, ``verify``, ``headers``, ``timeout``, ``cert`` go to requests, the rest are params."""
         options = {key: kwargs.pop(key) for key in list(kwargs) if key in REQUEST_OPTIONS}
         options.setdefault("timeout", 10)
-        return requests.get(self.url + path, params=kwargs or None, **options)
+        return requests.get(self.url + (path or self.metrics_path), params=kwargs or None, **options)
 
-    def samples(self) -> dict[tuple, float]:
+    def samples(self, **request_options: Any) -> Samples:
         """/metrics parsed: (sample name, sorted label items) -> value."""
-        response = self.get()
+        response = self.get(**request_options)
         assert response.status_code == 200, response.text
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(response.text) for s in family.samples}
+        return parse(response.text)
 
     def value(self, name: str, **labels: str) -> float | None:
         """One sample of /metrics, or None."""
@@ -63,12 +63,15 @@ def _logged(what: str, log: Path, check):
 @contextmanager
 def exporter(tmp: Path, db: Path | None, *, coverage: Path | None = None, e2e_report: Path | None = None,
              config: Path | None = None, extra: list[str] | None = None, ready: bool = True,
-             url: str | None = None, scheme: str = "http", **request_options: Any) -> Iterator[Service]:
-    """``python -m exporter`` on a free port (database ``db``, or any ``url``); waits for /-/ready,
-    or only /-/healthy when ``ready`` is False; ``request_options`` (auth, verify) serve that wait."""
+             url: str | None = None, scheme: str = "http", env: dict[str, str] | None = None,
+             metrics_path: str = "/metrics", **request_options: Any) -> Iterator[Service]:
+    """``python -m exporter`` on a free port (database ``db``, or any ``url``, or neither: the
+    environment's); waits for /-/ready, or only /-/healthy when ``ready`` is False;
+    ``request_options`` (auth, verify, cert) serve that wait; ``env`` adds environment variables."""
     port = free_port()
-    args = [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}",
-            "--database-url", url or f"sqlite:///{db}"]
+    args = [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}"]
+    if url or db:
+        args += ["--database-url", url or f"sqlite:///{db}"]
     # Without a report file the default paths (under cwd=tmp) do not exist: those sources are unused.
     if coverage:
         args += ["--coverage-file", str(coverage)]
@@ -78,9 +81,9 @@ def exporter(tmp: Path, db: Path | None, *, coverage: Path | None = None, e2e_re
         args += ["--config.file", str(config)]
     args += extra or []
     log = tmp / f"exporter-{port}.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with running(args, log, env=env, cwd=tmp) as proc:
-        service = Service(f"{scheme}://127.0.0.1:{port}", f"127.0.0.1:{port}", log, proc)
+    environ = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    with running(args, log, env=environ, cwd=tmp) as proc:
+        service = Service(f"{scheme}://127.0.0.1:{port}", f"127.0.0.1:{port}", log, proc, metrics_path)
         path = "/-/ready" if ready else "/-/healthy"
 
         # Stop waiting as soon as the process is gone: its log says why.

@@ -1,0 +1,54 @@
+"""What the Docker image installs, in a fresh virtualenv: the wheel with its [postgresql,mysql]
+extras reads PostgreSQL (through psycopg 3, psycopg2 absent) and MariaDB. There is no Docker
+engine here, so the Dockerfile's own lines are checked statically and the same install is run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from tests.support.paths import REPO
+from tests.support.servers import Server
+
+DOCKERFILE = REPO / "Dockerfile"
+
+
+def test_the_dockerfile_installs_the_wheel_with_both_drivers():
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert re.search(r"^RUN pip wheel --no-deps --wheel-dir /wheels \.$", text, re.M)
+    install = re.search(r'^RUN pip install "\$\(ls /wheels/pipeline_exporter-\*\.whl\)\[(.+?)\]"', text, re.M)
+    assert install and set(install.group(1).split(",")) == {"postgresql", "mysql"}
+    assert re.search(r"^USER 10001:10001$", text, re.M), "the image runs as a non-root user"
+
+
+@pytest.fixture(scope="module")
+def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv holding what the image installs: the built wheel with [postgresql,mysql]."""
+    root = tmp_path_factory.mktemp("image")
+    wheels = root / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(wheels),
+                    str(REPO)], check=True, capture_output=True, timeout=600)
+    [wheel] = wheels.glob("pipeline_exporter-*.whl")
+    target = root / "venv"
+    venv.create(target, with_pip=True)
+    done = subprocess.run([str(target / "bin" / "pip"), "install", "--quiet", f"{wheel}[postgresql,mysql]"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return target
+
+
+def test_the_image_install_reads_both_servers(image_venv: Path, server: Server, demo_database: str) -> None:
+    listed = subprocess.run([str(image_venv / "bin" / "pip"), "list", "--format=freeze"], capture_output=True,
+                            text=True, timeout=120).stdout.lower()
+    assert "psycopg==" in listed and "psycopg2" not in listed and "pymysql==" in listed
+    url = server.url(demo_database).replace("postgresql+psycopg://", "postgresql://").replace(
+        "mysql+pymysql://", "mysql://")  # driverless, as a user writes it
+    done = subprocess.run([str(image_venv / "bin" / "pipeline-exporter"), "--config.check", "--database.url", url],
+                          capture_output=True, text=True, timeout=120, cwd=image_venv)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "configuration OK" in done.stdout and "columns checked for 30" in done.stdout
