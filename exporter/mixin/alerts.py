@@ -331,10 +331,12 @@ def host_disk_will_fill(config: MixinConfig) -> list[Alert]:
     sel = config.selector
     pace, horizon = config.thresholds.disk_fill_pace, config.thresholds.disk_fill_horizon
     horizon_seconds = seconds(horizon)
+    history = seconds(pace) // 2
     return [Alert(
         name="HostDiskWillFillIn24h", severity="warning", for_="1h",
         expr=(f"predict_linear(pipeline_host_disk_used_bytes{{{sel}}}[{pace}], {horizon_seconds})\n"
-              f"  > {on_target('path')}\npipeline_host_disk_total_bytes{{{sel}}}\n"),
+              f"  > {on_target('path')}\npipeline_host_disk_total_bytes{{{sel}}}\n"
+              f"and {on_target('path')}\npipeline_host_disk_used_bytes{{{sel}}} offset {history}s\n"),
         summary=f"The database's filesystem will be full within {horizon}.",
         description=(f"At the pace of the last {pace}, the filesystem of {{{{ $labels.path }}}} on "
                      f"{{{{ $labels.instance }}}} would hold {{{{ $value | humanize1024 }}}}B in {horizon}, more than "
@@ -343,8 +345,11 @@ def host_disk_will_fill(config: MixinConfig) -> list[Alert]:
         value=f"{{{{ $value | humanize1024 }}}}B predicted in {horizon}",
         resolved=f"The filesystem is no longer predicted to fill within {horizon}.",
         runbook_url=config.runbook("HostDiskWillFillIn24h"), dashboard_url=_dashboard(config, "pipeline-system"),
-        condition=f"the database's filesystem fills within {horizon} at the last {pace}'s pace",
-        why="`for: 1h` so that one burst of writes (a backup, a VACUUM) does not page by itself.")]
+        condition=(f"the database's filesystem fills within {horizon} at the last {pace}'s pace, with at "
+                   f"least half of that {pace} in Prometheus"),
+        why=(f"The `offset` guard: a Prometheus that started minutes ago would extrapolate a few "
+             f"samples {horizon} ahead; half of the {pace} must be there. `for: 1h` so that one burst "
+             "of writes (a backup, a VACUUM) does not page by itself."))]
 
 
 # --------------------------------------------------------------------------- flow and cost

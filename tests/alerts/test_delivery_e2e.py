@@ -449,15 +449,17 @@ def heal(db: Path, now: float) -> None:
 
 
 class Writer:
-    """The pipeline at work while the test runs: new sites and status changes, sends (half of
-    them answered), inbound messages, LLM calls, and a successful run of every enabled cron job
-    every 10 seconds. One step every half second, each in its own short transaction."""
+    """The pipeline at work while the test runs: new sites and status changes, sends on every
+    channel in turn (half of them answered, so no channel stalls), inbound messages, LLM calls,
+    and a successful run of every enabled cron job every 10 seconds. One step every half second,
+    each in its own short transaction."""
 
     STEP = 0.5
 
     def __init__(self, db: Path) -> None:
         self.db = db
         self.steps = 0
+        self.channels: list[str] = []
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pipeline-writer", daemon=True)
@@ -474,6 +476,8 @@ class Writer:
     def _run(self) -> None:
         try:
             with sqlite3.connect(self.db, timeout=30) as conn:
+                self.channels = [name for (name,) in conn.execute(
+                    "SELECT DISTINCT channel FROM outreaches ORDER BY channel")]
                 while not self._stop.wait(self.STEP):
                     self.step(conn, time.time())
                     conn.commit()
@@ -491,7 +495,7 @@ class Writer:
                      "completion_tokens, cost_usd, created_at) VALUES (?, 'scoring', 'openrouter', "
                      "'gpt-4o-mini', 900, 120, 0.0004, ?)", (site, at))
         if self.steps % 4 == 0:
-            channel = ("email", "sms")[self.steps // 4 % 2]
+            channel = self.channels[self.steps // 4 % len(self.channels)]
             replied = at if self.steps % 8 == 0 else None
             conn.execute("INSERT INTO outreaches (site_id, channel, contact, status, created_at, sent_at, "
                          "delivered_at, replied_at) VALUES (?, ?, 'someone', 'delivered', ?, ?, ?, ?)",
@@ -660,7 +664,9 @@ def test_a_living_database_pages_nobody_until_a_real_burst(tmp_path, record_prop
         settled(prom, exporter_b)
         assert active_alerts(prom) == [], f"pending or firing a run later: {seen}"
         assert writer.error is None, writer.error
-        assert not slack.messages and not smtp.messages, "nobody may have been notified"
+        assert not slack.messages and not smtp.messages, \
+            f"nobody may have been notified: {[a.get('title') for a in slack.attachments()]}, " \
+            f"{[m[2]['Subject'] for m in smtp.messages]}"
 
         # 3. Real bursts: their alerts fire and reach Slack; the critical one reaches email too.
         seen["planted"] = plant_bursts(db, time.time())
