@@ -21,7 +21,7 @@ METRIC_TYPES: tuple[str, ...] = get_args(MetricType)
 AGGREGATES: tuple[str, ...] = get_args(Aggregate)
 DIALECTS: tuple[str, ...] = get_args(Dialect)
 RESERVED_LABELS = ("job", "instance", "le", "quantile")
-RESERVED_PARAMETERS = ("now", "last_key", "window_start", "window_key", "month_start")
+RESERVED_PARAMETERS = ("now", "last_key", "window_start", "window_key", "window_key_end", "month_start")
 DEFAULT_PACK = "method333"
 
 

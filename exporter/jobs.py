@@ -24,7 +24,7 @@ from exporter.sources.database import database_size_job, integrity_job
 from exporter.sources.host import existing_folder, host_job
 from exporter.sources.reports import coverage_job, e2e_job
 from exporter.sql import probe_sql, render, statements
-from exporter.windows import Windowed
+from exporter.windows import BucketedWindows, Windowed
 
 JobRun = Callable[[float], list[MetricData]]
 
@@ -74,6 +74,9 @@ def _counting_run(query: QuerySpec, db: Database, parameters: dict[str, Any], me
 
 def _windowed_run(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory) -> JobRun:
     shaper = Shaper(query, memory.caps)
+    assert query.windows is not None
+    if query.windows.key is not None:
+        return _bucketed_run(query, db, parameters, memory, shaper)
     windowed = Windowed(query, db.dialect)                                      # render
 
     def run(now: float) -> list[MetricData]:
@@ -89,11 +92,23 @@ def _windowed_run(query: QuerySpec, db: Database, parameters: dict[str, Any], me
     return run
 
 
+def _bucketed_run(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory,
+                  shaper: Shaper) -> JobRun:
+    windows = BucketedWindows(query, db.dialect, memory.bucket_state(query))   # render
+
+    def run(now: float) -> list[MetricData]:
+        # fetch the last minutes' events and each window's partial first minute, fold into the buckets
+        data = db.read(lambda execute: windows.compute(execute, parameters, now), query.timeout)
+        return [shaper.cap(metric, datum) for metric, datum in zip(query.metrics, data)]  # cap
+
+    return run
+
+
 def probe_columns(query: QuerySpec, db: Database, parameters: dict[str, Any]) -> None:
     """Check at start that a query returns every column its metrics read (LIMIT 0: no rows are read)."""
     extra: dict[str, Any] = {"last_key": query.incremental.start} if query.incremental else {}
     if query.windows:
-        extra = {**Windowed(query, db.dialect).parameters(0.0), "window_key": 0}
+        extra = {**Windowed(query, db.dialect).parameters(0.0), "window_key": 0, "window_key_end": 0}
     result = db.fetch([probe_sql(query, db.dialect)], {**parameters, "now": 0.0, **extra}, query.timeout)
     check_columns(query, result[0].columns)
 

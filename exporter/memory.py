@@ -16,6 +16,7 @@ from exporter.config import QuerySpec
 from exporter.incremental import CounterState
 from exporter.model import MetricData
 from exporter.shaping import CapMemory
+from exporter.windows import BucketState
 
 log = logging.getLogger("exporter.memory")
 
@@ -54,6 +55,7 @@ class Memory:
     caps: CapMemory = field(default_factory=CapMemory)
     guard: CounterGuard = field(default_factory=CounterGuard)
     counters: dict[str, tuple[QuerySpec, CounterState]] = field(default_factory=dict)
+    windows: dict[str, tuple[QuerySpec, BucketState]] = field(default_factory=dict)
 
     def counter_state(self, query: QuerySpec) -> CounterState:
         """The counting state of this query: kept when the same query ran before, else a new one."""
@@ -62,4 +64,13 @@ class Memory:
             return kept[1]
         state = CounterState([{} for _ in query.metrics])
         self.counters[query.name] = (query, state)
+        return state
+
+    def bucket_state(self, query: QuerySpec) -> BucketState:
+        """The buckets of this windowed query: kept when the same query ran before, else new ones."""
+        kept = self.windows.get(query.name)
+        if kept is not None and kept[0] == query:
+            return kept[1]
+        state = BucketState()
+        self.windows[query.name] = (query, state)
         return state

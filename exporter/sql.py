@@ -143,3 +143,50 @@ def key_probe_sql(search: KeySearch, dialect: str) -> str:
         f"SELECT {search.column}, {when} FROM {search.table} WHERE {search.column} >= :pe_key "
         f"AND {when} IS NOT NULL ORDER BY {search.column} LIMIT 1"
     )
+
+
+def bucket_columns(query: QuerySpec) -> Iterator[tuple[str, MetricSpec, str | None]]:
+    """(alias, metric, value column or None for a row count) of the bucketed window statements."""
+    for m, metric in enumerate(query.metrics):
+        columns = [col for _, col in metric.values] if metric.values else [metric.value]
+        for c, column in enumerate(columns):
+            yield f"pe_{m}_{c}", metric, column
+
+
+def _bucket_aggregates(query: QuerySpec) -> list[str]:
+    selects = []
+    for alias, metric, column in bucket_columns(query):
+        value = column or "1"
+        if metric.filter:
+            value = f"CASE WHEN {metric.filter} <> 0 THEN {value} END"
+        selects.append(f"{metric.aggregate.upper()}({value}) AS {alias}")
+    return selects
+
+
+def minute_sql(column: str, dialect: str) -> str:
+    """The whole minute (Unix seconds // 60) of a Unix-time column."""
+    return f"CAST({column} / 60 AS INTEGER)" if dialect == "sqlite" else f"FLOOR({column} / 60)"
+
+
+def bucket_sql(query: QuerySpec, dialect: str) -> str:
+    """The events of a key range summed per label values and minute of their time."""
+    assert query.windows is not None
+    labels = window_labels(query)
+    minute = minute_sql(query.windows.time, dialect)
+    selects = [*labels, f"{minute} AS pe_minute", *_bucket_aggregates(query)]
+    return (f"SELECT {', '.join(selects)} FROM ({render(query, dialect)}\n) pe_events "
+            f"GROUP BY {', '.join([*labels, minute])}")
+
+
+def edge_sql(query: QuerySpec, dialect: str) -> str:
+    """The events of a key range with a time before ``:pe_edge_end`` (the base reads from
+    ``:window_start``), summed per label values: a window's first, partial minute."""
+    assert query.windows is not None
+    labels = window_labels(query)
+    group = f" GROUP BY {', '.join(labels)}" if labels else ""
+    return (f"SELECT {', '.join([*labels, *_bucket_aggregates(query)])} FROM ({render(query, dialect)}\n) "
+            f"pe_events WHERE {query.windows.time} < :pe_edge_end{group}")
+
+
+def max_key_sql(search: KeySearch) -> str:
+    return f"SELECT MAX({search.column}) FROM {search.table}"

@@ -1,7 +1,9 @@
 """Windowed gauges: what happened lately, counted in SQL from the events' own timestamps.
 
 A windowed query returns one row per event with its Unix time (``windows.time``), reading only
-the oldest window (``:window_start``). The engine wraps it in one aggregating statement with a
+the oldest window (``:window_start``). Over an append-only table (``windows.key``) the events are
+kept in per-minute buckets, so a run reads only the events of the last few minutes (see
+``BucketedWindows``); otherwise every run reads the oldest window. The engine wraps it in one aggregating statement with a
 ``SUM(CASE WHEN time >= :pe_since_N ...)`` column per window, so every window costs one read of
 the oldest window's rows and equals a plain SQL count over the same period (a row exactly at
 ``now - period`` is inside). Where the table's key grows with its time (``windows.key``), the
@@ -11,14 +13,27 @@ a key range on any database, with or without an index on the timestamp.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from exporter.config import KeySearch, QuerySpec
 from exporter.model import MetricData, Result, Runner
 from exporter.shaping import COMBINE, label_value, number
-from exporter.sql import SINCE, key_bounds_sql, key_probe_sql, window_columns, window_labels, window_sql
+from exporter.sql import (
+    SINCE,
+    bucket_columns,
+    bucket_sql,
+    edge_sql,
+    key_bounds_sql,
+    key_probe_sql,
+    max_key_sql,
+    window_columns,
+    window_labels,
+    window_sql,
+)
 
 
 def month_start(now: float) -> float:
@@ -52,6 +67,7 @@ class Windowed:
         bind = {**parameters, "now": now, **self.parameters(now)}
         if self.spec.key is not None:
             bind["window_key"] = first_key(run, self.dialect, self.spec.key, bind["window_start"] - self.spec.key.slack)
+            bind["window_key_end"] = _max_key(run, self.spec.key) + 1
         return run(self.sql, bind)
 
     def shape(self, result: Result) -> list[MetricData]:
@@ -101,3 +117,156 @@ def first_key(run: Runner, dialect: str, search: KeySearch, target: float) -> in
         else:
             low = key + 1
     return low
+
+
+def _max_key(run: Runner, search: KeySearch) -> int:
+    value = run(max_key_sql(search), {}).rows[0][0]
+    return int(value) if value is not None else 0
+
+
+Buckets = dict[int, dict[tuple[Any, ...], list[float | None]]]  # minute -> label values -> one value a column
+
+
+@dataclass
+class BucketState:
+    """What a bucketed windowed query remembers between runs (and across reloads that keep it)."""
+
+    settled: Buckets = field(default_factory=dict)  # events with a key up to ``low``
+    low: int | None = None
+    history: list[tuple[float, int]] = field(default_factory=list)  # (run time, largest key then)
+    last_full: float | None = None
+    full_runs: int = 0
+
+
+class BucketedWindows(Windowed):
+    """Windows over an append-only table kept as per-minute buckets of its events.
+
+    A run reads the events above the settled key (the last ``settle_after`` of them, so a row
+    committed late, out of key order, is counted at the next run) and, for each window whose start
+    is not on a whole minute, the events of its first, partial minute, exactly. Every window is
+    then the sum of its whole minutes plus that edge, so it still equals a plain SQL count over the
+    window, and costs what the last minutes hold, not what the window holds. Once an hour (and on
+    the first run) the buckets are counted again from the whole oldest window, so rows deleted
+    inside a window (rare: pruning removes old rows) drop out.
+    """
+
+    SETTLE_AFTER = 600.0
+    FULL_EVERY = 3600.0
+
+    def __init__(self, query: QuerySpec, dialect: str, state: BucketState | None = None):
+        super().__init__(query, dialect)
+        assert self.spec.key is not None
+        self.key = self.spec.key
+        self.state = state or BucketState()
+        self.bucket_sql = bucket_sql(query, dialect)
+        self.edge_sql = edge_sql(query, dialect)
+        self.bucket_columns = list(bucket_columns(query))
+
+    def compute(self, run: Runner, parameters: Mapping[str, Any], now: float) -> list[MetricData]:
+        """The windows' metric data, read in the caller's transaction."""
+        state, starts = self.state, self.starts(now)
+        oldest = min(starts)
+        largest = _max_key(run, self.key)
+        base = {**parameters, "now": now, "window_start": oldest}
+        if state.low is None or state.last_full is None or now - state.last_full >= self.FULL_EVERY:
+            first = first_key(run, self.dialect, self.key, oldest - self.key.slack)
+            state.settled = self._buckets(run, {**base, "window_key": first, "window_key_end": largest + 1})
+            state.low, state.last_full = largest, now
+            state.full_runs += 1
+            pending: Buckets = {}
+        else:
+            point = max((key for seen, key in state.history if seen <= now - self.SETTLE_AFTER), default=None)
+            if point is not None and point > state.low:
+                fresh = self._buckets(run, {**base, "window_key": state.low + 1, "window_key_end": point + 1})
+                _merge(state.settled, fresh, self.bucket_columns)
+                state.low = point
+            pending = self._buckets(run, {**base, "window_key": state.low + 1, "window_key_end": largest + 1})
+        state.history = [(seen, key) for seen, key in state.history if seen >= now - 2 * self.SETTLE_AFTER]
+        state.history.append((now, largest))
+        first_minute = math.ceil(oldest / 60)
+        for minute in [m for m in state.settled if m < first_minute]:
+            del state.settled[minute]
+        totals = [self._window(run, base, start, pending) for start in starts]
+        return self._shape(totals)
+
+    def _buckets(self, run: Runner, bind: Mapping[str, Any]) -> Buckets:
+        result = run(self.bucket_sql, bind)
+        index = {name: i for i, name in enumerate(result.columns)}
+        buckets: Buckets = {}
+        for row in result.rows:
+            minute = int(number(row[index["pe_minute"]]) or 0)
+            group = tuple(row[index[label]] for label in self.labels)
+            values = [number(row[index[alias]]) for alias, _, _ in self.bucket_columns]
+            _add(buckets.setdefault(minute, {}), group, values, self.bucket_columns)
+        return buckets
+
+    def _window(self, run: Runner, base: Mapping[str, Any], start: float,
+                pending: Buckets) -> dict[tuple[Any, ...], list[float | None]]:
+        """Per label values, the window from ``start`` to now: whole minutes from the buckets, the
+        first, partial minute read exactly."""
+        boundary = math.ceil(start / 60) * 60
+        total: dict[tuple[Any, ...], list[float | None]] = {}
+        for buckets in (self.state.settled, pending):
+            for minute, groups in buckets.items():
+                if minute * 60 >= boundary:
+                    for group, values in groups.items():
+                        _add(total, group, values, self.bucket_columns)
+        if boundary > start:
+            low = first_key(run, self.dialect, self.key, start - self.key.slack)
+            high = first_key(run, self.dialect, self.key, boundary + self.key.slack)
+            result = run(self.edge_sql, {**base, "window_start": start, "window_key": low, "window_key_end": high,
+                                         "pe_edge_end": boundary})
+            index = {name: i for i, name in enumerate(result.columns)}
+            for row in result.rows:
+                group = tuple(row[index[label]] for label in self.labels)
+                _add(total, group, [number(row[index[alias]]) for alias, _, _ in self.bucket_columns],
+                     self.bucket_columns)
+        return total
+
+    def _shape(self, totals: list[dict[tuple[Any, ...], list[float | None]]]) -> list[MetricData]:
+        out = {metric.name: MetricData(metric.name, "gauge", metric.help, metric.label_names)
+               for metric in self.query.metrics}
+        windows = [label for label, _ in self.spec.periods]
+        position = {label: i for i, label in enumerate(self.labels)}
+        unique = {group for total in totals for group in total}
+        if not self.labels:
+            unique.add(())
+        groups = sorted(unique, key=lambda group: tuple((value is None, str(value)) for value in group))
+        for group in groups:
+            for w, total in enumerate(totals):
+                values = total.get(group)
+                for c, (_, metric, column) in enumerate(self.bucket_columns):
+                    raw = values[c] if values is not None else None
+                    if raw is None:
+                        if metric.aggregate != "sum":
+                            continue
+                        raw = 0.0
+                    key = tuple(label_value(group[position[label.column]], label.null) for label in metric.labels)
+                    if metric.values:
+                        key += (next(value for value, col in metric.values if col == column),)
+                    if self.spec.label:
+                        key += (windows[w],)
+                    value = raw / 10 ** metric.decimals if metric.decimals else raw
+                    series = out[metric.name].series
+                    series[key] = COMBINE[metric.aggregate](series[key], value) if key in series else value
+        return list(out.values())
+
+
+def _add(into: dict[tuple[Any, ...], list[float | None]], group: tuple[Any, ...], values: list[float | None],
+         columns: list[tuple[str, Any, str | None]]) -> None:
+    current = into.get(group)
+    if current is None:
+        into[group] = list(values)
+        return
+    for i, ((_, metric, _), value) in enumerate(zip(columns, values)):
+        if value is None:
+            continue
+        before = current[i]
+        current[i] = value if before is None else COMBINE[metric.aggregate](before, value)
+
+
+def _merge(into: Buckets, fresh: Buckets, columns: list[tuple[str, Any, str | None]]) -> None:
+    for minute, groups in fresh.items():
+        target = into.setdefault(minute, {})
+        for group, values in groups.items():
+            _add(target, group, values, columns)

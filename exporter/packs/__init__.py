@@ -229,9 +229,10 @@ def _read_windows(node: Node, sql: Mapping[str, str]) -> WindowSpec:
         if not re.search(r":window_start\b", text):
             raise node.fail(where, "a windowed query reads only its oldest window: filter on the bound "
                                    "parameter :window_start (e.g. WHERE $epoch(created_at) >= :window_start)")
-        if key is not None and not re.search(r":window_key\b", text):
-            raise node.fail(where, "windows.key finds the first key of the oldest window: filter on the bound "
-                                   f"parameter :window_key (e.g. AND {key.column} >= :window_key)")
+        if key is not None and not (re.search(r":window_key\b", text) and re.search(r":window_key_end\b", text)):
+            raise node.fail(where, "windows.key reads key ranges: filter on the bound parameters :window_key and "
+                                   f":window_key_end (AND {key.column} >= :window_key AND {key.column} < "
+                                   ":window_key_end)")
     return WindowSpec(time=time_col, periods=tuple(periods), label=label, key=key)
 
 
