@@ -1,14 +1,16 @@
 """Windowed gauges: what happened lately, counted in SQL from the events' own timestamps.
 
 A windowed query returns one row per event with its Unix time (``windows.time``), reading only
-the oldest window (``:window_start``). Over an append-only table (``windows.key``) the events are
-kept in per-minute buckets, so a run reads only the events of the last few minutes (see
-``BucketedWindows``); otherwise every run reads the oldest window. The engine wraps it in one
-aggregating statement with a ``SUM(CASE WHEN time >= :pe_since_N ...)`` column per window, so every window costs one read of
-the oldest window's rows and equals a plain SQL count over the same period (a row exactly at
-``now - period`` is inside). Where the table's key grows with its time (``windows.key``), the
-oldest window's first key is found by a binary search of point reads on the key, so the read is
-a key range on any database, with or without an index on the timestamp.
+the oldest window (``:window_start``). Each window equals a plain SQL count over the same period
+(a row exactly at ``now - period`` is inside).
+
+- Without ``windows.key`` (rows that change, e.g. an outreach's status), the engine wraps the query
+  in one statement with a ``SUM(CASE WHEN time >= :pe_since_N ...)`` column per window: every run
+  reads the oldest window once (``Windowed``).
+- With ``windows.key`` (an append-only table whose key grows with its time), the events are kept
+  in per-minute buckets, and a run reads only the last minutes' events and each window's partial
+  first minute (``BucketedWindows``); a key range is found by a binary search of point reads on
+  the key, so it needs no index on the timestamp.
 """
 
 from __future__ import annotations
