@@ -218,7 +218,7 @@ def test_windows_follow_a_living_table_run_after_run(tmp_path):
             assert got == expected(family, current, clock["now"]), (family, clock["now"])
 
     check()
-    for step in range(40):
+    for _ in range(40):
         clock["now"] += rng.choice([13, 47, 61, 119, 600])
         conn = sqlite3.connect(db)
         with conn:
