@@ -53,7 +53,7 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 class EventTable:
     """One grouped statement over a table: label columns by the pack's result-column names,
     the event's timestamp (SQL, may use ``$epoch``), an optional row filter and the aggregates
-    (``count`` or the column to sum) by key."""
+    (``count`` or the SQL to sum) by key. Built from the packs' ``history:`` declarations."""
 
     table: str
     timestamp: str
@@ -62,55 +62,39 @@ class EventTable:
     where: str | None = None
 
 
-def _outreach(timestamp: str, where: str | None = None) -> EventTable:
-    return EventTable("outreaches", timestamp, {"channel": "channel"}, {"n": "count"}, where)
+def sources_of(config: Config) -> tuple[dict[str, EventTable], dict[str, dict[str | None, tuple[str, str]]]]:
+    """The statements and, per counter, {value of its ``values`` label (None for a plain
+    ``value``): (statement name, aggregate key)}, in the order the packs declare them.
+
+    Parts over the same table, timestamp, filter and labels share one statement."""
+    tables: dict[str, EventTable] = {}
+    by_shape: dict[tuple, str] = {}
+    counters: dict[str, dict[str | None, tuple[str, str]]] = {}
+    for name, spec in config.history.items():
+        parts: dict[str | None, tuple[str, str]] = {}
+        for value, part in spec.parts.items():
+            shape = (spec.table, part.time, part.where, tuple(sorted(spec.labels.items())))
+            source = by_shape.get(shape)
+            if source is None:
+                source = by_shape[shape] = f"s{len(by_shape)}"
+                tables[source] = EventTable(spec.table, part.time, dict(spec.labels), {}, part.where)
+            aggregates = dict(tables[source].aggregates)
+            wanted = part.value or "count"
+            key = next((k for k, agg in aggregates.items() if agg == wanted), None)
+            if key is None:
+                key = aggregates_key = f"a{len(aggregates)}"
+                aggregates[aggregates_key] = wanted
+                tables[source] = EventTable(spec.table, part.time, dict(spec.labels), aggregates, part.where)
+            parts[value] = (source, key)
+        counters[name] = parts
+    return tables, counters
 
 
-# The event time of each source: the timestamp the live counter counts it at. Money is summed in
-# the integer units of the live pack ($fixed), so the backfill's last step equals a live scrape to
-# the cent.
-EVENT_TABLES: dict[str, EventTable] = {
-    # Outreach events are counted live by their timestamps: a row whose timestamp is not a time is none.
-    "outreach_created": _outreach("$epoch(created_at)", "$epoch(created_at) IS NOT NULL"),
-    "outreach_sent": _outreach("$epoch(sent_at)", "$epoch(sent_at) IS NOT NULL"),
-    "outreach_delivered": _outreach("$epoch(delivered_at)", "$epoch(delivered_at) IS NOT NULL"),
-    "outreach_replied": _outreach("$epoch(replied_at)", "$epoch(replied_at) IS NOT NULL"),
-    "site_transitions": EventTable("site_status_history", "$epoch(changed_at)", {"to_status": "to_status"},
-                               {"n": "count"}),
-    "sites_created": EventTable("sites", "$epoch(created_at)", {}, {"n": "count"}),
-    "llm_usage": EventTable("llm_usage", "$epoch(created_at)",
-                        {"stage": "stage", "provider": "provider", "model": "model"},
-                        {"requests": "count", "prompt": "prompt_tokens", "completion": "completion_tokens",
-                         "cost": "$fixed(cost_usd, 9)"}),
-    "http_errors": EventTable("http_errors", "$epoch(created_at)",
-                          {"source": "source", "stage": "stage", "code": "status_code"}, {"n": "count"}),
-    "opt_outs": EventTable("opt_outs", "$epoch(created_at)", {"channel": "channel"}, {"n": "count"}),
-    "sales": EventTable("sales", "$epoch(sold_at)", {"channel": "channel"},
-                    {"n": "count", "revenue": "$fixed(amount_usd, 6)"}),
-    "conversation_messages": EventTable("conversations", "$epoch(created_at)",
-                                    {"channel": "channel", "direction": "direction"}, {"n": "count"}),
-    # Finished runs only, at their finish, as the live counter: a run still going is not a run yet.
-    "cron_job_runs": EventTable("cron_job_logs", "$epoch(finished_at)", {"cron_job": "job_name", "status": "status"},
-                            {"n": "count"}, "COALESCE(status, '') <> 'running' AND $epoch(finished_at) IS NOT NULL"),
-}
-
-# Counter -> {value of its `values` label (None for a plain `value`): (source, aggregate key)}.
-COUNTERS: dict[str, dict[str | None, tuple[str, str]]] = {
-    "pipeline_outreach_events_total": {
-        event: (f"outreach_{event}", "n")
-        for event in ("created", "sent", "delivered", "replied")},
-    "pipeline_site_transitions_total": {None: ("site_transitions", "n")},
-    "pipeline_sites_created_total": {None: ("sites_created", "n")},
-    "pipeline_llm_requests_total": {None: ("llm_usage", "requests")},
-    "pipeline_llm_tokens_total": {"prompt": ("llm_usage", "prompt"), "completion": ("llm_usage", "completion")},
-    "pipeline_llm_cost_usd_total": {None: ("llm_usage", "cost")},
-    "pipeline_http_errors_total": {None: ("http_errors", "n")},
-    "pipeline_opt_outs_total": {None: ("opt_outs", "n")},
-    "pipeline_sales_total": {None: ("sales", "n")},
-    "pipeline_sales_revenue_usd_total": {None: ("sales", "revenue")},
-    "pipeline_conversation_messages_total": {None: ("conversation_messages", "n")},
-    "pipeline_cron_job_runs_total": {None: ("cron_job_runs", "n")},
-}
+def __getattr__(name: str) -> Any:
+    """``COUNTERS``: the default pack's backfilled counters, in order (read from the pack)."""
+    if name == "COUNTERS":
+        return tuple(load_config(None).history)
+    raise AttributeError(name)
 
 
 @dataclass(frozen=True)
@@ -168,17 +152,23 @@ class Plan:
     metric: MetricSpec
     query: QuerySpec
     parts: list[tuple[str | None, str, str]]  # (values-label value, source name, aggregate key)
+    sources: Mapping[str, EventTable]
 
 
 def plan(config: Config, warn: Any = None) -> list[Plan]:
-    """The counters of the config that the backfill knows how to rebuild, in contract order."""
+    """The counters whose pack says where their events are (``history:``), in the packs' order;
+    a counter without a declaration is named in a warning."""
     warn = warn or (lambda message: None)
     found: dict[str, tuple[MetricSpec, QuerySpec]] = {}
     for query in config.queries:
         for metric in query.metrics:
             found.setdefault(metric.name, (metric, query))
+    event_tables, counters = sources_of(config)
+    for name, (metric, _) in found.items():
+        if metric.type == "counter" and name not in counters:
+            warn(f"{name}: its pack declares no history, skipped")
     plans = []
-    for name, known in COUNTERS.items():
+    for name, known in counters.items():
         if name not in found:
             warn(f"{name}: not in the configuration, skipped")
             continue
@@ -193,14 +183,14 @@ def plan(config: Config, warn: Any = None) -> list[Plan]:
                 warn(f"{name}: no history for {metric.values_label}={value!r}, that series is skipped")
                 continue
             source_name, key = known[value]
-            unknown = [label.column for label in metric.labels if label.column not in EVENT_TABLES[source_name].columns]
+            unknown = [label.column for label in metric.labels if label.column not in event_tables[source_name].columns]
             if unknown:
                 warn(f"{name}: the backfill cannot compute column(s) {', '.join(unknown)}, skipped")
                 parts = []
                 break
             parts.append((value, source_name, key))
         if parts:
-            plans.append(Plan(metric, query, parts))
+            plans.append(Plan(metric, query, parts, event_tables))
     return plans
 
 
@@ -210,11 +200,13 @@ def collect(db: Database, plans: list[Plan], grid: Grid, timeout: float,
     params = {"pe_start": grid.start, "pe_end": grid.end, "pe_step": grid.step, "pe_last": grid.count - 1}
     # One statement per (source, label columns): metrics sharing a source share its rows.
     wanted: dict[tuple[str, tuple[str, ...]], Any] = {}
+    tables: dict[str, EventTable] = {}
     for p in plans:
+        tables.update(p.sources)
         for _, source_name, _ in p.parts:
             wanted.setdefault((source_name, tuple(label.column for label in p.metric.labels)), None)
     for source_name, columns in wanted:
-        sql = source_sql(EVENT_TABLES[source_name], list(columns), db.dialect)
+        sql = source_sql(tables[source_name], list(columns), db.dialect)
         wanted[(source_name, columns)] = db.fetch([sql], params, timeout)[0].rows
         progress(1)
     out = {}
@@ -224,7 +216,7 @@ def collect(db: Database, plans: list[Plan], grid: Grid, timeout: float,
         nulls = [label.null for label in p.metric.labels]
         for extra, source_name, key in p.parts:
             rows = wanted[(source_name, columns)]
-            position = len(columns) + 1 + list(EVENT_TABLES[source_name].aggregates).index(key)
+            position = len(columns) + 1 + list(tables[source_name].aggregates).index(key)
             for row in rows:
                 value = number(row[position])
                 if value is None:  # a SUM over NULLs: the live exporter skips it too

@@ -34,7 +34,9 @@ def demo_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--database-url", dest="database_url", help="fill a PostgreSQL or MySQL database instead of a SQLite file"
     )
-    parser.add_argument("--sites", type=int, default=20_000, help="number of sites (default 20000)")
+    parser.add_argument("--pack", default="method333",
+                        help="the pack whose demo to write: method333 (default), botflow")
+    parser.add_argument("--sites", type=int, default=20_000, help="number of sites (default 20000; method333 only)")
     parser.add_argument("--seed", type=int, default=333, help="random seed (default 333)")
     parser.add_argument(
         "--files-dir",
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         SIGNALS.install()  # before start-up: a SIGHUP while the database is probed must not kill us
     logs.setup("warning" if args.log_level == "warn" else args.log_level, args.log_format)
     overrides = {"database_url": args.database_url, "coverage": args.coverage, "e2e_report": args.e2e_report,
-                 "collectors": flags.collector_overrides(args)}
+                 "collectors": flags.collector_overrides(args), "packs": [args.pack] if args.pack else None}
     web_config = None
     if args.web_config_file:
         from exporter.webconfig import load_web_config
@@ -185,6 +187,8 @@ SIGNALS = Signals()
 
 def demo_main(argv: list[str]) -> int:
     args = demo_parser().parse_args(argv)
+    if args.pack != "method333":
+        return pack_demo_main(args)
     from exporter import demo
     from exporter.progress import Progress
 
@@ -214,4 +218,29 @@ def demo_main(argv: list[str]) -> int:
     if args.files_dir and args.database_url:
         demo.write_demo_files(args.files_dir, seed=args.seed)
     print(f"demo database written to {target}: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+    return 0
+
+
+def pack_demo_main(args: argparse.Namespace) -> int:
+    """``demo-db PATH --pack NAME``: another built-in pack's demo (exporter/demos/)."""
+    from exporter import demos
+
+    if args.pack not in demos.pack_names():
+        print(f"pipeline-exporter demo-db: no demo for pack {args.pack!r} (known: method333, "
+              f"{', '.join(demos.pack_names())})", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        if args.database_url:
+            counts = demos.build_url(args.pack, args.database_url, seed=args.seed, force=args.force)
+            target = mask_url(args.database_url)
+        elif args.path:
+            counts = demos.build(args.pack, args.path, seed=args.seed, force=args.force)
+            target = str(args.path)
+        else:
+            print("pipeline-exporter demo-db: give a PATH or --database-url", file=sys.stderr)
+            return EXIT_CONFIG
+    except demos.DemoTargetNotEmpty as exc:
+        print(f"pipeline-exporter demo-db: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{args.pack} demo database written to {target}: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
     return 0

@@ -97,6 +97,28 @@ MONTH = "month"  # a window from the start of the current calendar month (UTC)
 
 
 @dataclass(frozen=True)
+class HistoryPart:
+    """One series group of a counter's history: the rows of ``table`` matching ``where``, dated by
+    the SQL expression ``time`` (Unix seconds, usually ``$epoch(col)``), counted (``value`` None)
+    or summing the SQL expression ``value``."""
+
+    time: str
+    value: str | None = None
+    where: str | None = None
+
+
+@dataclass(frozen=True)
+class HistorySpec:
+    """Where a counter's events are in the database, for ``pipeline-exporter backfill``: the
+    table, the SQL expression of each label column (by the query's result-column name), and one
+    part per value of the counter's ``values`` label (key None for a plain ``value``)."""
+
+    table: str
+    labels: Mapping[str, str]
+    parts: Mapping[str | None, HistoryPart]
+
+
+@dataclass(frozen=True)
 class KeySearch:
     """Where a windowed query over an append-only table finds the first key of its oldest window:
     ``column`` grows with ``time``, so a binary search by point reads of the key finds it; ``slack``
@@ -199,6 +221,8 @@ class Config:
     llm_budget_usd: Mapping[str, float] = field(default_factory=dict)  # provider (or "total") -> USD a month
     collectors: CollectorsConfig = CollectorsConfig()
     const_labels: Mapping[str, str] = field(default_factory=dict)  # added to every series
+    # counter name -> where its events are dated (the packs' history: blocks), for the backfill
+    history: Mapping[str, HistorySpec] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- the config file
@@ -207,7 +231,8 @@ class Config:
 def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
     """Build the Config from an optional config file, then command-line overrides.
 
-    ``overrides`` holds the CLI's explicit values: database_url, coverage, e2e_report.
+    ``overrides`` holds the CLI's explicit values: database_url, coverage, e2e_report, and
+    ``packs`` (``--pack NAME``), which replaces the config file's ``packs:``.
     """
     from exporter.packs import Defaults, Pack, check_metric_consistency, explicit_defaults, load_pack, read_query
 
@@ -226,6 +251,8 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
     explicit = explicit_defaults(root.mapping("defaults"))
     defaults = replace(Defaults(), **explicit)
     pack_refs = root.sequence("packs", [DEFAULT_PACK])
+    if overrides.get("packs"):
+        pack_refs = list(overrides["packs"])
     packs = []
     for i, ref in enumerate(pack_refs):
         if not isinstance(ref, str):
@@ -238,8 +265,10 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
             for qname in list(inline.data))))
     queries: dict[str, QuerySpec] = {}
     parameters: dict[str, Any] = {}
+    history: dict[str, HistorySpec] = {}
     for pack in packs:
         parameters.update(pack.parameters)
+        history.update(pack.history)
         for query in pack.queries:
             queries[query.name] = query  # a later pack replaces a query of the same name
     user_params = root.mapping("parameters")
@@ -269,6 +298,8 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         llm_budget_usd=budget,
         collectors=collectors,
         const_labels=const_labels,
+        history={name: spec for name, spec in history.items()
+                 if any(m.name == name and m.type == "counter" for q in queries.values() for m in q.metrics)},
     )
 
 

@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO))
 from exporter.mixin import DEFAULT, render  # noqa: E402
 from exporter.mixin.cli import drift, write  # noqa: E402
 from exporter.mixin.docs import splice, thresholds_table  # noqa: E402
+from exporter.mixin.packs import render_all as render_packs  # noqa: E402
 
 ALERTING_DOC = Path("docs") / "alerting.md"
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=REPO,
                         help="the repository to write into or check (default: this one)")
     args = parser.parse_args(argv)
-    files = render(DEFAULT)
+    files = {**render(DEFAULT), **render_packs(DEFAULT)}  # the other packs' under alerts/packs/, grafana/packs/
     doc = documented(args.root)
     if args.check:
         problems = drift(args.root, files)

@@ -38,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
                         help="where docs/runbooks.md is published; alerts link to its sections")
     parser.add_argument("--llm-budget", dest="llm_monthly_budget_usd", type=float,
                         help="monthly LLM budget in USD, used where the exporter reports none")
+    parser.add_argument("--pack", help="write another built-in pack's rules and dashboards instead (botflow)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if the files in --out differ from the generated ones")
     return parser
@@ -77,6 +78,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pipeline-exporter mixin: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     files = render(config)
+    if args.pack:
+        from exporter.mixin.packs import PACKS
+        from exporter.mixin.packs import render as render_pack
+
+        if args.pack not in PACKS:
+            print(f"pipeline-exporter mixin: no rules for pack {args.pack!r} (known: {', '.join(PACKS)})",
+                  file=sys.stderr)
+            return EXIT_CONFIG
+        files = render_pack(args.pack, config)
     if args.check:
         problems = drift(args.out, files)
         for problem in problems:
