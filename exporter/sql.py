@@ -29,8 +29,10 @@ EPOCH_SQL = {
 
 
 SCAN_MACRO = re.compile(r"\$scan\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)")
-# SQLite's planner likes to walk an index in GROUP BY order and fetch every row through it, which
-# is several times slower than reading the table once when the query needs most rows anyway.
+# `$scan(table)`: the table by its key alone, never a secondary index. SQLite's planner likes to walk
+# an index in GROUP BY order and fetch every row through it, several times slower than reading the
+# table once when the query needs most rows anyway; and given `id > ?` alone it walks a whole
+# GROUP BY index rather than the key range. NOT INDEXED still uses the rowid for key ranges.
 SCAN_SQL = {"sqlite": "{0} NOT INDEXED", "postgresql": "{0}", "mysql": "{0}"}
 
 
@@ -133,7 +135,9 @@ def window_sql(query: QuerySpec, dialect: str) -> str:
 
 
 def key_bounds_sql(search: KeySearch) -> str:
-    return f"SELECT MIN({search.column}), MAX({search.column}) FROM {search.table}"
+    # Two subqueries: SQLite answers MIN or MAX alone from the key's b-tree, both together by a scan.
+    table, column = search.table, search.column
+    return f"SELECT (SELECT MIN({column}) FROM {table}), (SELECT MAX({column}) FROM {table})"
 
 
 def key_probe_sql(search: KeySearch, dialect: str) -> str:
