@@ -911,20 +911,7 @@ def _conversation_rows(
         }
         for o in group:
             if o.status in ("sent", "delivered", "complained"):
-                rows.append(
-                    (
-                        next(ids),
-                        plan.id,
-                        o.id,
-                        o.channel,
-                        "outbound",
-                        None,
-                        1,
-                        _OUR_SENDER[o.channel],
-                        _pitch(o.channel, words),
-                        stamp(_when(o.sent)),
-                    )
-                )
+                rows.append(_outbound(next(ids), plan, o, _pitch(o.channel, words), stamp(_when(o.sent))))
         answered = _replied(group)
         if answered is not None:
             rows.extend(_thread(plan, answered, words, rand, rng, ids, now, stamp))
@@ -959,20 +946,7 @@ def _thread(
     rows = [_inbound(next(ids), plan, o, sentiment, _REPLY_TEXT[sentiment].format(**words), replied, now, rand, stamp)]
     answer = replied + 10 * MINUTE + int(rand() * 6 * HOUR)
     if answer < now:
-        rows.append(
-            (
-                next(ids),
-                plan.id,
-                o.id,
-                o.channel,
-                "outbound",
-                None,
-                1,
-                _OUR_SENDER[o.channel],
-                _FOLLOW_UP.format(**words),
-                stamp(answer),
-            )
-        )
+        rows.append(_outbound(next(ids), plan, o, _FOLLOW_UP.format(**words), stamp(answer)))
         again = answer + HOUR + int(rand() * 2 * DAY)
         if again < now and rand() < 0.6:
             second = rng.choices(_SENTIMENTS, cum_weights=_SENTIMENT_CUM)[0]
@@ -980,6 +954,11 @@ def _thread(
                 _inbound(next(ids), plan, o, second, _REPLY_TEXT[second].format(**words), again, now, rand, stamp)
             )
     return rows
+
+
+def _outbound(message_id: int, plan: _Plan, o: _Outreach, body: str, when: Any) -> Row:
+    """A message of ours in the thread: read, no sentiment."""
+    return (message_id, plan.id, o.id, o.channel, "outbound", None, 1, _OUR_SENDER[o.channel], body, when)
 
 
 def _inbound(

@@ -80,19 +80,9 @@ class Windowed:
         rows = result.rows or ([(None,) * len(result.columns)] if not self.labels else [])
         for row in rows:
             for alias, metric, column, window in self.columns:
-                raw = number(row[index[alias]])
-                if raw is None:
-                    if metric.aggregate != "sum":
-                        continue
-                    raw = 0.0
-                key = tuple(label_value(row[index[label.column]], label.null) for label in metric.labels)
-                if metric.values:
-                    key += (next(value for value, col in metric.values if col == column),)
-                if self.spec.label:
-                    key += (windows[window],)
-                value = raw / 10 ** metric.decimals if metric.decimals else raw
-                series = out[metric.name].series
-                series[key] = COMBINE[metric.aggregate](series[key], value) if key in series else value
+                labels = {label: row[index[label]] for label in self.labels}
+                _put(out[metric.name], metric, column, labels, windows[window] if self.spec.label else None,
+                     number(row[index[alias]]))
         return list(out.values())
 
 
@@ -235,23 +225,30 @@ class BucketedWindows(Windowed):
             unique.add(())
         groups = sorted(unique, key=lambda group: tuple((value is None, str(value)) for value in group))
         for group in groups:
+            labels = {label: group[position[label]] for label in self.labels}
             for w, total in enumerate(totals):
                 values = total.get(group)
                 for c, (_, metric, column) in enumerate(self.bucket_columns):
-                    raw = values[c] if values is not None else None
-                    if raw is None:
-                        if metric.aggregate != "sum":
-                            continue
-                        raw = 0.0
-                    key = tuple(label_value(group[position[label.column]], label.null) for label in metric.labels)
-                    if metric.values:
-                        key += (next(value for value, col in metric.values if col == column),)
-                    if self.spec.label:
-                        key += (windows[w],)
-                    value = raw / 10 ** metric.decimals if metric.decimals else raw
-                    series = out[metric.name].series
-                    series[key] = COMBINE[metric.aggregate](series[key], value) if key in series else value
+                    _put(out[metric.name], metric, column, labels, windows[w] if self.spec.label else None,
+                         values[c] if values is not None else None)
         return list(out.values())
+
+
+def _put(data: MetricData, metric: Any, column: str | None, labels: Mapping[str, Any], window: str | None,
+         raw: float | None) -> None:
+    """One window's value of one metric column into its series (a missing sum is 0, a missing max
+    or min no series); label values are shaped, money divided back from integer units."""
+    if raw is None:
+        if metric.aggregate != "sum":
+            return
+        raw = 0.0
+    key = tuple(label_value(labels[label.column], label.null) for label in metric.labels)
+    if metric.values:
+        key += (next(value for value, col in metric.values if col == column),)
+    if window is not None:
+        key += (window,)
+    value = raw / 10 ** metric.decimals if metric.decimals else raw
+    data.series[key] = COMBINE[metric.aggregate](data.series[key], value) if key in data.series else value
 
 
 def _add(into: dict[tuple[Any, ...], list[float | None]], group: tuple[Any, ...], values: list[float | None],
