@@ -28,9 +28,9 @@ demo: $(DEMO)/db/sites.db
 
 run: $(BIN)/activate-stamp $(DEMO)/db/sites.db
 	$(BIN)/pipeline-exporter \
-		--database-url sqlite:///$(DEMO)/db/sites.db \
-		--coverage-file $(DEMO)/coverage/coverage-summary.json \
-		--e2e-report $(DEMO)/test-results/e2e-junit.xml \
+		--database.url sqlite:///$(DEMO)/db/sites.db \
+		--collector.coverage.file $(DEMO)/coverage/coverage-summary.json \
+		--collector.e2e.file $(DEMO)/test-results/e2e-junit.xml \
 		--web.listen-address $(LISTEN)
 
 test: $(BIN)/activate-stamp tools
