@@ -74,7 +74,8 @@ def test_exporter_reads_the_database_read_only(compose):
     data = [m for m in mounts(exporter) if m[1] == "/data"]
     assert data and data[0][2] == "ro"
     command = " ".join(exporter["command"])
-    assert "--database-url=sqlite:////data/db/sites.db" in command
+    # The flag's current name (--database.url) or its old alias (--database-url).
+    assert re.search(r"--database[.-]url=sqlite:////data/db/sites\.db", command), command
     assert "--web.listen-address=:9333" in command
     # The documented one-line switch to the real database.
     assert "- ./db:/data/db:ro" in (REPO / "docker-compose.yml").read_text(encoding="utf-8")
