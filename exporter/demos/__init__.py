@@ -30,9 +30,9 @@ Row = tuple[Any, ...]
 
 
 def _module(pack: str) -> ModuleType:
-    from exporter.demos import botflow, scraper
+    from exporter.demos import botflow, crm, scraper
 
-    modules = {"botflow": botflow, "scraper": scraper}
+    modules = {"botflow": botflow, "crm": crm, "scraper": scraper}
     if pack not in modules:
         raise ValueError(f"no demo for pack {pack!r}; demos exist for method333, {', '.join(sorted(modules))}")
     return modules[pack]
@@ -40,7 +40,7 @@ def _module(pack: str) -> ModuleType:
 
 def pack_names() -> list[str]:
     """Packs other than method333 that have a demo."""
-    return ["botflow", "scraper"]
+    return ["botflow", "crm", "scraper"]
 
 
 def schema_statements(pack: str, dialect: str) -> list[str]:
