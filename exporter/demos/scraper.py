@@ -86,6 +86,7 @@ def iter_rows(*, seed: int, now: int) -> Iterator[tuple[str, list[tuple[Any, ...
         for k, site in enumerate(SITES):
             e0 = t0 + 2 * k
             state = "open" if failures[site] >= BREAKER_THRESHOLD else "closed"
+            reason: str | None
             if site == "glassdoor" and state == "open":  # the breaker skips the site: a fast failure
                 duration, ok, reason = 0.2, False, "circuit breaker open: glassdoor skipped"
             elif running and site != "glassdoor":  # still scraping
@@ -134,7 +135,8 @@ def iter_rows(*, seed: int, now: int) -> Iterator[tuple[str, list[tuple[Any, ...
                     f"{name.split()[0].lower()}.{name.split()[1].lower()}@{rng.choice(COMPANIES).split()[0].lower()}.com"
                 low = None if rng.random() < .3 else 40000 + 5000 * rng.randrange(20)
                 high = None if low is None else low + 10000 + 5000 * rng.randrange(8)
-                jobs.append((0, sid, site, f"{site[:2]}-{sid}-{j}", f"{term.title()} ({rng.choice(('I', 'II', 'Senior'))})",
+                title = f"{term.title()} ({rng.choice(('I', 'II', 'Senior'))})"
+                jobs.append((0, sid, site, f"{site[:2]}-{sid}-{j}", title,
                              rng.choice(COMPANIES), location if rng.random() < .8 else rng.choice(LOCATIONS),
                              low, high, name, email,
                              PLANTED["description"] if first_job else f"We are hiring a {term}. Apply with {email}.",
