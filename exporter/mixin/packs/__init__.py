@@ -8,9 +8,9 @@ its dashboards in ``grafana/packs/<name>/`` (provisioned into the pack's own Gra
 from __future__ import annotations
 
 from exporter.mixin.config import DEFAULT, MixinConfig
-from exporter.mixin.packs import botflow, scraper
+from exporter.mixin.packs import botflow, crm, scraper
 
-PACKS = {"botflow": botflow.render, "scraper": scraper.render}
+PACKS = {"botflow": botflow.render, "crm": crm.render, "scraper": scraper.render}
 
 
 def render(name: str, config: MixinConfig = DEFAULT) -> dict[str, str]:
