@@ -1,0 +1,40 @@
+"""The CRM pack's rule files: the committed copies are the generator's output, promtool
+accepts them, every alert fires in its promtool test and has a runbook section."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from exporter.mixin.packs import render
+from tests.alerts.conftest import REPO, github_anchors
+
+pytestmark = pytest.mark.e2e
+RULES = REPO / "alerts" / "packs" / "crm"
+
+
+def test_committed_files_are_the_generated_ones() -> None:
+    for name, text in render("crm").items():
+        assert (REPO / name).read_text(encoding="utf-8") == text, f"{name}: run python grafana/generate.py"
+
+
+def test_promtool_checks_and_unit_tests_the_rules(promtool: str) -> None:
+    checked = subprocess.run([promtool, "check", "rules", *map(str, sorted(RULES.glob("*.yml")))],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = subprocess.run([promtool, "test", "rules", str(RULES / "tests" / "crm.yml")],
+                            capture_output=True, text=True, timeout=120)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_every_alert_fires_in_a_test_and_has_a_runbook() -> None:
+    alerts = {r["alert"] for g in yaml.safe_load((RULES / "crm-alerts.yml").read_text())["groups"]
+              for r in g["rules"] if "alert" in r}
+    tests = (RULES / "tests" / "crm.yml").read_text(encoding="utf-8")
+    fired = set(re.findall(r"alertname: (\w+)\n\s+exp_alerts:", tests))
+    assert alerts == fired
+    anchors = github_anchors((REPO / "docs" / "packs" / "crm.md").read_text(encoding="utf-8"))
+    assert {a.lower() for a in alerts} <= anchors
