@@ -8,7 +8,7 @@ Planted problems (relative to ``now``), so every panel has data and every alert 
   the 30 days' leads is below the 25-35 % range (cold leads convert at about 3 %);
 - channel cost: Facebook Ads spends about $120 per lead against its $75 target; Nextdoor spends
   and closes no deal (ROI below zero);
-- revenue: deals close at about $330K a month against the $500K monthly target; one deal was
+- revenue: deals close at about $450K a month against the $500K monthly target; one deal was
   signed minutes ago, so this month's revenue is never empty.
 Names, emails, phone numbers, street addresses and notes are in the rows, as in the real system;
 the first lead carries the planted values of ``PLANTED`` (the privacy tests look for them).
@@ -85,7 +85,7 @@ def iter_rows(*, seed: int, now: int) -> Iterator[tuple[str, list[tuple[Any, ...
     arrivals += [(now - 40 * MINUTE, "facebook_ads"), (now - 25 * MINUTE, "nextdoor"),
                  (now - 10 * MINUTE, "google_lsa")]  # waiting for a first contact right now
     arrivals.sort()
-    deal_lead = max(i for i, (t, _) in enumerate(arrivals) if t < now - 2 * DAY)
+    deal_lead = max(lid for lid, (t, _) in enumerate(arrivals, 1) if t < now - 2 * DAY)  # signs minutes ago
     for lid, (t0, source) in enumerate(arrivals, 1):
         waiting = t0 >= now - 45 * MINUTE
         temperature = _pick(rng, MIX[source], ("hot", "warm", "cold"))
