@@ -126,12 +126,16 @@ class Exporter:
         """Load the config again; on any error keep the running one and report the failure."""
         with self._lock:
             new = None
+            memory = self.pipeline.memory
+            saved = memory.checkpoint()  # a failed reload leaves the running queries' states as they were
             try:
-                new = Pipeline(load_config(self.config_path, self.overrides), self.clock, self.pipeline.memory)
+                config = load_config(self.config_path, self.overrides)
+                new = Pipeline(config, self.clock, memory)
                 new.probe()
             except Exception as exc:
                 if new is not None:
                     new.db.close()
+                memory.restore(saved)
                 self.reload_ok = False
                 self.pipeline.snapshot.touch()  # the cached page says so at the next scrape
                 log.error("reload failed, keeping the running configuration", extra={"error": str(exc)})
@@ -139,7 +143,13 @@ class Exporter:
             # Stop the old collection first, so that no run lands in the old snapshot after its
             # states are taken over; scrapes keep reading the old snapshot until the swap.
             old = self.pipeline
-            old.stop()
+            if not old.stop():
+                # A run of the old pipeline is stuck holding the counting states: the new pipeline gets
+                # states of its own (the counter guard still keeps every series from going down).
+                log.warning("a run of the old configuration is still going; its queries start counting anew")
+                new.db.close()
+                memory.forget_states()
+                new = Pipeline(config, self.clock, memory)
             new.snapshot.adopt(old.snapshot)
             if new.config.database_url == old.config.database_url:
                 new.db.up = old.db.up  # same database: still as reachable as it was

@@ -92,8 +92,10 @@ class Database:
             # A backstop behind the watchdog: no single socket read or write waits longer than this.
             args.update(read_timeout=int(read_timeout) + 1, write_timeout=int(read_timeout) + 1)
         # No pool_pre_ping: the ping is done in read(), under the watchdog, so it cannot hang either.
+        # REPEATABLE READ: every statement of one read() sees one snapshot (PostgreSQL's default, READ
+        # COMMITTED, gives each statement its own; MySQL's default is already REPEATABLE READ).
         engine = create_engine(self.url, pool_size=pool_size, max_overflow=0, pool_recycle=1800,
-                               connect_args=args)
+                               connect_args=args, isolation_level="REPEATABLE READ")
         if self.dialect == "mysql":
             event.listen(engine, "connect", self._on_mysql_connect)
         return engine
@@ -101,7 +103,9 @@ class Database:
     def _connect_sqlite(self) -> sqlite3.Connection:
         # mode=ro: SQLite itself refuses writes; the pipeline keeps writing in WAL mode meanwhile.
         uri = f"file:{quote(str(self._sqlite_file().resolve()))}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=5.0, check_same_thread=False)
+        # Autocommit at the driver: read() opens the transaction itself (BEGIN), so every statement of a
+        # run reads one snapshot (the driver would otherwise run each SELECT in a snapshot of its own).
+        conn = sqlite3.connect(uri, uri=True, timeout=5.0, check_same_thread=False, isolation_level=None)
         conn.text_factory = lambda raw: raw.decode("utf-8", "replace")
         conn.execute("PRAGMA query_only = ON")
         # query_only refuses writes, but ATTACH would still create an empty file for a new name.
@@ -149,6 +153,8 @@ class Database:
         conn, watch = self._checkout(timeout)
         try:
             with conn.begin():
+                if self.dialect == "sqlite":
+                    conn.exec_driver_sql("BEGIN")  # a read transaction: one snapshot for every statement
                 self._arm_timeout(conn, timeout)
                 try:
                     return work(lambda sql, params: self._run(conn, sql, params))
@@ -169,13 +175,14 @@ class Database:
         except SQLAlchemyError as exc:
             raise CollectionError("query", safe_message(exc)) from None
         finally:
+            # The watch ends before the connection goes back to the pool: a deadline firing later must
+            # never cut a socket another run has checked out meanwhile.
+            if watch is not None:
+                self.watchdog.release(watch)
             try:
                 conn.close()
             except SQLAlchemyError:
                 pass
-            finally:
-                if watch is not None:
-                    self.watchdog.release(watch)
 
     def _checkout(self, timeout: float) -> tuple[Connection, Watch | None]:
         """A connection that just answered, watched until ``timeout + GRACE`` on a server."""

@@ -42,6 +42,16 @@ class ExpositionCache:
         counters = {name for name, kind in names if kind == "counter"}
         return not any(name in counters for name, kind in names if kind != "counter")
 
+    def render_only(self, names: set[str], accept: str = "", gzipped: bool = False) -> tuple[bytes, str]:
+        """(body, content type) of only the named families (``?name[]=...``), not cached."""
+        registry = self.registry.restricted_registry(names)
+        families = [(family.name, family.type) for family in registry.collect()]
+        counters = {name for name, kind in families if kind == "counter"}
+        clash = any(name in counters for name, kind in families if kind != "counter")
+        encoder, content_type = choose_encoder("" if clash else accept)
+        body = encoder(registry)
+        return (gzip.compress(body, compresslevel=1) if gzipped else body), content_type
+
     def render(self, accept: str = "", gzipped: bool = False) -> tuple[bytes, str]:
         """(body, content type); one scraper builds a variant while concurrent ones wait and reuse it."""
         snap = self.snapshot()

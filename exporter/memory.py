@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from exporter.config import QuerySpec
 from exporter.incremental import CounterState
@@ -58,19 +58,39 @@ class Memory:
     windows: dict[str, tuple[QuerySpec, BucketState]] = field(default_factory=dict)
 
     def counter_state(self, query: QuerySpec) -> CounterState:
-        """The counting state of this query: kept when the same query ran before, else a new one."""
+        """The counting state of this query: kept when it counts the same way as before (its SQL,
+        keys and metrics; a new interval, timeout or help text keeps it), else a new one."""
         kept = self.counters.get(query.name)
-        if kept is not None and kept[0] == query:
+        if kept is not None and counting_identity(kept[0]) == counting_identity(query):
             return kept[1]
         state = CounterState([{} for _ in query.metrics])
         self.counters[query.name] = (query, state)
         return state
 
     def bucket_state(self, query: QuerySpec) -> BucketState:
-        """The buckets of this windowed query: kept when the same query ran before, else new ones."""
+        """The buckets of this windowed query: kept when it counts the same way as before, else new."""
         kept = self.windows.get(query.name)
-        if kept is not None and kept[0] == query:
+        if kept is not None and counting_identity(kept[0]) == counting_identity(query):
             return kept[1]
         state = BucketState()
         self.windows[query.name] = (query, state)
         return state
+
+    def checkpoint(self) -> tuple[dict[str, tuple[QuerySpec, CounterState]], dict[str, tuple[QuerySpec, BucketState]]]:
+        """What to restore if a reload that is being built fails."""
+        return dict(self.counters), dict(self.windows)
+
+    def restore(self, saved: tuple[dict[str, tuple[QuerySpec, CounterState]],
+                                   dict[str, tuple[QuerySpec, BucketState]]]) -> None:
+        self.counters, self.windows = dict(saved[0]), dict(saved[1])
+
+    def forget_states(self) -> None:
+        """New states for every query (a run of the old pipeline may still hold the old ones)."""
+        self.counters.clear()
+        self.windows.clear()
+
+
+def counting_identity(query: QuerySpec) -> QuerySpec:
+    """The query without what does not change its numbers: schedule, timeout, staleness, help."""
+    return replace(query, interval=0.0, timeout=0.0, stale_after=0.0,
+                   metrics=tuple(replace(metric, help="") for metric in query.metrics))

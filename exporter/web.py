@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from socketserver import ThreadingMixIn, _SocketWriter  # type: ignore[attr-defined]
 from typing import Any
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-from prometheus_client import make_wsgi_app
 
 from exporter import __version__
 from exporter.app import Exporter
@@ -200,12 +199,14 @@ class WebState:
         self.apply(web_config or WebConfig())
 
     def apply(self, web_config: WebConfig) -> None:
+        """Switch to a web config; everything is built first, so a failure changes nothing."""
+        auth = BasicAuth(web_config.users) if web_config.users else None
+        context = web_config.tls.context() if self.server is not None and web_config.tls is not None else None
         with self._lock:
-            self.config = web_config
-            self.auth = BasicAuth(web_config.users) if web_config.users else None
-            if self.server is not None and web_config.tls is not None:
+            self.config, self.auth = web_config, auth
+            if context is not None:
                 self.server.tls = web_config.tls
-                self.server.ssl_context = web_config.tls.context()
+                self.server.ssl_context = context
 
     def reload_web_config(self) -> bool:
         """Read the web config file again; on any error keep the running one. TLS cannot be turned on
@@ -214,13 +215,14 @@ class WebState:
             return True
         try:
             fresh = load_web_config(self.path)
-        except ConfigError as exc:
+            if (fresh.tls is None) != (self.config.tls is None):
+                log.error("web config reload: turning TLS on or off needs a restart; keeping the running one")
+                return False
+            self.apply(fresh)
+        except (ConfigError, ssl.SSLError, OSError, ValueError) as exc:
+            # e.g. the certificate files changed again between the check and the load
             log.error("web config reload failed, keeping the running one", extra={"error": str(exc)})
             return False
-        if (fresh.tls is None) != (self.config.tls is None):
-            log.error("web config reload: turning TLS on or off needs a restart; keeping the running one")
-            return False
-        self.apply(fresh)
         log.info("web configuration reloaded")
         return True
 
@@ -230,13 +232,16 @@ def make_app(exporter: Exporter, state: WebState | WebConfig | None = None) -> C
     if not isinstance(state, WebState):
         state = WebState(state)
     web = state
-    metrics_app = make_wsgi_app(exporter.registry)
     cache = ExpositionCache(exporter.registry, lambda: exporter.snapshot)
 
     def _metrics(environ: dict, start_response: Start) -> list[bytes]:
         # Rendered once per snapshot change and format, so 50 concurrent scrapers share one build.
         gzipped = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
-        body, content_type = cache.render(environ.get("HTTP_ACCEPT", ""), gzipped)
+        names = parse_qs(environ.get("QUERY_STRING", "")).get("name[]")
+        if names:  # only these families, built for this request with the same format and gzip choices
+            body, content_type = cache.render_only(set(names), environ.get("HTTP_ACCEPT", ""), gzipped)
+        else:
+            body, content_type = cache.render(environ.get("HTTP_ACCEPT", ""), gzipped)
         headers = [("Content-Type", content_type), ("Vary", "Accept-Encoding")]
         if gzipped:
             headers.append(("Content-Encoding", "gzip"))
@@ -274,8 +279,6 @@ def make_app(exporter: Exporter, state: WebState | WebConfig | None = None) -> C
                                          ("WWW-Authenticate", 'Basic realm="pipeline-exporter", charset="UTF-8"')])
             return [data]
         if path == web.telemetry_path:
-            if environ.get("QUERY_STRING"):  # name[] filters: prometheus_client's own handler
-                return metrics_app(environ, respond)
             return _metrics(environ, respond)
         if path == "/-/healthy":
             return _text(respond, "200 OK", "Healthy.\n")

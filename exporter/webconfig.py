@@ -80,6 +80,7 @@ CACHE_SIZE = 1024
 BCRYPT_MAX_PASSWORD = 72  # bcrypt reads no further: a longer password would match on its first 72 bytes
 BCRYPT_CONCURRENCY = 2  # checks at once: a flood of wrong passwords queues here, not in every thread
 BCRYPT_WAIT = 2.0  # seconds a request waits for a check slot before it is told to come back
+BCRYPT_COSTS = (4, 16)  # bcrypt's minimum, and the most a scrape can wait for (~5 s a check)
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,15 @@ def _read_users(node: Node) -> dict[str, bytes]:
         if not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed):
             # Never echo the value: a plain-text password put here by mistake must not reach the logs.
             raise node.fail(user, "must be a bcrypt hash ($2b$..., 60 characters), not a plain-text password")
+        cost = int(hashed[4:6])
+        if not BCRYPT_COSTS[0] <= cost <= BCRYPT_COSTS[1]:
+            raise node.fail(user, f"a bcrypt cost of {cost} is outside {BCRYPT_COSTS[0]}..{BCRYPT_COSTS[1]} "
+                                  "(higher costs take seconds to minutes per check)")
         users[user] = hashed.encode()
+    costs = {int(hashed[4:6]) for hashed in users.values()}
+    if len(costs) > 1:
+        raise node.fail(str(next(iter(users))), f"every user needs the same bcrypt cost (found {sorted(costs)}): "
+                        "with different costs, answer times would tell user names apart")
     return users
 
 

@@ -116,6 +116,11 @@ def _max_key(run: Runner, search: KeySearch) -> int:
     return int(value) if value is not None else 0
 
 
+def _key_bounds(run: Runner, search: KeySearch) -> tuple[int, int]:
+    low, high = run(key_bounds_sql(search), {}).rows[0]
+    return (int(low), int(high)) if low is not None else (0, 0)
+
+
 Buckets = dict[int, dict[tuple[Any, ...], list[float | None]]]  # minute -> label values -> one value a column
 
 
@@ -125,6 +130,7 @@ class BucketState:
 
     settled: Buckets = field(default_factory=dict)  # events with a key up to ``low``
     low: int | None = None
+    first_key: int | None = None  # the table's smallest key at the last run: a prune moves it
     history: list[tuple[float, int]] = field(default_factory=list)  # (run time, largest key then)
     last_full: float | None = None
     full_runs: int = 0
@@ -137,9 +143,10 @@ class BucketedWindows(Windowed):
     committed late, out of key order, is counted at the next run) and, for each window whose start
     is not on a whole minute, the events of its first, partial minute, exactly. Every window is
     then the sum of its whole minutes plus that edge, so it still equals a plain SQL count over the
-    window, and costs what the last minutes hold, not what the window holds. Once an hour (and on
-    the first run) the buckets are counted again from the whole oldest window, so rows deleted
-    inside a window (rare: pruning removes old rows) drop out.
+    window, and costs what the last minutes hold, not what the window holds. The buckets are
+    counted again from the whole oldest window on the first run, once an hour, and at once when
+    the table's first key moves into the oldest window (a prune that reached into a window).
+    Rows deleted from the middle of the table inside a window stay counted until the hourly count.
     """
 
     SETTLE_AFTER = 600.0
@@ -158,21 +165,29 @@ class BucketedWindows(Windowed):
         """The windows' metric data, read in the caller's transaction."""
         state, starts = self.state, self.starts(now)
         oldest = min(starts)
-        largest = _max_key(run, self.key)
+        smallest, largest = _key_bounds(run, self.key)
         base = {**parameters, "now": now, "window_start": oldest}
-        if state.low is None or state.last_full is None or now - state.last_full >= self.FULL_EVERY:
+        point = max((key for seen, key in state.history if seen <= now - self.SETTLE_AFTER), default=None)
+        due = state.low is None or state.last_full is None or now - state.last_full >= self.FULL_EVERY
+        if state.first_key is not None and smallest != state.first_key and not due:
+            # Rows were deleted from the start of the table: if they reach into the oldest window,
+            # the buckets hold events that are gone. Count again.
+            due = self._time_of(run, smallest) >= oldest - self.key.slack
+        state.first_key = smallest
+        if due:
+            # Settled up to a key seen at least SETTLE_AFTER ago (on the first run: the largest),
+            # so a transaction still open below the largest key is counted when it commits.
+            settle = min(point, largest) if point is not None else largest
             first = first_key(run, self.dialect, self.key, oldest - self.key.slack)
-            state.settled = self._buckets(run, {**base, "window_key": first, "window_key_end": largest + 1})
-            state.low, state.last_full = largest, now
+            state.settled = self._buckets(run, {**base, "window_key": first, "window_key_end": settle + 1})
+            state.low, state.last_full = settle, now
             state.full_runs += 1
-            pending: Buckets = {}
-        else:
-            point = max((key for seen, key in state.history if seen <= now - self.SETTLE_AFTER), default=None)
-            if point is not None and point > state.low:
-                fresh = self._buckets(run, {**base, "window_key": state.low + 1, "window_key_end": point + 1})
-                _merge(state.settled, fresh, self.bucket_columns)
-                state.low = point
-            pending = self._buckets(run, {**base, "window_key": state.low + 1, "window_key_end": largest + 1})
+        elif point is not None and state.low is not None and point > state.low:
+            fresh = self._buckets(run, {**base, "window_key": state.low + 1, "window_key_end": point + 1})
+            _merge(state.settled, fresh, self.bucket_columns)
+            state.low = point
+        assert state.low is not None
+        pending = self._buckets(run, {**base, "window_key": state.low + 1, "window_key_end": largest + 1})
         state.history = [(seen, key) for seen, key in state.history if seen >= now - 2 * self.SETTLE_AFTER]
         state.history.append((now, largest))
         first_minute = math.ceil(oldest / 60)
@@ -180,6 +195,12 @@ class BucketedWindows(Windowed):
             del state.settled[minute]
         totals = [self._window(run, base, start, pending) for start in starts]
         return self._shape(totals)
+
+    def _time_of(self, run: Runner, key: int) -> float:
+        """The time of the first row at or after ``key`` that has one (+inf if none)."""
+        rows = run(key_probe_sql(self.key, self.dialect), {"pe_key": key}).rows
+        moment = number(rows[0][1]) if rows else None
+        return moment if moment is not None else math.inf
 
     def _buckets(self, run: Runner, bind: Mapping[str, Any]) -> Buckets:
         result = run(self.bucket_sql, bind)

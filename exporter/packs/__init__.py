@@ -199,12 +199,15 @@ def _read_windows(node: Node, sql: Mapping[str, str]) -> WindowSpec:
     time_col = win.required_string("time")
     if not IDENTIFIER.match(time_col):
         raise win.fail("time", f"the time column is an identifier, got {time_col!r}")
-    periods = []
+    periods: list[tuple[str, float]] = []
     for i, raw in enumerate(win.sequence("periods", ["15m", "1h", "24h", "7d"])):
         seconds = 0.0 if raw == MONTH else parse_duration(raw)
         if seconds is None or seconds < 0 or (seconds == 0 and raw != MONTH):
             raise ConfigError(node.origin, f"{win.key('periods')}[{i}]",
                               f"a period is a duration such as 15m, 1h, 7d, or {MONTH!r}, got {raw!r}")
+        if any(seconds == known or str(raw) == label for label, known in periods):
+            raise ConfigError(node.origin, f"{win.key('periods')}[{i}]",
+                              f"{raw!r} repeats a period: each window is counted once")
         periods.append((str(raw), seconds))
     if not periods:
         raise win.fail("periods", "needs at least one period")

@@ -75,3 +75,25 @@ def test_rows_committed_out_of_id_order_are_counted_within_two_runs_and_never_tw
         for conn in (first, second):
             conn.close()
         exporter.stop()
+
+
+def test_every_statement_of_one_read_sees_one_snapshot(server: Server, scratch_database: str) -> None:
+    from exporter.db import Database
+
+    build_demo_url(server.url(scratch_database), sites=20, seed=5, now=NOW)
+    db = Database(server.url(scratch_database))
+    other = writer(server, scratch_database)
+
+    def work(run):
+        before = run("SELECT COUNT(*) FROM opt_outs", {}).rows[0][0]
+        add_error(other)
+        other.commit()
+        return before, run("SELECT COUNT(*) FROM opt_outs", {}).rows[0][0]
+
+    try:
+        before, after = db.read(work, 10.0)
+        assert after == before, "a row committed during the run showed up in its second statement"
+        assert db.fetch(["SELECT COUNT(*) FROM opt_outs"], {}, 10.0)[0].rows[0][0] == before + 1
+    finally:
+        other.close()
+        db.close()

@@ -239,3 +239,17 @@ def test_the_dsn_password_never_shows(tmp_path):
             assert secret not in svc.get("/").text and secret not in svc.get("/metrics").text
         assert secret not in svc.log_text(), svc.log_text()
         assert "scraper:***@" in svc.log_text() or "password=***" in svc.log_text()
+
+
+@pytest.mark.parametrize("costs, problem", [((99,), "outside 4..16"), ((17,), "outside 4..16"),
+                                            ((5, 6), "the same bcrypt cost")])
+def test_bcrypt_costs_out_of_range_or_mixed_are_refused(tmp_path, costs, problem):
+    from exporter.errors import ConfigError
+    from exporter.webconfig import load_web_config
+
+    real = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
+    users = "\n".join(f"  user{i}: {real.replace('$04$', f'${cost:02d}$')}" for i, cost in enumerate(costs))
+    web = web_config(tmp_path, f"basic_auth_users:\n{users}\n")
+    with pytest.raises(ConfigError, match=problem) as refused:
+        load_web_config(web)
+    assert f"{web}: basic_auth_users.user0" in str(refused.value)

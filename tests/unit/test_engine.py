@@ -376,3 +376,26 @@ def test_dropped_values_past_the_exact_memory_are_not_counted_twice(monkeypatch)
     for _ in range(3):  # the same values folded on every run
         memory.add("demo_metric", "label", values)
     assert memory.totals() == {"demo_metric": 1000}
+
+
+def test_every_statement_of_one_read_sees_one_snapshot(make_db):
+    """A row committed between two statements of one run is in neither or both: the counters' settle
+    statements depend on it."""
+    import sqlite3
+
+    from exporter.db import Database
+
+    db_path = make_db({"opt_outs": [{"channel": "sms", "contact": "x"}] * 3})
+    db = Database(f"sqlite:///{db_path}")
+
+    def work(run):
+        before = run("SELECT COUNT(*) FROM opt_outs", {}).rows[0][0]
+        with sqlite3.connect(db_path) as writer:
+            writer.execute("INSERT INTO opt_outs (channel, contact) VALUES ('sms', 'late')")
+        return before, run("SELECT COUNT(*) FROM opt_outs", {}).rows[0][0]
+
+    try:
+        assert db.read(work, 5.0) == (3, 3)
+        assert db.fetch(["SELECT COUNT(*) FROM opt_outs"], {}, 5.0)[0].rows == [(4,)]
+    finally:
+        db.close()

@@ -343,3 +343,47 @@ def test_openmetrics_is_served_when_no_family_names_clash(tmp_path):
     body, content_type = cache.render("application/openmetrics-text;version=1.0.0")
     assert content_type.startswith("application/openmetrics-text") and body.endswith(b"# EOF\n")
     assert b'pipeline_opt_outs_total{channel="sms"} 1.0' in body
+
+
+def test_a_reload_that_changes_only_the_schedule_keeps_counting_exactly(tmp_path):
+    """Interval, timeout and help do not change what a query counts: its totals survive the reload,
+    so a prune before it loses no event after it."""
+    from tests.support.sqlite import make_exporter
+
+    pack = tmp_path / "pack.yaml"
+    template = textwrap.dedent("""\
+        name: demo
+        queries:
+          opt_outs:
+            interval: {interval}
+            incremental: {{key: id}}
+            sql: SELECT channel, COUNT(*) AS n, MAX(id) AS max_key FROM opt_outs WHERE id > :last_key GROUP BY channel
+            metrics: [{{name: demo_opt_outs_total, type: counter, help: {help}, value: n, labels: [channel]}}]
+        """)
+    pack.write_text(template.format(interval="15s", help="Opt-outs."))
+    config = tmp_path / "config.yml"
+    config.write_text(f"packs: [{pack}]\n")
+    db = build_db(tmp_path / "sites.db", {"opt_outs": [{"channel": "sms", "contact": "x"}] * 300})
+    exporter = make_exporter(db, config)
+    names = ["demo_opt_outs"]
+    assert samples(exporter, names)[("demo_opt_outs_total", (("channel", "sms"),))] == 300
+    execute(db, "DELETE FROM opt_outs WHERE id <= 240")
+    insert(db, "opt_outs", [{"channel": "sms", "contact": "y"}] * 10)
+    pack.write_text(template.format(interval="30s", help="Opt-outs by channel."))
+    assert exporter.reload()
+    assert samples(exporter, names)[("demo_opt_outs_total", (("channel", "sms"),))] == 310
+
+
+def test_a_failed_reload_leaves_the_running_queries_their_states(tmp_path):
+    from tests.support.sqlite import make_exporter
+
+    config = tmp_path / "config.yml"
+    config.write_text("defaults: {interval: 60s}\n")
+    db = build_db(tmp_path / "sites.db", ROWS)
+    exporter = make_exporter(db, config)
+    samples(exporter)
+    before = dict(exporter.pipeline.memory.counters)
+    config.write_text("defaults: {interval: 30s}\nqueries_typo: {}\n")
+    assert not exporter.reload()
+    assert {name: state for name, (_, state) in exporter.pipeline.memory.counters.items()} == {
+        name: state for name, (_, state) in before.items()}

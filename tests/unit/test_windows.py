@@ -243,3 +243,43 @@ def test_windows_follow_a_living_table_run_after_run(tmp_path):
 def time_text(moment: float, iso: bool = False) -> str:
     stamp = datetime.fromtimestamp(int(moment), timezone.utc)
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ" if iso else "%Y-%m-%d %H:%M:%S")
+
+
+def test_a_prune_reaching_into_the_windows_is_counted_again_at_once(tmp_path):
+    import sqlite3
+
+    from exporter.app import Exporter, families
+
+    rows = planted_rows(seed=5)
+    middle = [{"source": "scraper", "stage": "fetch", "status_code": 403, "url": "u", "created_at": ago(days * 86400)}
+              for days in (6, 5, 4, 3.5)]  # whole minutes well inside the 7d window
+    errors = sorted(rows["http_errors"] + middle, key=lambda row: row["created_at"].replace("T", " "))
+    db = build_db(tmp_path / "sites.db", {"http_errors": errors})
+    clock = {"now": NOW_TS + 30}
+    exporter = Exporter(None, {"database_url": f"sqlite:///{db}"}, clock=lambda: clock["now"])
+
+    def got() -> dict:
+        exporter.pipeline.scheduler.run_job("http_errors_recent")
+        return {tuple(sorted(s.labels.items())): s.value
+                for s in families(exporter.registry)["pipeline_http_errors_recent"].samples}
+
+    got()
+    with sqlite3.connect(db) as conn:  # a retention of two days: rows inside the 7d window go
+        conn.execute("DELETE FROM http_errors WHERE CAST(strftime('%s', created_at) AS INTEGER) < ?",
+                     (int(clock["now"]) - 2 * 86400,))
+        left = [dict(zip(("source", "stage", "status_code", "created_at"), r)) for r in
+                conn.execute("SELECT source, stage, status_code, created_at FROM http_errors")]
+    clock["now"] += 15
+    assert got() == expected("pipeline_http_errors_recent", {"http_errors": left}, clock["now"])
+
+
+def test_the_same_period_twice_is_refused(tmp_path):
+    from exporter.config import load_config
+    from exporter.errors import ConfigError
+
+    config = tmp_path / "config.yaml"
+    config.write_text("packs: []\nqueries:\n  q:\n    windows: {time: t, periods: [1h, 60m]}\n"
+                      "    sql: SELECT 0 AS t WHERE 0 >= :window_start\n"
+                      "    metrics: [{name: demo_recent, type: gauge, help: N.}]\n")
+    with pytest.raises(ConfigError, match=r"queries.q.windows.periods\[1\]: '60m' repeats a period"):
+        load_config(config)
