@@ -4,10 +4,7 @@ each day boundary must equal the jobs saved up to then, and at the cut-over the 
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,14 +13,11 @@ import pytest
 import requests
 
 from exporter import demos
-from tests.support.paths import REPO
-from tests.support.procs import free_port, require_binary, running, wait_for
+from tests.support.backfill import DAY, INSTANCE, backfilled_prometheus, cli
 from tests.support.servers import make_exporter, samples
 
 pytestmark = pytest.mark.e2e
-DAY = 86400
 DAYS = 7
-INSTANCE = "127.0.0.1:9333"
 COUNTER = "scraper_jobs_scraped_total"
 
 
@@ -44,8 +38,6 @@ def _jobs_until(db: Path, moment: int) -> dict[str, float]:
 
 
 def test_scraper_jobs_counter_backfilled_into_prometheus(tmp_path: Path) -> None:
-    promtool = require_binary("promtool")
-    prometheus = require_binary("prometheus")
     end = int(time.time()) - 600
     end -= end % 3600  # on the hour: the demo's first jobs are a little more than 7 days before
     db = tmp_path / "scraper.db"
@@ -53,27 +45,13 @@ def test_scraper_jobs_counter_backfilled_into_prometheus(tmp_path: Path) -> None
     config = tmp_path / "scraper.yml"
     config.write_text("packs: [scraper]\ncollectors: {host: false}\n")
     out = tmp_path / "history.om"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "exporter", "backfill", "--config.file", str(config),
-                           "--database-url", f"sqlite:///{db}", "--days", str(DAYS + 1), "--step", "1h",
-                           "--end", str(end), "--out", str(out), "--instance", INSTANCE],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    done = cli("--config.file", str(config), "--database-url", f"sqlite:///{db}", "--days", str(DAYS + 1),
+               "--step", "1h", "--end", str(end), "--out", str(out), "--instance", INSTANCE, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     text = out.read_text()
     assert f"# TYPE {COUNTER.removesuffix('_total')} counter" in text and "scraper_errors_total" in text
-    data = tmp_path / "prometheus-data"
-    blocks = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h",
-                             str(out), str(data)], capture_output=True, text=True, timeout=120)
-    assert blocks.returncode == 0, blocks.stdout + blocks.stderr
-    (tmp_path / "prometheus.yml").write_text("global:\n  scrape_interval: 1m\n")
-    port = free_port()
-    log = tmp_path / "prometheus.log"
-    with running([prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
-                  "--storage.tsdb.retention.time=400d", f"--web.listen-address=127.0.0.1:{port}"], log,
-                 cwd=tmp_path):
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: requests.get(url + "/-/ready", timeout=2).status_code == 200, timeout=30,
-                 what="prometheus")
+    with backfilled_prometheus(out, tmp_path) as prom:
+        url = prom.url
         selector = f'{COUNTER}{{job="pipeline-exporter", instance="{INSTANCE}"}}'
         for day in range(DAYS + 1):
             moment = end - day * DAY
