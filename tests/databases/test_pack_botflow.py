@@ -5,20 +5,17 @@ phone number, name, message text, error text) in any series or log line."""
 from __future__ import annotations
 
 import logging
-import sqlite3
-import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy
 
 from exporter import demos
-from exporter.app import families
-from tests.support.servers import NOW_TS, Server, make_exporter, samples
+from tests.support.pack_rows import scrape, server_db, sqlite_db, v
+from tests.support.servers import NOW_TS, Server
 
+PACK = "botflow"
 NOW = int(NOW_TS)
 H, D = 3600, 86400
 PHONE, NAME = "+27825550777", "Planted Naledi-Person"
@@ -55,57 +52,6 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
         (4, "daily", "failed", 3, ERROR, NOW - 5 * H, NOW - 5 * H + 9),
     ],
 }
-TIMESTAMPS = demos._module("botflow").TIMESTAMPS
-COLUMNS = demos._module("botflow").COLUMNS
-
-
-def _stamped(stamp: Any) -> dict[str, list[tuple[Any, ...]]]:
-    return {t: [tuple(stamp(v) if c in TIMESTAMPS and v is not None else v for c, v in zip(COLUMNS[t], row))
-                for row in rows] for t, rows in ROWS.items()}
-
-
-def sqlite_db(path: Path) -> str:
-    conn = sqlite3.connect(path)
-    for statement in demos.schema_statements("botflow", "sqlite"):
-        conn.execute(statement)
-    for table, rows in _stamped(lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))).items():
-        conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(COLUMNS[table]))})", rows)
-    conn.commit()
-    conn.close()
-    return f"sqlite:///{path}"
-
-
-def server_db(url: str, dialect: str) -> None:
-    def aware(t: int) -> datetime:
-        return datetime.fromtimestamp(t, timezone.utc)
-
-    stamp = aware if dialect == "postgresql" else (lambda t: aware(t).replace(tzinfo=None))
-    engine = sqlalchemy.create_engine(url)
-    with engine.begin() as conn:
-        for statement in demos.schema_statements("botflow", dialect):
-            conn.exec_driver_sql(statement)
-        for table, rows in _stamped(stamp).items():
-            target = sqlalchemy.table(table, *map(sqlalchemy.column, COLUMNS[table]))
-            conn.execute(target.insert(), [dict(zip(COLUMNS[table], row)) for row in rows])
-    engine.dispose()
-
-
-def scrape(url: str, tmp: Path) -> tuple[dict, dict[str, str]]:
-    config = tmp / "botflow.yml"
-    config.write_text("packs: [botflow]\ncollectors: {host: false}\n")
-    exporter = make_exporter(url, tmp, config)
-    try:
-        exporter.pipeline.scheduler.run_once()
-        fams = families(exporter.registry)
-        return samples(exporter), {name: f.type for name, f in fams.items()}
-    finally:
-        exporter.stop()
-
-
-def v(got: dict, name: str, **labels: str) -> float:
-    return got.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
 def check(got: dict, types: dict[str, str]) -> None:
     assert types["botflow_messages"] == "counter" and types["botflow_cost_usd"] == "counter"
     assert types["botflow_response_time_seconds"] == "histogram"
@@ -167,7 +113,7 @@ def no_personal_data(got: dict, log: str) -> None:
 
 def test_every_botflow_metric_on_sqlite(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    got, types = scrape(sqlite_db(tmp_path / "botflow.db"), tmp_path)
+    got, types = scrape(PACK, sqlite_db(PACK, ROWS, tmp_path / "botflow.db"), tmp_path)
     check(got, types)
     no_personal_data(got, caplog.text)
 
@@ -175,14 +121,14 @@ def test_every_botflow_metric_on_sqlite(tmp_path: Path, caplog: pytest.LogCaptur
 @pytest.fixture
 def botflow_server_db(server: Server, scratch_database: str) -> Iterator[str]:
     url = server.url(scratch_database)
-    server_db(url, "postgresql" if url.startswith("postgresql") else "mysql")
+    server_db(PACK, ROWS, url)
     yield url
 
 
 def test_every_botflow_metric_on_a_server(botflow_server_db: str, tmp_path: Path,
                                           caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    got, types = scrape(botflow_server_db, tmp_path)
+    got, types = scrape(PACK, botflow_server_db, tmp_path)
     check(got, types)
     no_personal_data(got, caplog.text)
 

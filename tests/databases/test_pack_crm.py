@@ -5,21 +5,18 @@ email, phone, street address, notes) in any series or log line."""
 from __future__ import annotations
 
 import logging
-import sqlite3
-import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy
 
 from exporter import demos
-from exporter.app import families
 from exporter.windows import month_start
-from tests.support.servers import NOW_TS, Server, make_exporter, samples
+from tests.support.pack_rows import scrape, server_db, sqlite_db, v
+from tests.support.servers import NOW_TS, Server
 
+PACK = "crm"
 NOW = int(NOW_TS)
 M, H, D = 60, 3600, 86400
 FIRST, LAST, EMAIL = "Planted-Evangeline", "Planted-Wozniak", "evangeline.planted@example.org"
@@ -50,57 +47,6 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
                         (2, "facebook_ads", NOW - 2 * D, 250.50, NOW - D),
                         (3, "google_lsa", NOW - 2 * D, 75.25, NOW - D)],
 }
-TIMESTAMPS = demos._module("crm").TIMESTAMPS
-COLUMNS = demos._module("crm").COLUMNS
-
-
-def _stamped(stamp: Any) -> dict[str, list[tuple[Any, ...]]]:
-    return {t: [tuple(stamp(v) if c in TIMESTAMPS and v is not None else v for c, v in zip(COLUMNS[t], row))
-                for row in rows] for t, rows in ROWS.items()}
-
-
-def sqlite_db(path: Path) -> str:
-    conn = sqlite3.connect(path)
-    for statement in demos.schema_statements("crm", "sqlite"):
-        conn.execute(statement)
-    for table, rows in _stamped(lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))).items():
-        conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(COLUMNS[table]))})", rows)
-    conn.commit()
-    conn.close()
-    return f"sqlite:///{path}"
-
-
-def server_db(url: str, dialect: str) -> None:
-    def aware(t: int) -> datetime:
-        return datetime.fromtimestamp(t, timezone.utc)
-
-    stamp = aware if dialect == "postgresql" else (lambda t: aware(t).replace(tzinfo=None))
-    engine = sqlalchemy.create_engine(url)
-    with engine.begin() as conn:
-        for statement in demos.schema_statements("crm", dialect):
-            conn.exec_driver_sql(statement)
-        for table, rows in _stamped(stamp).items():
-            target = sqlalchemy.table(table, *map(sqlalchemy.column, COLUMNS[table]))
-            conn.execute(target.insert(), [dict(zip(COLUMNS[table], row)) for row in rows])
-    engine.dispose()
-
-
-def scrape(url: str, tmp: Path) -> tuple[dict, dict[str, str]]:
-    config = tmp / "crm.yml"
-    config.write_text("packs: [crm]\ncollectors: {host: false}\n")
-    exporter = make_exporter(url, tmp, config)
-    try:
-        exporter.pipeline.scheduler.run_once()
-        fams = families(exporter.registry)
-        return samples(exporter), {name: f.type for name, f in fams.items()}
-    finally:
-        exporter.stop()
-
-
-def v(got: dict, name: str, **labels: str) -> float:
-    return got.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
 def check(got: dict, types: dict[str, str]) -> None:
     assert types["crm_leads_created"] == "counter" and types["crm_revenue_usd"] == "counter"
     assert types["crm_deals_closed"] == "counter" and types["crm_marketing_spend_usd"] == "counter"
@@ -192,7 +138,7 @@ def no_personal_data(got: dict, log: str) -> None:
 
 def test_every_crm_metric_on_sqlite(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    got, types = scrape(sqlite_db(tmp_path / "crm.db"), tmp_path)
+    got, types = scrape(PACK, sqlite_db(PACK, ROWS, tmp_path / "crm.db"), tmp_path)
     check(got, types)
     no_personal_data(got, caplog.text)
 
@@ -200,14 +146,14 @@ def test_every_crm_metric_on_sqlite(tmp_path: Path, caplog: pytest.LogCaptureFix
 @pytest.fixture
 def crm_server_db(server: Server, scratch_database: str) -> Iterator[str]:
     url = server.url(scratch_database)
-    server_db(url, "postgresql" if url.startswith("postgresql") else "mysql")
+    server_db(PACK, ROWS, url)
     yield url
 
 
 def test_every_crm_metric_on_a_server(crm_server_db: str, tmp_path: Path,
                                       caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    got, types = scrape(crm_server_db, tmp_path)
+    got, types = scrape(PACK, crm_server_db, tmp_path)
     check(got, types)
     no_personal_data(got, caplog.text)
 

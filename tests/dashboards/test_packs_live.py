@@ -1,0 +1,56 @@
+"""Every dashboard query of each further pack returns data from a real Prometheus scraping the
+exporter (``--pack NAME``) on that pack's demo, with the pack's recording rules loaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from exporter import demos
+from tests.dashboards.conftest import LABEL_VALUES, panels_of, substitute
+from tests.support import stack
+from tests.support.paths import REPO
+from tests.support.procs import require_binary, wait_for
+
+pytestmark = pytest.mark.e2e
+
+PACKS = {  # pack: (a recording rule its dashboards read, its dashboards)
+    "botflow": ("botflow:response_time_seconds:p95",
+                {"botflow-realtime", "botflow-bot-performance", "botflow-workers"}),
+    "crm": ("crm:conversion_ratio:30d", {"crm-home", "crm-enhanced-analytics"}),
+    "scraper": ("scraper:site_error_ratio:1h",
+                {"scraper-overview", "scraper-sessions", "scraper-analytics", "scraper-insights"}),
+}
+
+
+@pytest.mark.parametrize("pack", sorted(PACKS))
+def test_every_dashboard_query_of_the_pack_returns_data(pack: str, tmp_path: Path) -> None:
+    require_binary("prometheus")
+    rule, names = PACKS[pack]
+    dashboards = sorted((REPO / "grafana" / "packs" / pack).glob("*.json"))
+    assert {p.stem for p in dashboards} == names
+    db = tmp_path / f"{pack}.db"
+    demos.build(pack, db)
+    rules = [str(p) for p in sorted((REPO / "alerts" / "packs" / pack).glob("*.yml"))]
+    with stack.exporter(tmp_path, db, extra=["--pack", pack, "--no-collector.host"]) as exporter, \
+            stack.prometheus(tmp_path, exporter.address, overrides={"rule_files": rules}) as prom:
+        stack.wait_for_scrapes(prom, 3)
+        wait_for(lambda: stack.query(prom, rule) or None, timeout=30, what="the recording rules")
+        empty = []
+        for path in dashboards:
+            dashboard = json.loads(path.read_text(encoding="utf-8"))
+            for panel in panels_of(dashboard):
+                for target in panel.get("targets", []):
+                    if not stack.query(prom, substitute(target["expr"])):
+                        empty.append(f"{path.stem} / {panel['title']}: {target['expr']}")
+            for variable in dashboard["templating"]["list"]:
+                if variable["type"] == "query":
+                    match = LABEL_VALUES.match(variable["definition"])
+                    assert match
+                    values = prom.get("/api/v1/label/" + match["label"] + "/values",
+                                      **{"match[]": match["selector"]}).json()["data"]
+                    if not values:
+                        empty.append(f"{path.stem} variable {variable['name']}")
+        assert not empty, "\n".join(empty)
