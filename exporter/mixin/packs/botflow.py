@@ -32,6 +32,7 @@ from exporter.mixin.dashboards.common import (
     table_query,
     timeseries,
 )
+from exporter.mixin.packs.common import pack_alert, select, win
 from exporter.mixin.promql import or_zero
 from exporter.mixin.rules import Alert, Group, Recording
 from exporter.mixin.rules import render as render_rules
@@ -65,23 +66,10 @@ THRESHOLDS = Thresholds()
 FAST, SLOW = "1h", "24h"
 
 
-def _w(window: str) -> str:
-    return f'window="{window}"'
-
-
-def _sel(config: MixinConfig, metric: str, *matchers: str) -> str:
-    return f"{metric}{{{', '.join((config.selector, *matchers))}}}"
-
-
-def _runbook(config: MixinConfig, alert: str) -> str:
-    base = config.runbook_url.rsplit("/", 1)[0]
-    return f"{base}/packs/{NAME}.md#{alert.lower()}"
-
-
 def _ratio_rules(config: MixinConfig) -> list[Recording]:
     rules = []
     for window in (FAST, SLOW):
-        finished = _sel(config, "botflow_conversations_finished_recent", f'window="{window}"')
+        finished = select(config, "botflow_conversations_finished_recent", f'window="{window}"')
         rules.append(Recording(
             f"botflow:conversation_outcome_ratio:{window}",
             f"sum by (job, instance, bot, outcome) ({finished})\n"
@@ -92,13 +80,13 @@ def _ratio_rules(config: MixinConfig) -> list[Recording]:
             f"botflow:conversations_finished:{window}",
             f"sum by (job, instance, bot) ({finished})",
             why="The denominator, so the rate alerts can ask for enough conversations."))
-    outbound = _sel(config, "botflow_messages_recent", 'direction="outbound"', f'window="{FAST}"')
-    failed = _sel(config, "botflow_messages_failed_recent", 'direction="outbound"', f'window="{FAST}"')
+    outbound = select(config, "botflow_messages_recent", 'direction="outbound"', f'window="{FAST}"')
+    failed = select(config, "botflow_messages_failed_recent", 'direction="outbound"', f'window="{FAST}"')
     rules.append(Recording(
         f"botflow:outbound_failure_ratio:{FAST}",
         f"sum by (job, instance, bot) ({failed})\n  / sum by (job, instance, bot) ({outbound})",
         why="Outbound messages of the last hour whose delivery failed, per bot."))
-    buckets = _sel(config, "botflow_response_time_seconds_bucket")
+    buckets = select(config, "botflow_response_time_seconds_bucket")
     for q in ("0.5", "0.95", "0.99"):
         rules.append(Recording(
             f"botflow:response_time_seconds:p{q[2:].ljust(2, '0')}",
@@ -107,17 +95,10 @@ def _ratio_rules(config: MixinConfig) -> list[Recording]:
     return rules
 
 
-def _alert(config: MixinConfig, name: str, severity: str, expr: str, for_: str, summary: str,
-           description: str, resolved: str, condition: str, uid: str, value: str = "") -> Alert:
-    return Alert(name=name, severity=severity, expr=expr, for_=for_, summary=summary,
-                 description=description, resolved=resolved, runbook_url=_runbook(config, name),
-                 dashboard_url=config.dashboard(uid), condition=condition, value=value, area=NAME)
-
-
 def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
-    count = _sel(config, "botflow_response_time_seconds_count")
+    count = select(config, "botflow_response_time_seconds_count")
     return [
-        _alert(config, "BotflowResponseTimeHigh", "warning",
+        pack_alert(NAME, config, "BotflowResponseTimeHigh", "warning",
                f"botflow:response_time_seconds:p95 > {t.response_p95_seconds:g}\n"
                f"and on (job, instance, bot) sum by (job, instance, bot) ({count}) >= {t.min_responses}",
                "10m", "A bot answers slowly: its 95th percentile response time is high.",
@@ -126,7 +107,7 @@ def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
                "The bot's response time is back to normal.",
                f"p95 response time > {t.response_p95_seconds:g} s over the last hour (≥ {t.min_responses} "
                "responses), for 10 m", "botflow-realtime"),
-        _alert(config, "BotflowConversationErrorRateHigh", "warning",
+        pack_alert(NAME, config, "BotflowConversationErrorRateHigh", "warning",
                f'botflow:conversation_outcome_ratio:{FAST}{{outcome="failed"}} > {t.error_rate:g}\n'
                f"and on (job, instance, bot) botflow:conversations_finished:{FAST} >= {t.min_conversations}",
                "10m", "Many of a bot's conversations end in an error.",
@@ -135,7 +116,7 @@ def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
                "The bot's conversations succeed again.",
                f"failed share of the last hour's finished conversations > {t.error_rate:.0%} "
                f"(≥ {t.min_conversations} finished), for 10 m", "botflow-bot-performance"),
-        _alert(config, "BotflowHandoffRateHigh", "warning",
+        pack_alert(NAME, config, "BotflowHandoffRateHigh", "warning",
                f'botflow:conversation_outcome_ratio:{SLOW}{{outcome="handoff"}} > {t.handoff_rate:g}\n'
                f"and on (job, instance, bot) botflow:conversations_finished:{SLOW} >= {t.min_conversations}",
                "30m", "A bot hands many conversations over to a human.",
@@ -144,7 +125,7 @@ def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
                "The bot's handoff rate is back to normal.",
                f"handoff share over 24 h > {t.handoff_rate:.0%} (≥ {t.min_conversations} finished), for 30 m",
                "botflow-bot-performance"),
-        _alert(config, "BotflowFallbackRateHigh", "warning",
+        pack_alert(NAME, config, "BotflowFallbackRateHigh", "warning",
                f'botflow:conversation_outcome_ratio:{SLOW}{{outcome="fallback"}} > {t.fallback_rate:g}\n'
                f"and on (job, instance, bot) botflow:conversations_finished:{SLOW} >= {t.min_conversations}",
                "30m", "A bot often does not understand its customers (fallback answers).",
@@ -152,10 +133,10 @@ def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
                "conversations.", "The bot's fallback rate is back to normal.",
                f"fallback share over 24 h > {t.fallback_rate:.0%} (≥ {t.min_conversations} finished), for 30 m",
                "botflow-bot-performance"),
-        _alert(config, "BotflowMessageDeliveryFailing", "warning",
+        pack_alert(NAME, config, "BotflowMessageDeliveryFailing", "warning",
                f"botflow:outbound_failure_ratio:{FAST} > {t.delivery_failure_rate:g}\n"
                f"and on (job, instance, bot) sum by (job, instance, bot) "
-               f"({_sel(config, 'botflow_messages_recent', OUTBOUND, _w(FAST))})"
+               f"({select(config, 'botflow_messages_recent', OUTBOUND, win(FAST))})"
                f" >= {t.min_messages}",
                "10m", "A bot's answers are not delivered.",
                "{{ $labels.bot }}: {{ $value | humanizePercentage }} of the last hour's outbound messages "
@@ -163,10 +144,10 @@ def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
                "The bot's messages are delivered again.",
                f"failed share of outbound messages over 1 h > {t.delivery_failure_rate:.0%} "
                f"(≥ {t.min_messages} sent), for 10 m", "botflow-realtime"),
-        _alert(config, "BotflowAggregationStale", "warning",
-               f"time() - {_sel(config, 'botflow_aggregation_last_completed_timestamp_seconds', HOURLY)}"
+        pack_alert(NAME, config, "BotflowAggregationStale", "warning",
+               f"time() - {select(config, 'botflow_aggregation_last_completed_timestamp_seconds', HOURLY)}"
                f" > {t.hourly_stale_seconds}\n"
-               f"or time() - {_sel(config, 'botflow_aggregation_last_completed_timestamp_seconds', DAILY)}"
+               f"or time() - {select(config, 'botflow_aggregation_last_completed_timestamp_seconds', DAILY)}"
                f" > {t.daily_stale_seconds}",
                "5m", "An aggregation worker has not completed a job for too long.",
                "The {{ $labels.queue }} aggregation queue last completed a job {{ $value | humanizeDuration }} "
@@ -174,8 +155,8 @@ def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
                "The aggregation worker completes jobs again.",
                f"no completed hourly job for {t.hourly_stale_seconds // 3600} h or daily job for "
                f"{t.daily_stale_seconds // 3600} h, for 5 m", "botflow-workers"),
-        _alert(config, "BotflowAggregationBacklog", "warning",
-               f'sum by (job, instance, queue) ({_sel(config, "botflow_aggregation_jobs", WAITING)})'
+        pack_alert(NAME, config, "BotflowAggregationBacklog", "warning",
+               f'sum by (job, instance, queue) ({select(config, "botflow_aggregation_jobs", WAITING)})'
                f" > {t.backlog_jobs}",
                "30m", "Aggregation jobs pile up in a queue.",
                "{{ $value }} jobs wait in the {{ $labels.queue }} aggregation queue: the workers are down "
@@ -196,8 +177,8 @@ def groups(config: MixinConfig) -> tuple[list[Group], list[Group]]:
 
 def realtime(ctx: Context) -> dict[str, Any]:
     s = ctx.sel
-    finished = f"sum({s('botflow_conversations_finished_recent', BOT, _w(FAST))})"
-    success = f"sum({s('botflow_conversations_finished_recent', BOT, _w(FAST), SUCCESS)})"
+    finished = f"sum({s('botflow_conversations_finished_recent', BOT, win(FAST))})"
+    success = f"sum({s('botflow_conversations_finished_recent', BOT, win(FAST), SUCCESS)})"
     rows = [
         Row("Right now", [
             stat("Active conversations", "Conversations whose last message is younger than an hour "
@@ -212,7 +193,7 @@ def realtime(ctx: Context) -> dict[str, Any]:
                  "that ended in success.", [now(f"{success} / {finished}")], "percentunit", width=6,
                  thresholds=steps(RED, (0.75, ORANGE), (0.9, GREEN))),
             stat("Messages per hour", "Messages in and out during the last hour.",
-                 [now(or_zero(f"sum({s('botflow_messages_recent', BOT, _w(FAST))})"))], width=6,
+                 [now(or_zero(f"sum({s('botflow_messages_recent', BOT, win(FAST))})"))], width=6,
                  thresholds=steps(BLUE)),
         ]),
         Row("Charts", [
@@ -222,7 +203,7 @@ def realtime(ctx: Context) -> dict[str, Any]:
                                   f"instance=~\"$instance\", {BOT}}}", f"{{{{bot}}}} p{q}")
                         for q in ("50", "95", "99")], "s"),
             timeseries("Message volume (last hour)", "Inbound and outbound messages of the last hour.",
-                       [over_time(f"sum by (direction) ({s('botflow_messages_recent', BOT, _w(FAST))})",
+                       [over_time(f"sum by (direction) ({s('botflow_messages_recent', BOT, win(FAST))})",
                                   "{{direction}}")], "short"),
         ]),
         Row("Conversations", [
@@ -231,7 +212,7 @@ def realtime(ctx: Context) -> dict[str, Any]:
                      [now(f"sum by (status) ({s('botflow_conversations', BOT)})", "{{status}}")]),
             bargauge("Failed deliveries (last hour)", "Outbound messages of the last hour whose delivery "
                      "failed, per bot.",
-                     [now(or_zero(f"sum by (bot) ({s('botflow_messages_failed_recent', BOT, _w(FAST), OUTBOUND)})"),
+                     [now(or_zero(f"sum by (bot) ({s('botflow_messages_failed_recent', BOT, win(FAST), OUTBOUND)})"),
                           "{{bot}}")], width=16, thresholds=steps(GREEN, (1, ORANGE)),
                      links=ctx.runbook_links("BotflowMessageDeliveryFailing")),
         ]),
@@ -248,7 +229,7 @@ def bot_performance(ctx: Context) -> dict[str, Any]:
         Row("Outcomes", [
             table("Bot performance (last 24 h)", "Per bot: conversations finished in the last 24 h, and the "
                   "success, error (failed), fallback and handoff rates.",
-                  [table_query(f"sum by (bot) ({s('botflow_conversations_finished_recent', BOT, _w(SLOW))})"),
+                  [table_query(f"sum by (bot) ({s('botflow_conversations_finished_recent', BOT, win(SLOW))})"),
                    *[table_query(f'sum by (bot) ({rate[:-1]}, outcome="{o}"}})') for o in
                      ("success", "failed", "fallback", "handoff")]],
                   rename={"bot": "Bot", "Value #A": "Conversations", "Value #B": "Success rate",
@@ -267,20 +248,20 @@ def bot_performance(ctx: Context) -> dict[str, Any]:
         Row("AI usage and cost", [
             stat("Knowledge-base hit rate (24 h)", "Share of the last 24 h's conversations that used "
                  "the knowledge base at least once.",
-                 [now(f"sum({s('botflow_conversations_with_kb_hit_recent', BOT, _w(SLOW))}) / "
-                      f"sum({s('botflow_conversations_finished_recent', BOT, _w(SLOW))})")],
+                 [now(f"sum({s('botflow_conversations_with_kb_hit_recent', BOT, win(SLOW))}) / "
+                      f"sum({s('botflow_conversations_finished_recent', BOT, win(SLOW))})")],
                  "percentunit", width=6),
             stat("Tokens per conversation (24 h)", "AI tokens per finished conversation, last 24 h.",
-                 [now(f"sum({s('botflow_tokens_recent', BOT, _w(SLOW))}) / "
-                      f"sum({s('botflow_conversations_finished_recent', BOT, _w(SLOW))})")], width=6),
+                 [now(f"sum({s('botflow_tokens_recent', BOT, win(SLOW))}) / "
+                      f"sum({s('botflow_conversations_finished_recent', BOT, win(SLOW))})")], width=6),
             stat("Cost per conversation (24 h)", "Estimated AI cost per finished conversation, last 24 h.",
-                 [now(f"sum({s('botflow_cost_usd_recent', BOT, _w(SLOW))}) / "
-                      f"sum({s('botflow_conversations_finished_recent', BOT, _w(SLOW))})")],
+                 [now(f"sum({s('botflow_cost_usd_recent', BOT, win(SLOW))}) / "
+                      f"sum({s('botflow_conversations_finished_recent', BOT, win(SLOW))})")],
                  "currencyUSD", width=6, decimals=4),
             stat("Cost (7 days)", "Estimated AI cost of the conversations of the last 7 days.",
-                 [now(or_zero(f"sum({s('botflow_cost_usd_recent', BOT, _w('7d'))})"))], "currencyUSD", width=6),
+                 [now(or_zero(f"sum({s('botflow_cost_usd_recent', BOT, win('7d'))})"))], "currencyUSD", width=6),
             timeseries("Tokens per day, by bot", "AI tokens of the conversations finished in the last 24 h.",
-                       [over_time(f"sum by (bot) ({s('botflow_tokens_recent', BOT, _w(SLOW))})", "{{bot}}")],
+                       [over_time(f"sum by (bot) ({s('botflow_tokens_recent', BOT, win(SLOW))})", "{{bot}}")],
                        "short", width=24),
         ]),
     ]

@@ -36,6 +36,7 @@ from exporter.mixin.dashboards.common import (
     table_query,
     timeseries,
 )
+from exporter.mixin.packs.common import pack_alert, runbook, select
 from exporter.mixin.promql import or_zero
 from exporter.mixin.rules import Alert, Group, Recording
 from exporter.mixin.rules import render as render_rules
@@ -64,22 +65,13 @@ class Thresholds:
 THRESHOLDS = Thresholds()
 
 
-def _sel(config: MixinConfig, metric: str, *matchers: str) -> str:
-    return f"{metric}{{{', '.join((config.selector, *matchers))}}}"
-
-
-def _runbook(config: MixinConfig, alert: str) -> str:
-    base = config.runbook_url.rsplit("/", 1)[0]
-    return f"{base}/packs/{NAME}.md#{alert.lower()}"
-
-
 def _links(ctx: Context, *alerts: str) -> list[dict[str, Any]]:
-    return [{"title": f"Runbook: {a}", "url": _runbook(ctx.config, a), "targetBlank": True} for a in alerts]
+    return [{"title": f"Runbook: {a}", "url": runbook(ctx.config, NAME, a), "targetBlank": True} for a in alerts]
 
 
 def recording_rules(config: MixinConfig) -> list[Recording]:
     def s(metric: str, *m: str) -> str:
-        return _sel(config, metric, *m)
+        return select(config, metric, *m)
 
     def total(metric: str, *m: str, by: str = BY) -> str:
         return f"sum by ({by}) ({s(metric, *m)})"
@@ -117,19 +109,12 @@ def recording_rules(config: MixinConfig) -> list[Recording]:
     ]
 
 
-def _alert(config: MixinConfig, name: str, severity: str, expr: str, for_: str, summary: str,
-           description: str, resolved: str, condition: str, uid: str) -> Alert:
-    return Alert(name=name, severity=severity, expr=expr, for_=for_, summary=summary,
-                 description=description, resolved=resolved, runbook_url=_runbook(config, name),
-                 dashboard_url=config.dashboard(uid), condition=condition, area=NAME)
-
-
 def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
     def s(metric: str, *m: str) -> str:
-        return _sel(config, metric, *m)
+        return select(config, metric, *m)
 
     return [
-        _alert(config, "CrmLeadResponseSlow", "warning",
+        pack_alert(NAME, config, "CrmLeadResponseSlow", "warning",
                f"crm:lead_response_late_ratio:24h > {t.late_response_ratio:g}\n"
                f"and on ({BY}) crm:leads_responded:24h >= {t.min_responses}",
                "15m", "Many new leads are first contacted after the response target.",
@@ -139,14 +124,14 @@ def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
                "New leads are contacted within the target again.",
                f"share of the last 24 h's contacted leads answered after the target > {t.late_response_ratio:.0%} "
                f"(≥ {t.min_responses} contacted), for 15 m", "crm-enhanced-analytics"),
-        _alert(config, "CrmLeadsWaitingOverTarget", "warning",
+        pack_alert(NAME, config, "CrmLeadsWaitingOverTarget", "warning",
                f"sum by ({BY}, source) ({s('crm_leads_awaiting_response_over_target')}) > 0",
                t.waiting_for, "New leads wait for a first contact beyond the response target.",
                "{{ $value }} new {{ $labels.source }} lead(s) have waited longer than the response target "
                "without a first contact. Call them now.",
                "No new lead waits beyond the response target.",
                f"a new lead uncontacted beyond the response target, for {t.waiting_for}", "crm-home"),
-        _alert(config, "CrmConversionBelowTarget", "warning",
+        pack_alert(NAME, config, "CrmConversionBelowTarget", "warning",
                f"crm:conversion_ratio:30d < on ({BY}) {s('crm_conversion_target_min_ratio')}\n"
                f"and on ({BY}) crm:leads:30d >= {t.min_leads}",
                "1h", "The conversion rate is below its target range.",
@@ -155,7 +140,7 @@ def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
                "The conversion rate is back in its target range.",
                f"30-day conversion < conversion_target_min_ratio (≥ {t.min_leads} leads), for 1 h",
                "crm-enhanced-analytics"),
-        _alert(config, "CrmConversionAboveRange", "none",
+        pack_alert(NAME, config, "CrmConversionAboveRange", "none",
                f"crm:conversion_ratio:30d > on ({BY}) {s('crm_conversion_target_max_ratio')}\n"
                f"and on ({BY}) crm:leads:30d >= {t.min_leads}",
                "6h", "The conversion rate is above its target range.",
@@ -164,7 +149,7 @@ def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
                "The conversion rate is back in its target range.",
                f"30-day conversion > conversion_target_max_ratio (≥ {t.min_leads} leads), for 6 h",
                "crm-enhanced-analytics"),
-        _alert(config, "CrmChannelCostPerLeadOverTarget", "warning",
+        pack_alert(NAME, config, "CrmChannelCostPerLeadOverTarget", "warning",
                f"crm:cost_per_lead_usd:30d > on ({BY}, source) {s('crm_channel_cpl_target_usd')}\n"
                f"and on ({BY}, source) crm:leads_by_source:30d >= {t.min_channel_leads}",
                "1h", "A marketing channel costs more per lead than its target.",
@@ -173,7 +158,7 @@ def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
                "The channel's cost per lead is within its target again.",
                f"30-day spend / leads > the channel's cpl_target_usd (≥ {t.min_channel_leads} leads), for 1 h",
                "crm-enhanced-analytics"),
-        _alert(config, "CrmChannelUnprofitable", "warning",
+        pack_alert(NAME, config, "CrmChannelUnprofitable", "warning",
                "crm:roi_ratio:30d < 0\n"
                f"and on ({BY}, source) sum by ({BY}, source) "
                f"({s('crm_marketing_spend_usd_recent', D30)}) >= {t.min_channel_spend_usd:g}",
@@ -183,7 +168,7 @@ def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
                "The channel pays back its spend again.",
                f"30-day revenue < 30-day spend (≥ ${t.min_channel_spend_usd:g} spent), for 6 h",
                "crm-enhanced-analytics"),
-        _alert(config, "CrmMonthlyRevenueBehindTarget", "warning",
+        pack_alert(NAME, config, "CrmMonthlyRevenueBehindTarget", "warning",
                f"crm:revenue_projected_month_usd < on ({BY}) {s('crm_monthly_revenue_target_usd')}\n"
                f"and on () day_of_month() >= {t.revenue_from_day}",
                "1h", "This month's revenue is on course to miss the monthly target.",

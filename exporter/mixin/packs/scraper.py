@@ -35,6 +35,7 @@ from exporter.mixin.dashboards.common import (
     table_query,
     timeseries,
 )
+from exporter.mixin.packs.common import pack_alert, select, win
 from exporter.mixin.promql import or_zero
 from exporter.mixin.rules import Alert, Group, Recording
 from exporter.mixin.rules import render as render_rules
@@ -65,24 +66,11 @@ THRESHOLDS = Thresholds()
 FAST, SLOW = "1h", "24h"
 
 
-def _w(window: str) -> str:
-    return f'window="{window}"'
-
-
-def _sel(config: MixinConfig, metric: str, *matchers: str) -> str:
-    return f"{metric}{{{', '.join((config.selector, *matchers))}}}"
-
-
-def _runbook(config: MixinConfig, alert: str) -> str:
-    base = config.runbook_url.rsplit("/", 1)[0]
-    return f"{base}/packs/{NAME}.md#{alert.lower()}"
-
-
 def _ratio_rules(config: MixinConfig) -> list[Recording]:
     rules = []
     for window in (FAST, SLOW):
-        finished = _sel(config, "scraper_site_executions_recent", _w(window))
-        failed = _sel(config, "scraper_site_executions_recent", FAILED, _w(window))
+        finished = select(config, "scraper_site_executions_recent", win(window))
+        failed = select(config, "scraper_site_executions_recent", FAILED, win(window))
         rules.append(Recording(
             f"scraper:site_error_ratio:{window}",
             f"sum by (job, instance, site) ({failed})\n  / sum by (job, instance, site) ({finished})",
@@ -91,7 +79,7 @@ def _ratio_rules(config: MixinConfig) -> list[Recording]:
             f"scraper:site_executions:{window}",
             f"sum by (job, instance, site) ({finished})",
             why="The denominator, so the error-rate alert can ask for enough executions."))
-    buckets = _sel(config, "scraper_page_load_seconds_bucket")
+    buckets = select(config, "scraper_page_load_seconds_bucket")
     for q in ("0.5", "0.95"):
         rules.append(Recording(
             f"scraper:page_load_seconds:p{q[2:].ljust(2, '0')}",
@@ -100,18 +88,11 @@ def _ratio_rules(config: MixinConfig) -> list[Recording]:
     return rules
 
 
-def _alert(config: MixinConfig, name: str, severity: str, expr: str, for_: str, summary: str,
-           description: str, resolved: str, condition: str, uid: str) -> Alert:
-    return Alert(name=name, severity=severity, expr=expr, for_=for_, summary=summary,
-                 description=description, resolved=resolved, runbook_url=_runbook(config, name),
-                 dashboard_url=config.dashboard(uid), condition=condition, area=NAME)
-
-
 def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
-    cpu = _sel(config, "scraper_system_cpu_usage_percent")
-    memory = _sel(config, "scraper_system_memory_usage_percent")
+    cpu = select(config, "scraper_system_cpu_usage_percent")
+    memory = select(config, "scraper_system_memory_usage_percent")
     return [
-        _alert(config, "ScraperErrorRateHigh", "warning",
+        pack_alert(NAME, config, "ScraperErrorRateHigh", "warning",
                f"scraper:site_error_ratio:{FAST} > {t.error_rate:g}\n"
                f"and on (job, instance, site) scraper:site_executions:{FAST} >= {t.min_executions}",
                "10m", "A job site's scrapes fail often (the plan's High Error Rate).",
@@ -120,20 +101,20 @@ def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
                "The site's scrapes succeed again.",
                f"failed share of a site's executions over 1 h > {t.error_rate:g} "
                f"(≥ {t.min_executions} finished), for 10 m", "scraper-sessions"),
-        _alert(config, "ScraperCircuitBreakerOpen", "critical",
-               f"{_sel(config, 'scraper_circuit_breaker_state', OPEN)} == 1",
+        pack_alert(NAME, config, "ScraperCircuitBreakerOpen", "critical",
+               f"{select(config, 'scraper_circuit_breaker_state', OPEN)} == 1",
                "1m", "A job site's circuit breaker is open: the scraper skips the site.",
                "The circuit breaker of {{ $labels.site }} is open: its executions are skipped after "
                "repeated failures.", "The site's circuit breaker is closed again.",
                "a site's latest execution left its breaker open, for 1 m", "scraper-sessions"),
-        _alert(config, "ScraperThroughputLow", "warning",
-               f"{_sel(config, 'scraper_jobs_per_minute')} < {t.jobs_per_minute:g}",
+        pack_alert(NAME, config, "ScraperThroughputLow", "warning",
+               f"{select(config, 'scraper_jobs_per_minute')} < {t.jobs_per_minute:g}",
                "10m", "The running sessions scrape few jobs per minute (the plan's Low Throughput).",
                "The running sessions report {{ $value }} jobs per minute. Check the queue depth, the "
                "scrapers running and the sites' errors.", "Throughput is back above the floor.",
                f"jobs per minute of the running sessions < {t.jobs_per_minute:g}, for 10 m",
                "scraper-overview"),
-        _alert(config, "ScraperSystemResourceHigh", "critical",
+        pack_alert(NAME, config, "ScraperSystemResourceHigh", "critical",
                f'label_replace({cpu} > {t.cpu_percent:g}, "resource", "cpu", "", "")\n'
                f'or label_replace({memory} > {t.memory_percent:g}, "resource", "memory", "", "")',
                "5m", "The scraper host runs out of CPU or memory (the plan's System Resource High).",
@@ -142,20 +123,20 @@ def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
                "The scraper host's CPU and memory use are back to normal.",
                f"CPU > {t.cpu_percent:g} % or memory > {t.memory_percent:g} % on the scraper host, for 5 m",
                "scraper-overview"),
-        _alert(config, "ScraperServiceDown", "critical",
-               f"{_sel(config, 'scraper_service_up')} == 0",
+        pack_alert(NAME, config, "ScraperServiceDown", "critical",
+               f"{select(config, 'scraper_service_up')} == 0",
                "2m", "A service of the scraper (API, database or orchestrator) is unhealthy.",
                "The scraper's {{ $labels.component }} service reports unhealthy.",
                "The scraper's services are healthy again.",
                "a service of the latest system_health sample is unhealthy, for 2 m", "scraper-overview"),
-        _alert(config, "ScraperSiteUnreachable", "warning",
-               f"{_sel(config, 'scraper_site_accessible')} == 0",
+        pack_alert(NAME, config, "ScraperSiteUnreachable", "warning",
+               f"{select(config, 'scraper_site_accessible')} == 0",
                "10m", "A job site does not answer the scraper host's probe.",
                "{{ $labels.site }} is not reachable from the scraper host (blocked, down, or a proxy problem).",
                "The job site is reachable again.",
                "the latest system_health sample says a site is not accessible, for 10 m", "scraper-overview"),
-        _alert(config, "ScraperHealthSamplesStale", "warning",
-               f"time() - {_sel(config, 'scraper_system_health_timestamp_seconds')} > {t.health_stale_seconds}",
+        pack_alert(NAME, config, "ScraperHealthSamplesStale", "warning",
+               f"time() - {select(config, 'scraper_system_health_timestamp_seconds')} > {t.health_stale_seconds}",
                "5m", "The scraper stopped writing system_health samples: its resource alerts are blind.",
                "The newest system_health sample is {{ $value | humanizeDuration }} old. Check the metrics "
                "collector of the scraper's API.", "system_health samples arrive again.",
@@ -176,7 +157,7 @@ def groups(config: MixinConfig) -> tuple[list[Group], list[Group]]:
 
 def _cost_per_thousand(ctx: Context, usd_per_month: float) -> str:
     """Cost of a week at ``usd_per_month``, per 1,000 jobs saved in the last 7 days."""
-    jobs = f"sum({ctx.sel('scraper_jobs_scraped_recent', _w('7d'))})"
+    jobs = f"sum({ctx.sel('scraper_jobs_scraped_recent', win('7d'))})"
     return f"({usd_per_month:g} * 12 / 365 * 7) / {jobs} * 1000"
 
 
@@ -189,7 +170,7 @@ def overview(ctx: Context) -> dict[str, Any]:
                  [now(or_zero(f"sum({s('scraper_sessions', RUNNING)})"))], width=6,
                  thresholds=steps(BLUE)),
             stat("Jobs today", "Jobs saved in the last 24 hours, all sites.",
-                 [now(or_zero(f"sum({s('scraper_jobs_scraped_recent', _w(SLOW))})"))], width=6,
+                 [now(or_zero(f"sum({s('scraper_jobs_scraped_recent', win(SLOW))})"))], width=6,
                  thresholds=steps(BLUE)),
             stat("Jobs per minute", "What the running sessions report (session_metrics).",
                  [now(f"sum({s('scraper_jobs_per_minute')})")], width=6,
@@ -244,7 +225,7 @@ def overview(ctx: Context) -> dict[str, Any]:
 def sessions(ctx: Context) -> dict[str, Any]:
     s = ctx.sel
     ratio = f"scraper:site_error_ratio:{SLOW}{{{ctx.config.selector}, instance=~\"$instance\", {SITE}}}"
-    executions = f"sum by (site) ({s('scraper_site_executions_recent', SITE, _w(SLOW))})"
+    executions = f"sum by (site) ({s('scraper_site_executions_recent', SITE, win(SLOW))})"
     rows = [
         Row("Sessions", [
             piechart("Sessions by status", "All scrape sessions by status (running, completed, failed, "
@@ -261,8 +242,8 @@ def sessions(ctx: Context) -> dict[str, Any]:
                   "of the last 24 h, the breaker's failures in a row and the p95 page-load time.",
                   [table_query(executions),
                    table_query(f"sum by (site) ({ratio})"),
-                   table_query(f"sum by (site) ({s('scraper_jobs_scraped_recent', SITE, _w(SLOW))})"),
-                   table_query(f"sum by (site) ({s('scraper_pages_processed_recent', SITE, _w(SLOW))})"),
+                   table_query(f"sum by (site) ({s('scraper_jobs_scraped_recent', SITE, win(SLOW))})"),
+                   table_query(f"sum by (site) ({s('scraper_pages_processed_recent', SITE, win(SLOW))})"),
                    table_query(f"max by (site) ({s('scraper_circuit_breaker_failures', SITE)})"),
                    table_query(f"max by (site) (scraper:page_load_seconds:p95{{{ctx.config.selector}, "
                                f"instance=~\"$instance\", {SITE}}})")],
@@ -278,7 +259,7 @@ def sessions(ctx: Context) -> dict[str, Any]:
                                   f"{SITE}}}", "{{site}}")], "percentunit", width=8, threshold_lines=True,
                        thresholds=steps(GREEN, (THRESHOLDS.error_rate, RED))),
             timeseries("Errors (last 15 min)", "Errors of the last 15 minutes, by site and type.",
-                       [over_time(f"sum by (site, error_type) ({s('scraper_errors_recent', SITE, _w('15m'))})",
+                       [over_time(f"sum by (site, error_type) ({s('scraper_errors_recent', SITE, win('15m'))})",
                                   "{{site}} {{error_type}}")], "short", width=8),
         ]),
     ]
@@ -294,7 +275,7 @@ def analytics(ctx: Context) -> dict[str, Any]:
     rows = [
         Row("Trends", [
             timeseries("Jobs per hour, by site", "Jobs saved in the last hour, by site, over time.",
-                       [over_time(f"sum by (site) ({s('scraper_jobs_scraped_recent', SITE, _w(FAST))})", "{{site}}")],
+                       [over_time(f"sum by (site) ({s('scraper_jobs_scraped_recent', SITE, win(FAST))})", "{{site}}")],
                        "short"),
             timeseries("Jobs saved (rate of the counter)", "Jobs saved per minute from the jobs counter.",
                        [over_time(f"sum by (site) (rate({s('scraper_jobs_scraped_total', SITE)}[5m])) * 60",
@@ -302,11 +283,11 @@ def analytics(ctx: Context) -> dict[str, Any]:
         ]),
         Row("Site comparison", [
             table("Sites (last 7 days)", "Per site: executions, success rate, jobs and pages of the last 7 days.",
-                  [table_query(f"sum by (site) ({s('scraper_site_executions_recent', SITE, _w('7d'))})"),
-                   table_query(f"1 - sum by (site) ({s('scraper_site_executions_recent', SITE, FAILED, _w('7d'))}) "
-                               f"/ sum by (site) ({s('scraper_site_executions_recent', SITE, _w('7d'))})"),
-                   table_query(f"sum by (site) ({s('scraper_jobs_scraped_recent', SITE, _w('7d'))})"),
-                   table_query(f"sum by (site) ({s('scraper_pages_processed_recent', SITE, _w('7d'))})")],
+                  [table_query(f"sum by (site) ({s('scraper_site_executions_recent', SITE, win('7d'))})"),
+                   table_query(f"1 - sum by (site) ({s('scraper_site_executions_recent', SITE, FAILED, win('7d'))}) "
+                               f"/ sum by (site) ({s('scraper_site_executions_recent', SITE, win('7d'))})"),
+                   table_query(f"sum by (site) ({s('scraper_jobs_scraped_recent', SITE, win('7d'))})"),
+                   table_query(f"sum by (site) ({s('scraper_pages_processed_recent', SITE, win('7d'))})")],
                   rename={"site": "Site", "Value #A": "Executions", "Value #B": "Success rate", "Value #C": "Jobs",
                           "Value #D": "Pages"}, hide=["instance"], sort_by="Jobs", width=12),
             timeseries("Error rate by site (24 h)", "Failed share of each site's executions of the last 24 h.",
@@ -314,9 +295,9 @@ def analytics(ctx: Context) -> dict[str, Any]:
         ]),
         Row("Errors", [
             piechart("Errors by type (24 h)", "Error categories of the last 24 h (403, timeout, parsing, ...).",
-                     [now(f"sum by (error_type) ({s('scraper_errors_recent', SITE, _w(SLOW))})", "{{error_type}}")]),
+                     [now(f"sum by (error_type) ({s('scraper_errors_recent', SITE, win(SLOW))})", "{{error_type}}")]),
             timeseries("Errors per hour, by type", "Errors of the last hour, by type, over time.",
-                       [over_time(f"sum by (error_type) ({s('scraper_errors_recent', SITE, _w(FAST))})",
+                       [over_time(f"sum by (error_type) ({s('scraper_errors_recent', SITE, win(FAST))})",
                                   "{{error_type}}")], "short", width=16),
         ]),
         Row("Performance", [
@@ -340,10 +321,10 @@ def insights(ctx: Context) -> dict[str, Any]:
     rows = [
         Row("Market trends", [
             bargauge("Jobs by location (7 d)", "Jobs saved in the last 7 days, by job location (the 10 largest).",
-                     [now(f"sort_desc(sum by (location) ({s('scraper_jobs_scraped_recent', SITE, _w('7d'))}))",
+                     [now(f"sort_desc(sum by (location) ({s('scraper_jobs_scraped_recent', SITE, win('7d'))}))",
                           "{{location}}")]),
             timeseries("Jobs per day, by location", "Jobs saved in the last 24 h, by location, over time.",
-                       [over_time(f"sum by (location) ({s('scraper_jobs_scraped_recent', SITE, _w(SLOW))})",
+                       [over_time(f"sum by (location) ({s('scraper_jobs_scraped_recent', SITE, win(SLOW))})",
                                   "{{location}}")], "short"),
         ]),
         Row("Salaries", [
@@ -352,10 +333,10 @@ def insights(ctx: Context) -> dict[str, Any]:
                      [now(f"histogram_quantile({q}, sum by (site, le) ({salary}))", f"{{{{site}}}} p{p}")
                       for q, p in (("0.5", "50"), ("0.9", "90"))], "currencyUSD"),
             stat("Jobs that state a salary (7 d)", "Share of the last 7 days' jobs with a salary range.",
-                 [now(f"sum({s('scraper_jobs_with_salary_recent', SITE, _w('7d'))}) / "
-                      f"sum({s('scraper_jobs_scraped_recent', SITE, _w('7d'))})")], "percentunit", width=6),
+                 [now(f"sum({s('scraper_jobs_with_salary_recent', SITE, win('7d'))}) / "
+                      f"sum({s('scraper_jobs_scraped_recent', SITE, win('7d'))})")], "percentunit", width=6),
             piechart("Jobs by site (7 d)", "Where the last 7 days' jobs came from.",
-                     [now(f"sum by (site) ({s('scraper_jobs_scraped_recent', SITE, _w('7d'))})", "{{site}}")],
+                     [now(f"sum by (site) ({s('scraper_jobs_scraped_recent', SITE, win('7d'))})", "{{site}}")],
                      width=6),
         ]),
         Row("Return on investment", [
@@ -363,7 +344,7 @@ def insights(ctx: Context) -> dict[str, Any]:
                  [now(_cost_per_thousand(ctx, t.infrastructure_usd_per_month))], "currencyUSD", width=12,
                  decimals=2),
             stat("Jobs in 7 days", "Jobs saved in the last 7 days, all sites.",
-                 [now(or_zero(f"sum({s('scraper_jobs_scraped_recent', _w('7d'))})"))], width=12),
+                 [now(or_zero(f"sum({s('scraper_jobs_scraped_recent', win('7d'))})"))], width=12),
         ]),
     ]
     return dashboard(ctx, "scraper-insights", "Scraper / Business intelligence", "Jobs by location and site, "
