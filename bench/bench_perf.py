@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from exporter.app import Pipeline  # noqa: E402
 from exporter.config import load_config  # noqa: E402
 from exporter.demo import build_demo  # noqa: E402
-from exporter.sql import statements, window_sql  # noqa: E402
+from exporter.sql import render, statements, window_sql  # noqa: E402
 from exporter.windows import Windowed  # noqa: E402
 
 OUT = REPO / "bench" / "out"
@@ -425,7 +425,9 @@ def qe_config(db: Path) -> dict:
     now_sql = "CAST(strftime('%s', 'now') AS REAL)"
     metrics, queries = {}, {}
     for query in config.queries:
-        base = query.sql_for("sqlite").strip().rstrip(";")
+        if query.windows is not None:
+            continue  # a window label has no column: query-exporter has no equivalent of one query, many windows
+        base = render(query, "sqlite")
         base = re.sub(r":last_key\b", "-1", base)
         base = re.sub(r":now\b", now_sql, base)
         for key, val in config.parameters.items():
@@ -495,9 +497,18 @@ def run_query_exporter(db: Path, seconds: float) -> dict | str:
     sampler.start()
     try:
         n_queries = len(yaml.safe_load(cfg.read_text())["queries"])
-        # Ready once every query ran once.
-        if not wait_for(lambda: qe_latency_sums(get(port, "/metrics", 60)[1].decode())[1] >= n_queries, 900):
-            return "query-exporter did not complete one cycle within 15 min"
+        # Ready once every query ran once; a process that exits meanwhile is reported at once.
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise ChildProcessError(proc.stderr.read().decode(errors="replace") if proc.stderr else "")
+            return qe_latency_sums(get(port, "/metrics", 60)[1].decode())[1] >= n_queries
+
+        try:
+            if not wait_for(ready, 900):
+                return "query-exporter did not complete one cycle within 15 min"
+        except ChildProcessError as exc:
+            last = (str(exc).strip().splitlines() or ["no output"])[-1]
+            return f"query-exporter exited with {proc.returncode}: {last[:200]}"
         p50, p99, n, failed = scrape_storm(port, seconds / 2)
         paced = scrape_storm(port, seconds / 2, pace=1.0)
         cycle, _ = qe_latency_sums(get(port, "/metrics", 60)[1].decode())
