@@ -434,10 +434,14 @@ def qe_config(db: Path) -> dict:
             base = re.sub(rf":{key}\b", str(val), base)
         for i, metric in enumerate(query.metrics):
             name = metric.name.removesuffix("_total") if metric.type == "counter" else metric.name
-            labels = [f"COALESCE(CAST({spec.column} AS TEXT), '{spec.null}') AS {spec.name}" for spec in metric.labels]
+            if name in metrics:  # a counter's base name may be a gauge's name (OpenMetrics clash)
+                name = f"{name}_{query.name}_{i}"
+            labels = [f"COALESCE(CAST({spec.column} AS TEXT), '{spec.null}') AS \"{spec.name}\""
+                      for spec in metric.labels]
             label_names = [spec.name for spec in metric.labels]
             where = f" WHERE {metric.filter} <> 0" if metric.filter else ""
-            group = f" GROUP BY {', '.join(label_names)}" if label_names else ""
+            quoted = ", ".join(f'"{n}"' for n in label_names)
+            group = f" GROUP BY {quoted}" if label_names else ""
             agg = metric.aggregate.upper()
             if metric.type == "histogram":
                 sql = (
