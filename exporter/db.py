@@ -306,9 +306,13 @@ class Database:
         return [tuple(r) for r in rows] == [("ok",)]
 
 
-def _refuse_attach(action: int, *_: object) -> int:
-    """SQLite authorizer: deny ATTACH (a pack must not open or create other files), allow the rest."""
-    return sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_ATTACH else sqlite3.SQLITE_OK
+def _refuse_attach(action: int, _arg1: str | None = None, arg2: str | None = None, *_: object) -> int:
+    """SQLite authorizer: deny ATTACH (a pack must not open or create other files) and pragma
+    assignments (``PRAGMA journal_mode = DELETE``), allow the rest. VACUUM has no action of its own:
+    it fails because every read runs inside a transaction."""
+    if action == sqlite3.SQLITE_ATTACH or (action == sqlite3.SQLITE_PRAGMA and arg2 is not None):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
 
 
 def is_corruption(message: str) -> bool:

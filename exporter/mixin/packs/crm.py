@@ -69,6 +69,17 @@ def _links(ctx: Context, *alerts: str) -> list[dict[str, Any]]:
     return [{"title": f"Runbook: {a}", "url": runbook(ctx.config, NAME, a), "targetBlank": True} for a in alerts]
 
 
+def _projected_revenue(config: MixinConfig) -> str:
+    """This month's revenue so far over the share of the month passed: the recording rule, and the
+    alert's own expression (an alert reading the rule's value would see the value of the group's
+    previous or current evaluation depending on which group runs first)."""
+    def total(metric: str, *m: str) -> str:
+        return f"sum by ({BY}) ({select(config, metric, *m)})"
+
+    return (f"({total('crm_revenue_usd_recent', MONTH)} or {total('crm_monthly_revenue_target_usd')} * 0)\n"
+            "  / scalar((day_of_month() - 1 + hour() / 24 + minute() / 1440) / days_in_month())")
+
+
 def recording_rules(config: MixinConfig) -> list[Recording]:
     def s(metric: str, *m: str) -> str:
         return select(config, metric, *m)
@@ -102,9 +113,7 @@ def recording_rules(config: MixinConfig) -> list[Recording]:
         Recording("crm:month_elapsed_ratio",
                   "(day_of_month() - 1 + hour() / 24 + minute() / 1440) / days_in_month()",
                   why="How much of the calendar month (UTC) has passed."),
-        Recording("crm:revenue_projected_month_usd",
-                  f"({total('crm_revenue_usd_recent', MONTH)} or {total('crm_monthly_revenue_target_usd')} * 0)\n"
-                  "  / scalar((day_of_month() - 1 + hour() / 24 + minute() / 1440) / days_in_month())",
+        Recording("crm:revenue_projected_month_usd", _projected_revenue(config),
                   why="This month's revenue so far, extrapolated to the whole month."),
     ]
 
@@ -169,7 +178,7 @@ def alerts(config: MixinConfig, t: Thresholds = THRESHOLDS) -> list[Alert]:
                f"30-day revenue < 30-day spend (≥ ${t.min_channel_spend_usd:g} spent), for 6 h",
                "crm-enhanced-analytics"),
         pack_alert(NAME, config, "CrmMonthlyRevenueBehindTarget", "warning",
-               f"crm:revenue_projected_month_usd < on ({BY}) {s('crm_monthly_revenue_target_usd')}\n"
+               f"(\n{_projected_revenue(config)}\n) < on ({BY}) {s('crm_monthly_revenue_target_usd')}\n"
                f"and on () day_of_month() >= {t.revenue_from_day}",
                "1h", "This month's revenue is on course to miss the monthly target.",
                "At this month's pace revenue reaches {{ $value | printf \"$%.0f\" }}, below the monthly target.",
