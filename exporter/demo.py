@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from itertools import accumulate, count, islice
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy
 from sqlalchemy.engine import make_url
@@ -28,6 +28,7 @@ from exporter.errors import DemoTargetNotEmpty
 from exporter.redact import mask_url
 
 SCHEMA_DIR = Path(__file__).with_name("schema")
+T = TypeVar("T")
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 HISTORY_DAYS = 45
@@ -259,18 +260,8 @@ def build_demo(path: Path, *, sites: int = 20_000, seed: int = 333, now: datetim
         raise DemoTargetNotEmpty(f"{path} already exists; refusing to replace it with demo data "
                                  "(pass --force, or force=True, to overwrite it)")
     moment = _epoch(now)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.building")
-    tmp.unlink(missing_ok=True)
-    try:
-        counts = _write_sqlite(tmp, _reporting(iter_demo_rows(sites=sites, seed=seed, now=moment,
-                                                              stamp=text_stamper()), progress))
-        # A -wal left by the old file would be replayed into the new one: drop it first.
-        for suffix in ("-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    counts = replace_sqlite(path, lambda tmp: _write_sqlite(tmp, _reporting(
+        iter_demo_rows(sites=sites, seed=seed, now=moment, stamp=text_stamper()), progress)))
     if files_dir is not None:
         write_demo_files(Path(files_dir), seed=seed, now=_aware(moment))
     return counts
@@ -295,7 +286,7 @@ def build_demo_url(database_url: str, *, sites: int = 20_000, seed: int = 333,
     engine = sqlalchemy.create_engine(url)
     try:
         with engine.begin() as conn:
-            if not force and (filled := _tables_with_rows(conn)):
+            if not force and (filled := tables_with_rows(conn)):
                 raise DemoTargetNotEmpty(
                     f"{mask_url(database_url)} already has rows in {', '.join(filled)}; refusing to delete "
                     "them for demo data (pass --force, or force=True, to overwrite them)")
@@ -338,9 +329,10 @@ def iter_demo_rows(*, sites: int, seed: int, now: int, stamp: Stamp) -> Iterator
         yield "http_errors", batch
 
 
-def schema_statements(dialect: str) -> list[str]:
-    """The shipped DDL of one dialect (sqlite, postgresql, mysql) split into statements."""
-    text = (SCHEMA_DIR / f"{dialect}.sql").read_text()
+def schema_statements(dialect: str, pack: str | None = None) -> list[str]:
+    """The shipped DDL of one dialect (sqlite, postgresql, mysql) split into statements: the
+    pipeline's, or another pack's from ``schema/<pack>/``."""
+    text = (SCHEMA_DIR / (pack or "") / f"{dialect}.sql").read_text(encoding="utf-8")
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
     return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
 
@@ -417,12 +409,12 @@ def _write_sqlite(path: Path, batches: Iterable[Batch]) -> dict[str, int]:
     return counts
 
 
-def _tables_with_rows(conn: sqlalchemy.Connection) -> list[str]:
-    """The pipeline tables that exist on the server and hold at least one row."""
+def tables_with_rows(conn: sqlalchemy.Connection, tables: Iterable[str] = TABLES) -> list[str]:
+    """The tables (default the pipeline's) that exist on the server and hold at least one row."""
     present = set(sqlalchemy.inspect(conn).get_table_names())
     return [
         name
-        for name in TABLES
+        for name in tables
         if name in present
         and conn.execute(sqlalchemy.select(sqlalchemy.literal(1)).select_from(sqlalchemy.table(name)).limit(1)).first()
         is not None
@@ -445,7 +437,7 @@ def _write_sqlalchemy(conn: sqlalchemy.Connection, ddl: list[str], batches: Iter
     for table, stamp in CHRONOLOGICAL.items():
         _renumber_by_time(conn, table, stamp)
     if conn.dialect.name == "postgresql":
-        _reset_identities(conn)
+        reset_identities(conn)
     return counts
 
 
@@ -465,10 +457,10 @@ def _renumber_by_time(conn: sqlalchemy.Connection, table: str, stamp: str) -> No
         )
 
 
-def _reset_identities(conn: sqlalchemy.Connection) -> None:
+def reset_identities(conn: sqlalchemy.Connection, columns: dict[str, tuple[str, ...]] = COLUMNS) -> None:
     """Move PostgreSQL identity sequences past the explicit ids so the pipeline can insert."""
-    for name in TABLES:
-        if COLUMNS[name][0] == "id":
+    for name, names in columns.items():
+        if names[0] == "id":
             conn.exec_driver_sql(
                 f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {name}"
             )
@@ -485,6 +477,23 @@ def _with_driver(url: sqlalchemy.URL) -> sqlalchemy.URL:
     if url.drivername in DEFAULT_DRIVERS:
         return url.set(drivername=DEFAULT_DRIVERS[url.drivername])
     return url
+
+
+def replace_sqlite(path: Path, write: Callable[[Path], T]) -> T:
+    """``write`` a new SQLite file beside ``path``, then put it in place in one rename (a reader
+    never sees half a database); the old file's -wal and -shm go first, as a -wal left behind would
+    be replayed into the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.building")
+    tmp.unlink(missing_ok=True)
+    try:
+        result = write(tmp)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return result
 
 
 def _write_atomically(path: Path, data: bytes, mtime: int) -> None:

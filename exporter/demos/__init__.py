@@ -9,11 +9,9 @@ a system appends them (the engine's key search relies on it).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,11 +19,10 @@ from typing import Any
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
-from exporter.db import DEFAULT_DRIVERS
+from exporter import demo
 from exporter.errors import DemoTargetNotEmpty
 from exporter.redact import mask_url
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
 Row = tuple[Any, ...]
 
 
@@ -45,9 +42,7 @@ def pack_names() -> list[str]:
 
 def schema_statements(pack: str, dialect: str) -> list[str]:
     """The pack's shipped DDL of one dialect, split into statements."""
-    text = (SCHEMA_DIR / pack / f"{dialect}.sql").read_text(encoding="utf-8")
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
-    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+    return demo.schema_statements(dialect, pack)
 
 
 def rows(pack: str, *, seed: int, now: int) -> dict[str, list[Row]]:
@@ -73,10 +68,6 @@ def _stamped(pack: str, tables: dict[str, list[Row]], stamp: Any) -> dict[str, l
     return out
 
 
-def _text(t: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
-
-
 def build(pack: str, path: Path, *, seed: int = 333, now: int | None = None, force: bool = False) -> dict[str, int]:
     """Write the pack's demo SQLite database at path (refused if it exists, unless force)."""
     module = _module(pack)
@@ -84,11 +75,10 @@ def build(pack: str, path: Path, *, seed: int = 333, now: int | None = None, for
     if not force and (path.exists() or path.is_symlink()):
         raise DemoTargetNotEmpty(f"{path} already exists; refusing to replace it with demo data "
                                  "(pass --force, or force=True, to overwrite it)")
-    tables = _stamped(pack, rows(pack, seed=seed, now=int(time.time()) if now is None else now), _text)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.building")
-    tmp.unlink(missing_ok=True)
-    try:
+    tables = _stamped(pack, rows(pack, seed=seed, now=int(time.time()) if now is None else now),
+                      lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)))
+
+    def write(tmp: Path) -> None:
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
             conn.execute("BEGIN")
@@ -103,11 +93,8 @@ def build(pack: str, path: Path, *, seed: int = 333, now: int | None = None, for
             conn.execute("PRAGMA journal_mode=WAL")
         finally:
             conn.close()
-        for suffix in ("-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    demo.replace_sqlite(path, write)
     return {table: len(batch) for table, batch in tables.items()}
 
 
@@ -115,29 +102,17 @@ def build_url(pack: str, database_url: str, *, seed: int = 333, now: int | None 
               force: bool = False) -> dict[str, int]:
     """Fill a PostgreSQL or MySQL/MariaDB database with the pack's tables and demo rows."""
     module = _module(pack)
-    url = make_url(database_url)
-    if url.drivername in DEFAULT_DRIVERS:
-        url = url.set(drivername=DEFAULT_DRIVERS[url.drivername])
+    url = demo._with_driver(make_url(database_url))
     backend = url.get_backend_name()
     if backend not in ("postgresql", "mysql", "mariadb"):
         raise ValueError(f"demo databases on a server are PostgreSQL or MySQL/MariaDB, not {backend!r}")
     dialect = "postgresql" if backend == "postgresql" else "mysql"
-
-    def aware(t: int) -> datetime:
-        return datetime.fromtimestamp(t, timezone.utc)
-
-    def naive(t: int) -> datetime:
-        return aware(t).replace(tzinfo=None)
-
     tables = _stamped(pack, rows(pack, seed=seed, now=int(time.time()) if now is None else now),
-                      aware if dialect == "postgresql" else naive)
+                      demo._aware if dialect == "postgresql" else demo._naive)
     engine = sqlalchemy.create_engine(url)
     try:
         with engine.begin() as conn:
-            present = set(sqlalchemy.inspect(conn).get_table_names())
-            filled = [t for t in module.COLUMNS if t in present and conn.exec_driver_sql(
-                f"SELECT 1 FROM {t} LIMIT 1").first() is not None]
-            if filled and not force:
+            if (filled := demo.tables_with_rows(conn, module.COLUMNS)) and not force:
                 raise DemoTargetNotEmpty(f"{mask_url(database_url)} already has rows in {', '.join(filled)}; "
                                          "refusing to delete them for demo data (pass --force to overwrite them)")
             for statement in schema_statements(pack, dialect):
@@ -157,9 +132,7 @@ def build_url(pack: str, database_url: str, *, seed: int = 333, now: int | None 
                     if chunk:
                         conn.execute(target.insert(), [dict(zip(columns, row)) for row in chunk])
             if dialect == "postgresql":
-                for table in module.COLUMNS:
-                    conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                         f"COALESCE(MAX(id), 0) + 1, false) FROM {table}")
+                demo.reset_identities(conn, module.COLUMNS)
     finally:
         engine.dispose()
     return {table: len(batch) for table, batch in tables.items()}
