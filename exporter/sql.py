@@ -191,6 +191,3 @@ def edge_sql(query: QuerySpec, dialect: str) -> str:
     return (f"SELECT {', '.join([*labels, *_bucket_aggregates(query)])} FROM ({render(query, dialect)}\n) "
             f"pe_events WHERE {query.windows.time} < :pe_edge_end{group}")
 
-
-def max_key_sql(search: KeySearch) -> str:
-    return f"SELECT MAX({search.column}) FROM {search.table}"

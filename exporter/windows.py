@@ -31,7 +31,6 @@ from exporter.sql import (
     edge_sql,
     key_bounds_sql,
     key_probe_sql,
-    max_key_sql,
     window_columns,
     window_labels,
     window_sql,
@@ -65,12 +64,9 @@ class Windowed:
         return {"window_start": min(starts), **{SINCE.format(i): start for i, start in enumerate(starts)}}
 
     def fetch(self, run: Runner, parameters: Mapping[str, Any], now: float) -> Result:
-        """The rows of every window, read in the caller's transaction (after the key search)."""
-        bind = {**parameters, "now": now, **self.parameters(now)}
-        if self.spec.key is not None:
-            bind["window_key"] = first_key(run, self.dialect, self.spec.key, bind["window_start"] - self.spec.key.slack)
-            bind["window_key_end"] = _max_key(run, self.spec.key) + 1
-        return run(self.sql, bind)
+        """The rows of every window, read in the caller's transaction (queries without a key: those
+        with one are bucketed, ``BucketedWindows``)."""
+        return run(self.sql, {**parameters, "now": now, **self.parameters(now)})
 
     def shape(self, result: Result) -> list[MetricData]:
         index = {name: i for i, name in enumerate(result.columns)}
@@ -86,16 +82,16 @@ class Windowed:
         return list(out.values())
 
 
-def first_key(run: Runner, dialect: str, search: KeySearch, target: float) -> int:
-    """The smallest key whose row has a time at or after ``target``, by binary search on the key.
+def first_key(run: Runner, dialect: str, search: KeySearch, target: float,
+              bounds: tuple[int, int] | None = None) -> int:
+    """The smallest key whose row has a time at or after ``target``, by binary search on the key
+    between the table's smallest and largest key (``bounds``, read here when not given).
 
     Exact while the key grows with the time (rows out of order by less than the search's slack,
     which the caller subtracts from ``target``); a garbage or NULL time is stepped over.
     """
-    low, high = run(key_bounds_sql(search), {}).rows[0]
-    if low is None:
-        return 0
-    low, high = int(low), int(high) + 1  # the answer lies in [low, high]; high means "no such row"
+    low, high = bounds if bounds is not None else key_bounds(run, search)
+    high += 1  # the answer lies in [low, high]; high means "no such row" (an empty table: 0)
     probe = key_probe_sql(search, dialect)
     while low < high:
         middle = (low + high) // 2
@@ -111,12 +107,8 @@ def first_key(run: Runner, dialect: str, search: KeySearch, target: float) -> in
     return low
 
 
-def _max_key(run: Runner, search: KeySearch) -> int:
-    value = run(max_key_sql(search), {}).rows[0][0]
-    return int(value) if value is not None else 0
-
-
-def _key_bounds(run: Runner, search: KeySearch) -> tuple[int, int]:
+def key_bounds(run: Runner, search: KeySearch) -> tuple[int, int]:
+    """The table's smallest and largest key; (0, 0) when it is empty."""
     low, high = run(key_bounds_sql(search), {}).rows[0]
     return (int(low), int(high)) if low is not None else (0, 0)
 
@@ -165,7 +157,7 @@ class BucketedWindows(Windowed):
         """The windows' metric data, read in the caller's transaction."""
         state, starts = self.state, self.starts(now)
         oldest = min(starts)
-        smallest, largest = _key_bounds(run, self.key)
+        bounds = smallest, largest = key_bounds(run, self.key)
         base = {**parameters, "now": now, "window_start": oldest}
         point = max((key for seen, key in state.history if seen <= now - self.SETTLE_AFTER), default=None)
         due = state.low is None or state.last_full is None or now - state.last_full >= self.FULL_EVERY
@@ -178,7 +170,7 @@ class BucketedWindows(Windowed):
             # Settled up to a key seen at least SETTLE_AFTER ago (on the first run: the largest),
             # so a transaction still open below the largest key is counted when it commits.
             settle = min(point, largest) if point is not None else largest
-            first = first_key(run, self.dialect, self.key, oldest - self.key.slack)
+            first = first_key(run, self.dialect, self.key, oldest - self.key.slack, bounds)
             state.settled = self._buckets(run, {**base, "window_key": first, "window_key_end": settle + 1})
             state.low, state.last_full = settle, now
             state.full_runs += 1
@@ -193,7 +185,7 @@ class BucketedWindows(Windowed):
         first_minute = math.ceil(oldest / 60)
         for minute in [m for m in state.settled if m < first_minute]:
             del state.settled[minute]
-        totals = [self._window(run, base, start, pending) for start in starts]
+        totals = [self._window(run, base, start, pending, bounds) for start in starts]
         return self._shape(totals)
 
     def _time_of(self, run: Runner, key: int) -> float:
@@ -213,8 +205,8 @@ class BucketedWindows(Windowed):
             _add(buckets.setdefault(minute, {}), group, values, self.bucket_columns)
         return buckets
 
-    def _window(self, run: Runner, base: Mapping[str, Any], start: float,
-                pending: Buckets) -> dict[tuple[Any, ...], list[float | None]]:
+    def _window(self, run: Runner, base: Mapping[str, Any], start: float, pending: Buckets,
+                bounds: tuple[int, int]) -> dict[tuple[Any, ...], list[float | None]]:
         """Per label values, the window from ``start`` to now: whole minutes from the buckets, the
         first, partial minute read exactly."""
         boundary = math.ceil(start / 60) * 60
@@ -225,8 +217,8 @@ class BucketedWindows(Windowed):
                     for group, values in groups.items():
                         _add(total, group, values, self.bucket_columns)
         if boundary > start:
-            low = first_key(run, self.dialect, self.key, start - self.key.slack)
-            high = first_key(run, self.dialect, self.key, boundary + self.key.slack)
+            low = first_key(run, self.dialect, self.key, start - self.key.slack, bounds)
+            high = first_key(run, self.dialect, self.key, boundary + self.key.slack, bounds)
             result = run(self.edge_sql, {**base, "window_start": start, "window_key": low, "window_key_end": high,
                                          "pe_edge_end": boundary})
             index = {name: i for i, name in enumerate(result.columns)}
