@@ -26,7 +26,7 @@ from typing import Any
 
 from exporter.config import QuerySpec
 from exporter.model import MetricData, Result
-from exporter.shaping import COMBINE, number
+from exporter.shaping import COMBINE, number, scaled
 
 log = logging.getLogger("exporter.incremental")
 
@@ -196,7 +196,5 @@ class Incremental:
             series = dict(settled)
             for key, value in fresh.items():
                 series[key] = combine(series[key], value) if key in series else value
-            if metric.decimals:
-                series = {key: value / 10 ** metric.decimals for key, value in series.items()}
-            out.append(MetricData(metric.name, metric.type, metric.help, metric.label_names, series))
+            out.append(scaled(metric, MetricData(metric.name, metric.type, metric.help, metric.label_names, series)))
         return out

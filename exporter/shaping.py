@@ -118,7 +118,8 @@ class Shaper:
 
     def shape(self, results: list[Result]) -> list[MetricData]:
         """Metric data for every metric of the query, from the statements' results."""
-        return [self.cap(metric, data) for metric, data in zip(self.query.metrics, self.shape_uncapped(results))]
+        return [self.cap(metric, scaled(metric, data))
+                for metric, data in zip(self.query.metrics, self.shape_uncapped(results))]
 
     def shape_uncapped(self, results: list[Result]) -> list[MetricData]:
         """Like shape() but before caps: what incremental collection accumulates."""
@@ -209,6 +210,18 @@ class Capper:
                 break
             admitted.add(value)
         return values & admitted
+
+
+def scale(metric: MetricSpec, value: float) -> float:
+    """A value of a ``decimals`` metric (integer units of 10**-decimals, see ``$fixed``) in whole units."""
+    return value / 10 ** metric.decimals if metric.decimals else value
+
+
+def scaled(metric: MetricSpec, data: MetricData) -> MetricData:
+    """The series of a sample metric in whole units (histograms observe their values as they come)."""
+    if metric.decimals and metric.type != "histogram":
+        data.series = {key: scale(metric, value) for key, value in data.series.items()}
+    return data
 
 
 def _empty(metric: MetricSpec) -> MetricData:

@@ -23,7 +23,7 @@ from typing import Any
 
 from exporter.config import KeySearch, QuerySpec
 from exporter.model import MetricData, Result, Runner
-from exporter.shaping import COMBINE, label_value, number
+from exporter.shaping import COMBINE, label_value, number, scale
 from exporter.sql import (
     SINCE,
     bucket_columns,
@@ -260,7 +260,7 @@ def _put(data: MetricData, metric: Any, column: str | None, labels: Mapping[str,
         key += (next(value for value, col in metric.values if col == column),)
     if window is not None:
         key += (window,)
-    value = raw / 10 ** metric.decimals if metric.decimals else raw
+    value = scale(metric, raw)
     data.series[key] = COMBINE[metric.aggregate](data.series[key], value) if key in data.series else value
 
 

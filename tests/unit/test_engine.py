@@ -399,3 +399,15 @@ def test_every_statement_of_one_read_sees_one_snapshot(make_db):
         assert db.fetch(["SELECT COUNT(*) FROM opt_outs"], {}, 5.0)[0].rows == [(4,)]
     finally:
         db.close()
+
+
+def test_decimals_turn_integer_units_into_whole_units_in_a_plain_query_too(make_db, tmp_path):
+    config = write_config(tmp_path, """
+        queries:
+          revenue:
+            sql: "SELECT channel, SUM($fixed(amount_usd, 2)) AS cents FROM sales GROUP BY channel"
+            metrics: [{name: demo_revenue_usd, type: gauge, help: R., value: cents, labels: [channel], decimals: 2}]
+        """)
+    db = make_db({"sales": [{"site_id": 1, "channel": "sms", "amount_usd": 0.1, "sold_at": ago(1)},
+                            {"site_id": 2, "channel": "sms", "amount_usd": 0.2, "sold_at": ago(1)}]})
+    assert value(scrape(db, config), "demo_revenue_usd", channel="sms") == 0.3  # exact: 30 cents / 100
