@@ -39,7 +39,6 @@ class Pipeline:
         for query in config.queries:
             query.sql_for(self.db.dialect)  # a query without SQL for this dialect fails at start
         self.memory = memory or Memory()
-        self.dropped = self.memory.caps
         self.jobs = build_jobs(config, self.db, self.memory)
         self.snapshot = Snapshot([job.info for job in self.jobs], clock)
         self.scheduler = Scheduler(self.jobs, self.snapshot, clock, workers=config.max_concurrent_queries)
@@ -103,7 +102,7 @@ class Exporter:
         const_labels = lambda: self.pipeline.config.const_labels  # noqa: E731 - read at each scrape (reloads)
         self.registry.register(_Forward(lambda: SnapshotCollector(self.pipeline.snapshot), const_labels))
         self.registry.register(_Forward(lambda: SelfCollector(
-            self.pipeline.snapshot, self.pipeline.dropped, lambda: self.pipeline.db.up, lambda: self.reload_ok),
+            self.pipeline.snapshot, self.pipeline.memory.caps, lambda: self.pipeline.db.up, lambda: self.reload_ok),
             const_labels))
 
     @property

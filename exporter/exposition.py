@@ -10,13 +10,21 @@ from __future__ import annotations
 import gzip
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 
 from exporter.snapshot import Snapshot
 
+
+def name_clash(families: Iterable[Metric]) -> bool:
+    """True when a counter's family name is also a gauge's (``x_total`` beside ``x``): OpenMetrics
+    names both ``x``."""
+    listed = [(family.name, family.type) for family in families]
+    counters = {name for name, kind in listed if kind == "counter"}
+    return any(name in counters for name, kind in listed if kind != "counter")
 
 class ExpositionCache:
     """``render(accept)`` gives the exposition in the format the client accepts, rebuilt when the
@@ -38,17 +46,12 @@ class ExpositionCache:
         """False while a counter ``x_total`` and a gauge ``x`` are both served: OpenMetrics names both
         families ``x`` and strict parsers refuse the page, so such a page is served as text 0.0.4
         (e.g. pipeline_conversation_messages_total beside pipeline_conversation_messages)."""
-        names = [(family.name, family.type) for family in self.registry.collect()]
-        counters = {name for name, kind in names if kind == "counter"}
-        return not any(name in counters for name, kind in names if kind != "counter")
+        return not name_clash(self.registry.collect())
 
     def render_only(self, names: set[str], accept: str = "", gzipped: bool = False) -> tuple[bytes, str]:
         """(body, content type) of only the named families (``?name[]=...``), not cached."""
         registry = self.registry.restricted_registry(names)
-        families = [(family.name, family.type) for family in registry.collect()]
-        counters = {name for name, kind in families if kind == "counter"}
-        clash = any(name in counters for name, kind in families if kind != "counter")
-        encoder, content_type = choose_encoder("" if clash else accept)
+        encoder, content_type = choose_encoder("" if name_clash(registry.collect()) else accept)
         body = encoder(registry)
         return (gzip.compress(body, compresslevel=1) if gzipped else body), content_type
 

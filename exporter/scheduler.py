@@ -103,10 +103,6 @@ class Scheduler:
             log.error("runs still going at shutdown, abandoned", extra={"jobs": ",".join(stuck)})
         return not stuck
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
-
     def _push(self, due: float, name: str) -> None:
         heapq.heappush(self._heap, (due, next(self._seq), name))
 
