@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from exporter.config import QuerySpec
 from exporter.incremental import CounterState
@@ -60,21 +62,11 @@ class Memory:
     def counter_state(self, query: QuerySpec) -> CounterState:
         """The counting state of this query: kept when it counts the same way as before (its SQL,
         keys and metrics; a new interval, timeout or help text keeps it), else a new one."""
-        kept = self.counters.get(query.name)
-        if kept is not None and counting_identity(kept[0]) == counting_identity(query):
-            return kept[1]
-        state = CounterState([{} for _ in query.metrics])
-        self.counters[query.name] = (query, state)
-        return state
+        return _kept(self.counters, query, lambda: CounterState([{} for _ in query.metrics]))
 
     def bucket_state(self, query: QuerySpec) -> BucketState:
         """The buckets of this windowed query: kept when it counts the same way as before, else new."""
-        kept = self.windows.get(query.name)
-        if kept is not None and counting_identity(kept[0]) == counting_identity(query):
-            return kept[1]
-        state = BucketState()
-        self.windows[query.name] = (query, state)
-        return state
+        return _kept(self.windows, query, BucketState)
 
     def checkpoint(self) -> tuple[dict[str, tuple[QuerySpec, CounterState]], dict[str, tuple[QuerySpec, BucketState]]]:
         """What to restore if a reload that is being built fails."""
@@ -94,3 +86,16 @@ def counting_identity(query: QuerySpec) -> QuerySpec:
     """The query without what does not change its numbers: schedule, timeout, staleness, help."""
     return replace(query, interval=0.0, timeout=0.0, stale_after=0.0,
                    metrics=tuple(replace(metric, help="") for metric in query.metrics))
+
+
+S = TypeVar("S")
+
+
+def _kept(store: dict[str, tuple[QuerySpec, S]], query: QuerySpec, new: Callable[[], S]) -> S:
+    """The state ``store`` holds for ``query`` if the query still counts the same way, else a new one."""
+    kept = store.get(query.name)
+    if kept is not None and counting_identity(kept[0]) == counting_identity(query):
+        return kept[1]
+    state = new()
+    store[query.name] = (query, state)
+    return state
