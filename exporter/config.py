@@ -307,9 +307,7 @@ def _read_collectors(node: Node, overrides: Mapping[str, bool]) -> CollectorsCon
     """``collectors: {host: false, ...}``; a flag or environment variable wins over the file."""
     values = {}
     for name in CollectorsConfig.__dataclass_fields__:
-        raw = node.get(name, True)
-        if not isinstance(raw, bool):
-            raise node.fail(name, f"must be true or false, got {kind(raw)}")
+        raw = node.boolean(name, True)
         values[name] = overrides.get(name, raw)
     node.done()
     return CollectorsConfig(**values)

@@ -135,6 +135,12 @@ class Node:
             raise self.fail(name, f"must be at least {minimum}, got {value}")
         return value
 
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.get(name, default)
+        if not isinstance(value, bool):
+            raise self.fail(name, f"must be true or false, got {kind(value)}")
+        return value
+
     def duration(self, name: str, default: float) -> float:
         value = self.get(name, default)
         seconds = parse_duration(value)

@@ -151,9 +151,7 @@ def load_web_config(path: Path) -> WebConfig:
 
 def _read_http(node: Node) -> tuple[tuple[str, str], ...]:
     """``http_server_config``: ``headers`` (the ones exporter-toolkit allows); ``http2`` is accepted."""
-    http2 = node.get("http2", True)
-    if not isinstance(http2, bool):
-        raise node.fail("http2", "must be true or false")
+    node.boolean("http2", True)
     headers = node.mapping("headers")
     pairs = []
     for name in list(headers.data):
@@ -193,9 +191,7 @@ def _read_tls(node: Node, base: Path) -> TLSConfig:
         if curve not in CURVES:
             raise ConfigError(node.origin, f"{node.key('curve_preferences')}[{i}]",
                               f"{curve!r} cannot be set through Python's ssl (it can: {', '.join(CURVES)})")
-    prefer = node.get("prefer_server_cipher_suites", True)
-    if not isinstance(prefer, bool):
-        raise node.fail("prefer_server_cipher_suites", "must be true or false")
+    prefer = node.boolean("prefer_server_cipher_suites", True)
     node.done()  # a misspelt key is named before any file is looked for
 
     def existing(name: str, value: str) -> Path:

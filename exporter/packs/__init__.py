@@ -246,9 +246,7 @@ def _read_incremental(node: Node, sql: Mapping[str, str], metrics: tuple[MetricS
     inc = node.mapping("incremental")
     key = inc.required_string("key")
     full_every = inc.get("full_every", IncrementalSpec.full_every)
-    time_key = inc.get("time", False)
-    if not isinstance(time_key, bool):
-        raise inc.fail("time", f"must be true or false, got {kind(time_key)}")
+    time_key = inc.boolean("time", False)
     spec = IncrementalSpec(key=key, max_key=inc.string("max_key", "max_key"),
                            full_every=0.0 if full_every in (0, "0", "never") else inc.duration("full_every", 3600.0),
                            start=inc.integer("start", IncrementalSpec.start, minimum=-(2 ** 63)),
