@@ -39,3 +39,13 @@ def test_every_alert_fires_in_a_test_and_has_a_runbook(pack: str) -> None:
     assert alerts == fired
     anchors = github_anchors((REPO / "docs" / "packs" / f"{pack}.md").read_text(encoding="utf-8"))
     assert {a.lower() for a in alerts} <= anchors
+
+
+def test_every_runbook_link_of_the_pack_dashboards_lands_on_a_section(pack: str) -> None:
+    prefix = "https://github.com/333method/pipeline-exporter/blob/main/"
+    links = {url for path in (REPO / "grafana" / "packs" / pack).glob("*.json")
+             for url in re.findall(r'"url": "([^"]+)"', path.read_text(encoding="utf-8")) if url.startswith(prefix)}
+    assert links, f"{pack}: no runbook links in its dashboards"
+    for url in links:
+        page, _, anchor = url.removeprefix(prefix).partition("#")
+        assert anchor in github_anchors((REPO / page).read_text(encoding="utf-8")), url

@@ -31,7 +31,7 @@ from exporter.mixin.dashboards.common import (
     table_query,
     timeseries,
 )
-from exporter.mixin.packs.common import pack_alert, render_pack, select, win
+from exporter.mixin.packs.common import pack_alert, pack_links, render_pack, select, win
 from exporter.mixin.promql import or_zero
 from exporter.mixin.rules import Alert, Group, Recording
 
@@ -184,7 +184,7 @@ def realtime(ctx: Context) -> dict[str, Any]:
                  "(messages.response_time_ms) over the last hour.",
                  [now(f"histogram_quantile(0.95, sum by (le) ({s('botflow_response_time_seconds_bucket', BOT)}))")],
                  "s", width=6, thresholds=steps(GREEN, (THRESHOLDS.response_p95_seconds, ORANGE)),
-                 links=ctx.runbook_links("BotflowResponseTimeHigh")),
+                 links=pack_links(ctx, NAME, "BotflowResponseTimeHigh")),
             stat("Success rate (last hour)", "Share of the conversations finished in the last hour "
                  "that ended in success.", [now(f"{success} / {finished}")], "percentunit", width=6,
                  thresholds=steps(RED, (0.75, ORANGE), (0.9, GREEN))),
@@ -210,7 +210,7 @@ def realtime(ctx: Context) -> dict[str, Any]:
                      "failed, per bot.",
                      [now(or_zero(f"sum by (bot) ({s('botflow_messages_failed_recent', BOT, win(FAST), OUTBOUND)})"),
                           "{{bot}}")], width=16, thresholds=steps(GREEN, (1, ORANGE)),
-                     links=ctx.runbook_links("BotflowMessageDeliveryFailing")),
+                     links=pack_links(ctx, NAME, "BotflowMessageDeliveryFailing")),
         ]),
     ]
     return dashboard(ctx, "botflow-realtime", "BotFlow / Real-time", "Active conversations, response "
@@ -231,7 +231,7 @@ def bot_performance(ctx: Context) -> dict[str, Any]:
                   rename={"bot": "Bot", "Value #A": "Conversations", "Value #B": "Success rate",
                           "Value #C": "Error rate", "Value #D": "Fallback rate", "Value #E": "Handoff rate"},
                   hide=["instance"], sort_by="Conversations",
-                  links=ctx.runbook_links("BotflowConversationErrorRateHigh", "BotflowHandoffRateHigh",
+                  links=pack_links(ctx, NAME, "BotflowConversationErrorRateHigh", "BotflowHandoffRateHigh",
                                           "BotflowFallbackRateHigh")),
             timeseries("Outcome rates over time (24 h)", "Share of each outcome among the last 24 h's "
                        "finished conversations.",
@@ -274,13 +274,13 @@ def workers(ctx: Context) -> dict[str, Any]:
                   "getQueueStats: waiting, active, completed, failed).",
                   [table_query(f"sum by (queue, status) ({s('botflow_aggregation_jobs')})")],
                   rename={"queue": "Queue", "status": "State", "Value": "Jobs"}, width=12,
-                  links=ctx.runbook_links("BotflowAggregationBacklog")),
+                  links=pack_links(ctx, NAME, "BotflowAggregationBacklog")),
             bargauge("Since the last completed job", "Time since each queue last completed a job.",
                      [now(f"time() - max by (queue) "
                           f"({s('botflow_aggregation_last_completed_timestamp_seconds')})", "{{queue}}")],
                      "dtdurations", thresholds=steps(GREEN, (THRESHOLDS.hourly_stale_seconds, ORANGE),
                                                      (THRESHOLDS.daily_stale_seconds, RED)),
-                     links=ctx.runbook_links("BotflowAggregationStale")),
+                     links=pack_links(ctx, NAME, "BotflowAggregationStale")),
             bargauge("Age of the newest aggregate", "How old the newest hour of usage_analytics and the "
                      "newest day of bot_performance_metrics are.",
                      [now(f"time() - max by (aggregate) ({s('botflow_aggregate_latest_timestamp_seconds')})",

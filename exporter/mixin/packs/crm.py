@@ -35,7 +35,7 @@ from exporter.mixin.dashboards.common import (
     table_query,
     timeseries,
 )
-from exporter.mixin.packs.common import pack_alert, render_pack, runbook, select
+from exporter.mixin.packs.common import pack_alert, pack_links, render_pack, select
 from exporter.mixin.promql import or_zero
 from exporter.mixin.rules import Alert, Group, Recording
 
@@ -59,10 +59,6 @@ class Thresholds:
 
 
 THRESHOLDS = Thresholds()
-
-
-def _links(ctx: Context, *alerts: str) -> list[dict[str, Any]]:
-    return [{"title": f"Runbook: {a}", "url": runbook(ctx.config, NAME, a), "targetBlank": True} for a in alerts]
 
 
 def _projected_revenue(config: MixinConfig) -> str:
@@ -214,12 +210,12 @@ def home(ctx: Context) -> dict[str, Any]:
                  [now(or_zero(f"sum({s('crm_leads_awaiting_response')})"))], thresholds=steps(BLUE)),
             stat("Waiting beyond the target", "New leads uncontacted for longer than the response target.",
                  [now(or_zero(f"sum({s('crm_leads_awaiting_response_over_target')})"))],
-                 thresholds=steps(GREEN, (1, RED)), links=_links(ctx, "CrmLeadsWaitingOverTarget")),
+                 thresholds=steps(GREEN, (1, RED)), links=pack_links(ctx, NAME, "CrmLeadsWaitingOverTarget")),
             stat("Contacted within target (24 h)", "Share of the last 24 h's contacted leads first contacted "
                  "within the response target (2 minutes).",
                  [now(_ratio(ctx, "crm_leads_responded_in_target_recent", "crm_leads_responded_recent", D1))],
                  "percentunit", thresholds=steps(RED, (0.6, ORANGE), (0.75, GREEN)),
-                 links=_links(ctx, "CrmLeadResponseSlow")),
+                 links=pack_links(ctx, NAME, "CrmLeadResponseSlow")),
             stat("Average response time (24 h)", "Mean time from a lead's creation to its first contact, "
                  "leads of the last 24 h.",
                  [now(f"sum({s('crm_lead_response_time_seconds_sum')}) / "
@@ -229,7 +225,8 @@ def home(ctx: Context) -> dict[str, Any]:
                  [now(or_zero(revenue_month))], "currencyUSD", thresholds=steps(BLUE)),
             stat("Conversion rate (30 d)", "Share of the last 30 days' leads that converted (target 25-35 %).",
                  [now(_rec(ctx, "crm:conversion_ratio:30d"))], "percentunit",
-                 thresholds=steps(RED, (0.25, GREEN), (0.35, BLUE)), links=_links(ctx, "CrmConversionBelowTarget")),
+                 thresholds=steps(RED, (0.25, GREEN), (0.35, BLUE)),
+                 links=pack_links(ctx, NAME, "CrmConversionBelowTarget")),
         ]),
         Row("Revenue progress", [
             gauge("This month against the target", "Revenue closed this month over the monthly target.",
@@ -237,7 +234,7 @@ def home(ctx: Context) -> dict[str, Any]:
                   thresholds=steps(RED, (0.5, ORANGE), (1, GREEN)), width=8, height=8),
             stat("Projected month", "This month's revenue extrapolated to the whole month.",
                  [now(_rec(ctx, "crm:revenue_projected_month_usd"))], "currencyUSD", width=8, height=8,
-                 thresholds=steps(ORANGE), links=_links(ctx, "CrmMonthlyRevenueBehindTarget")),
+                 thresholds=steps(ORANGE), links=pack_links(ctx, NAME, "CrmMonthlyRevenueBehindTarget")),
             stat("Monthly target", "The monthly revenue target (parameter monthly_revenue_target_usd).",
                  [now(target)], "currencyUSD", width=8, height=8, thresholds=steps(BLUE)),
         ]),
@@ -260,7 +257,7 @@ def home(ctx: Context) -> dict[str, Any]:
                    table_query(f"sum by (source) ({_rec(ctx, 'crm:roi_ratio:30d')})")],
                   rename={"source": "Channel", "Value #A": "Leads", "Value #B": "Cost per lead",
                           "Value #C": "CPL target", "Value #D": "ROI"}, hide=["instance"], width=8,
-                  links=_links(ctx, "CrmChannelCostPerLeadOverTarget", "CrmChannelUnprofitable")),
+                  links=pack_links(ctx, NAME, "CrmChannelCostPerLeadOverTarget", "CrmChannelUnprofitable")),
         ]),
     ]
     return dashboard(ctx, "crm-home", "CRM / Home", "The CRM's real-time snapshot: lead response, revenue "
@@ -292,7 +289,8 @@ def enhanced_analytics(ctx: Context) -> dict[str, Any]:
                      "the last 24 h first contacted within the target.",
                      [now(_ratio(ctx, "crm_leads_responded_in_target_recent", "crm_leads_responded_recent", D1,
                                  "source"), "{{source}}")], "percentunit",
-                     thresholds=steps(RED, (0.6, ORANGE), (0.75, GREEN)), links=_links(ctx, "CrmLeadResponseSlow")),
+                     thresholds=steps(RED, (0.6, ORANGE), (0.75, GREEN)),
+                     links=pack_links(ctx, NAME, "CrmLeadResponseSlow")),
         ]),
         Row("Premium market penetration", [
             bargauge("Conversion by segment (30 d)", "Share of each market segment's leads of the last 30 days "
@@ -310,20 +308,20 @@ def enhanced_analytics(ctx: Context) -> dict[str, Any]:
         Row("Marketing channel ROI", [
             bargauge("Cost per lead by channel (30 d)", "Spend of the last 30 days over the leads of the last "
                      "30 days.", [now(f"sum by (source) ({_rec(ctx, 'crm:cost_per_lead_usd:30d')})", "{{source}}")],
-                     "currencyUSD", width=8, links=_links(ctx, "CrmChannelCostPerLeadOverTarget")),
+                     "currencyUSD", width=8, links=pack_links(ctx, NAME, "CrmChannelCostPerLeadOverTarget")),
             bargauge("Cost-per-lead targets", "Each channel's target (parameters cpl_target_usd_*).",
                      [now(f"sum by (source) ({s('crm_channel_cpl_target_usd')})", "{{source}}")],
                      "currencyUSD", width=8),
             bargauge("ROI by channel (30 d)", "Revenue of the deals closed in 30 days over the spend of 30 days, "
                      "minus 1.", [now(f"sum by (source) ({_rec(ctx, 'crm:roi_ratio:30d')})", "{{source}}")],
                      "percentunit", width=8, thresholds=steps(RED, (0, GREEN)),
-                     links=_links(ctx, "CrmChannelUnprofitable")),
+                     links=pack_links(ctx, NAME, "CrmChannelUnprofitable")),
         ]),
         Row("Conversion optimization", [
             stat("Overall conversion (30 d)", "Share of the last 30 days' leads that converted; the target "
                  "range is 25-35 %.", [now(_rec(ctx, "crm:conversion_ratio:30d"))], "percentunit", width=6,
                  height=8, thresholds=steps(RED, (0.25, GREEN), (0.35, BLUE)),
-                 links=_links(ctx, "CrmConversionBelowTarget", "CrmConversionAboveRange")),
+                 links=pack_links(ctx, NAME, "CrmConversionBelowTarget", "CrmConversionAboveRange")),
             bargauge("Conversion by temperature (30 d)", "Hot, warm and cold leads of the last 30 days that "
                      "converted.", [now(_ratio(ctx, "crm_leads_converted_recent", "crm_leads_recent", D30,
                                                "temperature"), "{{temperature}}")], "percentunit", width=9),

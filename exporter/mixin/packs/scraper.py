@@ -34,7 +34,7 @@ from exporter.mixin.dashboards.common import (
     table_query,
     timeseries,
 )
-from exporter.mixin.packs.common import pack_alert, render_pack, select, win
+from exporter.mixin.packs.common import pack_alert, pack_links, render_pack, select, win
 from exporter.mixin.promql import or_zero
 from exporter.mixin.rules import Alert, Group, Recording
 
@@ -170,19 +170,21 @@ def overview(ctx: Context) -> dict[str, Any]:
                  thresholds=steps(BLUE)),
             stat("Jobs per minute", "What the running sessions report (session_metrics).",
                  [now(f"sum({s('scraper_jobs_per_minute')})")], width=6,
-                 thresholds=steps(RED, (t.jobs_per_minute, GREEN)), links=ctx.runbook_links("ScraperThroughputLow")),
+                 thresholds=steps(RED, (t.jobs_per_minute, GREEN)),
+                 links=pack_links(ctx, NAME, "ScraperThroughputLow")),
             stat("Open circuit breakers", "Sites whose breaker is open: the scraper skips them.",
                  [now(or_zero(f"sum({s('scraper_circuit_breaker_state', OPEN)})"))], width=6,
-                 thresholds=steps(GREEN, (1, RED)), links=ctx.runbook_links("ScraperCircuitBreakerOpen")),
+                 thresholds=steps(GREEN, (1, RED)), links=pack_links(ctx, NAME, "ScraperCircuitBreakerOpen")),
         ]),
         Row("System health", [
             gauge("CPU", "CPU use of the scraper host (latest system_health sample).",
                   [now(f"max({s('scraper_system_cpu_usage_percent')})")], "percent",
-                  thresholds=steps(GREEN, (t.cpu_percent, RED)), links=ctx.runbook_links("ScraperSystemResourceHigh")),
+                  thresholds=steps(GREEN, (t.cpu_percent, RED)),
+                  links=pack_links(ctx, NAME, "ScraperSystemResourceHigh")),
             gauge("Memory", "Memory in use on the scraper host.",
                   [now(f"max({s('scraper_system_memory_usage_percent')})")], "percent",
                   thresholds=steps(GREEN, (t.memory_percent, RED)),
-                  links=ctx.runbook_links("ScraperSystemResourceHigh")),
+                  links=pack_links(ctx, NAME, "ScraperSystemResourceHigh")),
             gauge("Disk", "Disk use of the scraper host.",
                   [now(f"max({s('scraper_system_disk_usage_percent')})")], "percent",
                   thresholds=steps(GREEN, (80, ORANGE), (90, RED))),
@@ -190,7 +192,7 @@ def overview(ctx: Context) -> dict[str, Any]:
                      [now(f"min by (component) ({s('scraper_service_up')})", "{{component}}"),
                       now(f"min by (site) ({s('scraper_site_accessible')})", "{{site}} reachable")],
                      width=6, height=6, thresholds=steps(RED, (1, GREEN)),
-                     links=ctx.runbook_links("ScraperServiceDown", "ScraperSiteUnreachable")),
+                     links=pack_links(ctx, NAME, "ScraperServiceDown", "ScraperSiteUnreachable")),
             timeseries("CPU and memory", "The scraper host's CPU and memory use over time.",
                        [over_time(f"max({s('scraper_system_cpu_usage_percent')})", "CPU"),
                         over_time(f"max({s('scraper_system_memory_usage_percent')})", "memory")],
@@ -198,7 +200,7 @@ def overview(ctx: Context) -> dict[str, Any]:
             stat("Since the last health sample", "Age of the newest system_health row.",
                  [now(f"time() - max({s('scraper_system_health_timestamp_seconds')})")], "s", width=8,
                  height=8, thresholds=steps(GREEN, (t.health_stale_seconds, ORANGE)),
-                 links=ctx.runbook_links("ScraperHealthSamplesStale")),
+                 links=pack_links(ctx, NAME, "ScraperHealthSamplesStale")),
         ]),
         Row("Economic impact", [
             stat("Our cost per 1,000 jobs (7 d)", f"${t.infrastructure_usd_per_month:g} a month of infrastructure "
@@ -245,11 +247,11 @@ def sessions(ctx: Context) -> dict[str, Any]:
                                f"instance=~\"$instance\", {SITE}}})")],
                   rename={"site": "Site", "Value #A": "Executions", "Value #B": "Error rate", "Value #C": "Jobs",
                           "Value #D": "Pages", "Value #E": "Breaker failures", "Value #F": "p95 page load"},
-                  hide=["instance"], sort_by="Executions", links=ctx.runbook_links("ScraperErrorRateHigh")),
+                  hide=["instance"], sort_by="Executions", links=pack_links(ctx, NAME, "ScraperErrorRateHigh")),
             bargauge("Circuit breakers", "Each site's breaker state (1 = the current one).",
                      [now(f"max by (site, state) ({s('scraper_circuit_breaker_state', SITE)}) == 1",
                           "{{site}}: {{state}}")], width=8, thresholds=steps(BLUE),
-                     links=ctx.runbook_links("ScraperCircuitBreakerOpen")),
+                     links=pack_links(ctx, NAME, "ScraperCircuitBreakerOpen")),
             timeseries("Error rate by site (last hour)", "Failed share of each site's executions of the last hour.",
                        [over_time(f"scraper:site_error_ratio:{FAST}{{{ctx.config.selector}, instance=~\"$instance\", "
                                   f"{SITE}}}", "{{site}}")], "percentunit", width=8, threshold_lines=True,
