@@ -31,8 +31,9 @@ from exporter.mixin.dashboards.common import (
     table_query,
     timeseries,
 )
-from exporter.mixin.packs.common import pack_alert, pack_links, render_pack, select, win
+from exporter.mixin.packs.common import pack_alert, pack_links, render_pack, select
 from exporter.mixin.promql import or_zero
+from exporter.mixin.promql import window as win
 from exporter.mixin.rules import Alert, Group, Recording
 
 NAME = "botflow"

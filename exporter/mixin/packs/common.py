@@ -1,5 +1,5 @@
-"""What every further pack's rules share: selectors carrying the config's job matcher, the
-``window`` matcher of the ``*_recent`` gauges, and alerts whose runbook is the pack's page."""
+"""What every further pack's rules share: selectors carrying the config's job matcher,
+alerts and dashboard links to the pack's runbook page, and the rendering of its files."""
 
 from __future__ import annotations
 
@@ -9,18 +9,14 @@ from typing import Any
 
 from exporter.mixin.config import MixinConfig
 from exporter.mixin.dashboards.common import Context
+from exporter.mixin.promql import Selectors
 from exporter.mixin.rules import Alert, Group
 from exporter.mixin.rules import render as render_rules
 
 
-def win(length: str) -> str:
-    """The matcher of one window of a ``*_recent`` gauge."""
-    return f'window="{length}"'
-
-
 def select(config: MixinConfig, metric: str, *matchers: str) -> str:
     """``metric{job="…", matchers…}``."""
-    return f"{metric}{{{', '.join((config.selector, *matchers))}}}"
+    return Selectors((config.selector,)).of(metric, *matchers)
 
 
 def runbook(config: MixinConfig, pack: str, alert: str) -> str:
