@@ -218,6 +218,11 @@ def _read_tls(node: Node, base: Path) -> TLSConfig:
     return tls
 
 
+def bcrypt_cost(hashed: str | bytes) -> int:
+    """The cost of a bcrypt hash (``$2b$12$...``: 12)."""
+    return int(hashed[4:6])
+
+
 def _read_users(node: Node) -> dict[str, bytes]:
     users = {}
     for user in list(node.data):
@@ -227,12 +232,12 @@ def _read_users(node: Node) -> dict[str, bytes]:
         if not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed):
             # Never echo the value: a plain-text password put here by mistake must not reach the logs.
             raise node.fail(user, "must be a bcrypt hash ($2b$..., 60 characters), not a plain-text password")
-        cost = int(hashed[4:6])
+        cost = bcrypt_cost(hashed)
         if not BCRYPT_COSTS[0] <= cost <= BCRYPT_COSTS[1]:
             raise node.fail(user, f"a bcrypt cost of {cost} is outside {BCRYPT_COSTS[0]}..{BCRYPT_COSTS[1]} "
                                   "(higher costs take seconds to minutes per check)")
         users[user] = hashed.encode()
-    costs = {int(hashed[4:6]) for hashed in users.values()}
+    costs = {bcrypt_cost(hashed) for hashed in users.values()}
     if len(costs) > 1:
         raise node.fail(str(next(iter(users))), f"every user needs the same bcrypt cost (found {sorted(costs)}): "
                         "with different costs, answer times would tell user names apart")
@@ -265,7 +270,7 @@ class BasicAuth:
         self._ok: dict[bytes, None] = {}  # insertion-ordered: the oldest entry is evicted first
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(BCRYPT_CONCURRENCY)
-        cost = max((int(hashed[4:6]) for hashed in self.users.values()), default=12)
+        cost = max((bcrypt_cost(hashed) for hashed in self.users.values()), default=12)
         self._dummy = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(rounds=cost))
         self._bcrypt = bcrypt
 
