@@ -5,7 +5,7 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY pyproject.toml README.md* ./
-COPY exporter ./exporter
+COPY pipeline_exporter ./pipeline_exporter
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -33,11 +33,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from exporter.app import Pipeline  # noqa: E402
-from exporter.config import load_config  # noqa: E402
-from exporter.demo import build_demo  # noqa: E402
-from exporter.sql import render, statements, window_sql  # noqa: E402
-from exporter.windows import Windowed  # noqa: E402
+from pipeline_exporter.app import Pipeline  # noqa: E402
+from pipeline_exporter.config import load_config  # noqa: E402
+from pipeline_exporter.demo import build_demo  # noqa: E402
+from pipeline_exporter.sql import render, statements, window_sql  # noqa: E402
+from pipeline_exporter.windows import Windowed  # noqa: E402
 
 OUT = REPO / "bench" / "out"
 DOC = REPO / "docs" / "performance.md"
@@ -337,7 +337,7 @@ def serve_exporter(db: Path, seconds: float) -> dict[str, float]:
         [
             sys.executable,
             "-m",
-            "exporter",
+            "pipeline_exporter",
             "--database-url",
             f"sqlite:///{db}",
             "--web.listen-address",
@@ -550,7 +550,7 @@ def machine() -> str:
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "exporter", "bench"], cwd=REPO, capture_output=True, text=True
+        ["git", "status", "--porcelain", "--", "pipeline_exporter", "bench"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
     return (
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({model}), "

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the repository's generated files from exporter/mixin with its default config.
+"""Regenerate the repository's generated files from pipeline_exporter/mixin with its default config.
 
 Writes alerts/recording-rules.yml, alerts/pipeline-alerts.yml, grafana/dashboards/<uid>.json and
 the thresholds table in docs/alerting.md. ``--check`` writes nothing and exits 1 on any drift
@@ -16,10 +16,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from exporter.mixin import DEFAULT, render  # noqa: E402
-from exporter.mixin.cli import drift, write  # noqa: E402
-from exporter.mixin.docs import splice, thresholds_table  # noqa: E402
-from exporter.mixin.packs import render_all as render_packs  # noqa: E402
+from pipeline_exporter.mixin import DEFAULT, render  # noqa: E402
+from pipeline_exporter.mixin.cli import drift, write  # noqa: E402
+from pipeline_exporter.mixin.docs import splice, thresholds_table  # noqa: E402
+from pipeline_exporter.mixin.packs import render_all as render_packs  # noqa: E402
 
 ALERTING_DOC = Path("docs") / "alerting.md"
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.mixin import DEFAULT
+from pipeline_exporter.mixin import DEFAULT
 from tests.support.procs import require_binary
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import pytest
 import requests
 import yaml
 
-from exporter.mixin import DEFAULT
+from pipeline_exporter.mixin import DEFAULT
 from tests.alerts.conftest import ALERTMANAGER_CONFIG, DATA, REPO, TEMPLATES, alert_rules, run
 from tests.support.procs import free_port, running, wait_for
 

@@ -16,7 +16,7 @@ from tests.alerts.conftest import REPO, run
 
 
 def generate(out: Path, *args: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "exporter", "mixin", "--out", str(out), *args],
+    result = subprocess.run([sys.executable, "-m", "pipeline_exporter", "mixin", "--out", str(out), *args],
                             cwd=REPO, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
 

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from exporter.mixin.packs import PACKS, render
+from pipeline_exporter.mixin.packs import PACKS, render
 from tests.alerts.conftest import REPO, github_anchors
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("pack", sorted(PACKS))]

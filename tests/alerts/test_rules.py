@@ -1,6 +1,6 @@
 """The rule files: generated from one config, accepted by promtool, unit-tested, and on Version 2.
 
-The rules are ``exporter/mixin``'s output with the default config. These tests check that the
+The rules are ``pipeline_exporter/mixin``'s output with the default config. These tests check that the
 committed files are that output, that promtool accepts and unit-tests them (alerts/tests/), and
 the properties issue 11 asks for: alerts read windowed gauges (never ``increase()`` over a
 counter derived from the database), every alert carries ``service="pipeline"``, names and
@@ -21,9 +21,9 @@ import promql_parser as promql
 import pytest
 import yaml
 
-from exporter.mixin import DEFAULT, render
-from exporter.mixin.config import MixinConfig, Thresholds
-from exporter.mixin.docs import thresholds_table
+from pipeline_exporter.mixin import DEFAULT, render
+from pipeline_exporter.mixin.config import MixinConfig, Thresholds
+from pipeline_exporter.mixin.docs import thresholds_table
 from tests.alerts.conftest import (
     ALERT_RULES,
     ALERTING_DOC,

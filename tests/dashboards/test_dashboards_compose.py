@@ -163,7 +163,7 @@ def test_dockerfile():
     assert "http://127.0.0.1:9333/-/healthy" in final_stage and "urllib" in final_stage
     assert 'ENTRYPOINT ["pipeline-exporter"]' in final_stage
     ignored = (REPO / ".dockerignore").read_text(encoding="utf-8")
-    assert "!exporter/" in ignored and "!pyproject.toml" in ignored
+    assert "!pipeline_exporter/" in ignored and "!pyproject.toml" in ignored
 
 
 def test_promtool_accepts_the_prometheus_config():

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
-from exporter.mixin import DEFAULT
+from pipeline_exporter.mixin import DEFAULT
 from tests.dashboards.conftest import DASHBOARDS, REPO, alert_names, documented_uids, panels_of
 
 DS_VARIABLE = {"type": "prometheus", "uid": "${datasource}"}
@@ -35,7 +35,7 @@ def panel(dashboards: dict[str, Any], uid: str, title: str) -> dict[str, Any]:
 
 
 def mixin(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "exporter", "mixin", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "pipeline_exporter", "mixin", *args], cwd=REPO,
                           capture_output=True, text=True, check=False)
 
 

@@ -1,7 +1,7 @@
 """Every dashboard query returns data from a real Prometheus.
 
 One module-scoped stack serves every dashboard: a 3,000-site demo database written relative to
-the current time, the exporter (``python -m exporter``) on it with the demo coverage and JUnit
+the current time, the exporter (``python -m pipeline_exporter``) on it with the demo coverage and JUnit
 files, and the Debian ``prometheus`` binary scraping it every second with the shipped rule
 files. Once the exporter has been scraped a few times and every recording rule has produced a
 sample, each panel target runs as an instant query (and, for time-series panels, as a range
@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from exporter.demo import build_demo
+from pipeline_exporter.demo import build_demo
 from tests.dashboards.conftest import (
     DASHBOARD_UIDS,
     LABEL_VALUES,

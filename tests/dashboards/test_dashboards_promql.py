@@ -11,7 +11,7 @@ from typing import Any
 import promql_parser as promql
 import pytest
 
-from exporter.mixin import DEFAULT
+from pipeline_exporter.mixin import DEFAULT
 from tests.dashboards.conftest import RANGE_OK, panels_of, queries_of, recording_rules, served_metrics, substitute
 
 # Series that are not exporter metrics but always exist in a Prometheus that scrapes it.

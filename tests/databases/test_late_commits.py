@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sqlalchemy
 
-from exporter.demo import build_demo_url
+from pipeline_exporter.demo import build_demo_url
 from tests.support.servers import NOW, NOW_TS, Server, make_exporter, samples
 
 SERIES = ("pipeline_http_errors_total", (("code", "429"), ("source", "latecommit"), ("stage", "fetch")))
@@ -78,7 +78,7 @@ def test_rows_committed_out_of_id_order_are_counted_within_two_runs_and_never_tw
 
 
 def test_every_statement_of_one_read_sees_one_snapshot(server: Server, scratch_database: str) -> None:
-    from exporter.db import Database
+    from pipeline_exporter.db import Database
 
     build_demo_url(server.url(scratch_database), sites=20, seed=5, now=NOW)
     db = Database(server.url(scratch_database))

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from exporter import demos
-from exporter.windows import month_start
+from pipeline_exporter import demos
+from pipeline_exporter.windows import month_start
 from tests.support.pack_rows import scrape, server_db, sqlite_db, v
 from tests.support.servers import NOW_TS, Server
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import load_config
-from exporter.db import Database
+from pipeline_exporter.config import load_config
+from pipeline_exporter.db import Database
 from tests.support.servers import Server, make_exporter, samples
 
 PACK_FAMILIES = sorted({metric.name for query in load_config().queries for metric in query.metrics})

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.db import Database
-from exporter.errors import CollectionError
+from pipeline_exporter.db import Database
+from pipeline_exporter.errors import CollectionError
 from tests.support.servers import Server, make_exporter, samples, unique
 
 WRITES = ["INSERT INTO opt_outs (channel, contact) VALUES ('email', 'intruder@example.com')",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from exporter.flags import FLAGS
+from pipeline_exporter.flags import FLAGS
 from tests.support import stack
 from tests.support.paths import REPO
 from tests.support.pki import CertificateAuthority
@@ -54,7 +54,7 @@ def test_env_sets_every_flag_and_a_flag_wins_over_env(tmp_path: Path) -> None:
 
 def test_a_bad_environment_value_is_named_and_exits_2(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PIPELINE_EXPORTER_WEB_MAX_CONNECTIONS": "lots"}
-    done = subprocess.run([sys.executable, "-m", "exporter", "--config.check"], env=env, cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "pipeline_exporter", "--config.check"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "PIPELINE_EXPORTER_WEB_MAX_CONNECTIONS='lots'" in done.stderr
 
@@ -67,7 +67,8 @@ def test_old_flag_names_behave_like_the_new_ones(tmp_path: Path, old: list[str],
     for spelling in (old, new):
         args = ["--config.check", "--database.url", f"sqlite:///{db}"]
         args = [spelling[0] if a == new[0] else a for a in args]
-        done = subprocess.run([sys.executable, "-m", "exporter", *args], env={**os.environ, "PYTHONPATH": str(REPO)},
+        done = subprocess.run([sys.executable, "-m", "pipeline_exporter", *args],
+                          env={**os.environ, "PYTHONPATH": str(REPO)},
                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
         outputs.append((done.returncode, done.stdout))
     assert outputs[0] == outputs[1] and outputs[0][0] == 0 and "configuration OK" in outputs[0][1]
@@ -114,7 +115,7 @@ def test_const_labels_are_on_every_series_and_the_page_stays_valid(tmp_path: Pat
 def test_const_labels_that_clash_are_refused_naming_the_key(tmp_path: Path, labels: str, problem: str) -> None:
     config = tmp_path / "config.yml"
     config.write_text(f"const_labels: {labels}\n")
-    done = subprocess.run([sys.executable, "-m", "exporter", "--config.check", "--config.file", str(config)],
+    done = subprocess.run([sys.executable, "-m", "pipeline_exporter", "--config.check", "--config.file", str(config)],
                           env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2 and f"{config}: const_labels." in done.stderr and problem in done.stderr
@@ -230,7 +231,8 @@ def test_the_lifecycle_endpoint_reloads_only_when_enabled(tmp_path: Path) -> Non
 
 
 def test_version_and_every_flag_is_documented_with_its_environment_variable() -> None:
-    done = subprocess.run([sys.executable, "-m", "exporter", "--version"], env={**os.environ, "PYTHONPATH": str(REPO)},
+    done = subprocess.run([sys.executable, "-m", "pipeline_exporter", "--version"],
+                          env={**os.environ, "PYTHONPATH": str(REPO)},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("pipeline-exporter ")
     readme = (REPO / "README.md").read_text(encoding="utf-8")
@@ -243,7 +245,7 @@ def run_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
     import pty
 
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", *args], stdout=follower, stderr=follower,
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline_exporter", *args], stdout=follower, stderr=follower,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=cwd)
     os.close(follower)
     chunks = []
@@ -262,7 +264,8 @@ def run_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
 def test_long_commands_show_progress_on_a_terminal_and_stay_quiet_in_a_pipe(tmp_path: Path) -> None:
     code, shown = run_on_a_terminal(["demo-db", str(tmp_path / "tty.db"), "--sites", "5000"], tmp_path)
     assert code == 0 and "demo-db: 5,000/5,000 sites (100%" in shown and "\r" in shown
-    piped = subprocess.run([sys.executable, "-m", "exporter", "demo-db", str(tmp_path / "pipe.db"), "--sites", "5000"],
+    piped = subprocess.run([sys.executable, "-m", "pipeline_exporter", "demo-db", str(tmp_path / "pipe.db"),
+                            "--sites", "5000"],
                            env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
     assert piped.returncode == 0 and "sites (" not in piped.stderr + piped.stdout
     out = tmp_path / "history.om"

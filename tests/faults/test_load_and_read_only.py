@@ -11,8 +11,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.db import Database
-from exporter.errors import CollectionError
+from pipeline_exporter.db import Database
+from pipeline_exporter.errors import CollectionError
 from tests.support.faults import exporter, fast_config
 from tests.support.sqlite import make_exporter
 

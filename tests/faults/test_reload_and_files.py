@@ -109,9 +109,9 @@ def test_a_fifo_nobody_writes_and_a_file_that_never_ends_neither_hang_the_export
 
 
 def test_a_deeply_nested_coverage_file_is_an_error_not_a_crash(tmp_path):
-    from exporter.config import FilesConfig
-    from exporter.errors import CollectionError
-    from exporter.sources.reports import coverage_job
+    from pipeline_exporter.config import FilesConfig
+    from pipeline_exporter.errors import CollectionError
+    from pipeline_exporter.sources.reports import coverage_job
 
     nested = tmp_path / "coverage-summary.json"
     nested.write_text("[" * 100_000 + "]" * 100_000)
@@ -134,7 +134,7 @@ def test_sighup_during_start_up_is_a_reload_afterwards_never_the_end(tmp_path):
 
     db = small_db(tmp_path / "sites.db", 2)
     port = free_port()
-    args = [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}",
+    args = [sys.executable, "-m", "pipeline_exporter", "--web.listen-address", f"127.0.0.1:{port}",
             "--database-url", f"sqlite:///{db}", "--config.file", str(fast_config(tmp_path))]
     log = tmp_path / "exporter.log"
     env = {**os.environ, "PYTHONPATH": str(REPO)}

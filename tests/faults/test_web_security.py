@@ -14,7 +14,7 @@ import bcrypt
 import pytest
 import requests
 
-from exporter.webconfig import BasicAuth
+from pipeline_exporter.webconfig import BasicAuth
 from tests.support.faults import exporter, fast_config, web_config
 from tests.support.paths import REPO
 from tests.support.procs import free_port, wait_for
@@ -116,7 +116,7 @@ BAD_WEB_CONFIGS = {
 def test_a_bad_web_config_exits_2_naming_file_and_key(tmp_path, cert, body, where):
     crt, key = cert
     web = web_config(tmp_path, body.format(crt=crt, key=key))
-    result = subprocess.run([sys.executable, "-m", "exporter", "--web.config.file", str(web),
+    result = subprocess.run([sys.executable, "-m", "pipeline_exporter", "--web.config.file", str(web),
                              "--database-url", f"sqlite:///{tmp_path / 'none.db'}", "--web.listen-address",
                              f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -190,7 +190,7 @@ def test_auth_costs_the_same_for_unknown_users_and_refuses_passwords_past_72_byt
 def test_a_flood_of_wrong_passwords_waits_for_two_check_slots_and_never_blocks_a_known_scraper(monkeypatch):
     import threading
 
-    from exporter import webconfig
+    from pipeline_exporter import webconfig
 
     hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(4))
     auth = BasicAuth({"u": hashed})
@@ -244,8 +244,8 @@ def test_the_dsn_password_never_shows(tmp_path):
 @pytest.mark.parametrize("costs, problem", [((99,), "outside 4..16"), ((17,), "outside 4..16"),
                                             ((5, 6), "the same bcrypt cost")])
 def test_bcrypt_costs_out_of_range_or_mixed_are_refused(tmp_path, costs, problem):
-    from exporter.errors import ConfigError
-    from exporter.webconfig import load_web_config
+    from pipeline_exporter.errors import ConfigError
+    from pipeline_exporter.webconfig import load_web_config
 
     real = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
     users = "\n".join(f"  user{i}: {real.replace('$04$', f'${cost:02d}$')}" for i, cost in enumerate(costs))

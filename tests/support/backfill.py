@@ -38,7 +38,7 @@ def epoch(text: str | None) -> float | None:
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """`pipeline-exporter backfill ARGS` in a child process."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "exporter", "backfill", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "pipeline_exporter", "backfill", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import sqlalchemy
 
-from exporter import demos
-from exporter.app import families
+from pipeline_exporter import demos
+from pipeline_exporter.app import families
 from tests.support.servers import make_exporter, samples
 
 Rows = dict[str, list[tuple[Any, ...]]]

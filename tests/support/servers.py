@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 
-from exporter.app import Exporter, families
+from pipeline_exporter.app import Exporter, families
 from tests.support.exposition import Samples, registry_samples
 from tests.support.procs import IN_CI
 

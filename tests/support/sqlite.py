@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from exporter.app import Exporter, families
+from pipeline_exporter.app import Exporter, families
 from tests.support.paths import DDL
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=timezone.utc)

@@ -65,11 +65,11 @@ def exporter(tmp: Path, db: Path | None, *, coverage: Path | None = None, e2e_re
              config: Path | None = None, extra: list[str] | None = None, ready: bool = True,
              url: str | None = None, scheme: str = "http", env: dict[str, str] | None = None,
              metrics_path: str = "/metrics", **request_options: Any) -> Iterator[Service]:
-    """``python -m exporter`` on a free port (database ``db``, or any ``url``, or neither: the
+    """``python -m pipeline_exporter`` on a free port (database ``db``, or any ``url``, or neither: the
     environment's); waits for /-/ready, or only /-/healthy when ``ready`` is False;
     ``request_options`` (auth, verify, cert) serve that wait; ``env`` adds environment variables."""
     port = free_port()
-    args = [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}"]
+    args = [sys.executable, "-m", "pipeline_exporter", "--web.listen-address", f"127.0.0.1:{port}"]
     if url or db:
         args += ["--database-url", url or f"sqlite:///{db}"]
     # Without a report file the default paths (under cwd=tmp) do not exist: those sources are unused.

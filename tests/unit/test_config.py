@@ -6,10 +6,10 @@ import textwrap
 
 import pytest
 
-from exporter.cli import main
-from exporter.config import load_config
-from exporter.redact import mask_url
-from exporter.validation import parse_duration
+from pipeline_exporter.cli import main
+from pipeline_exporter.config import load_config
+from pipeline_exporter.redact import mask_url
+from pipeline_exporter.validation import parse_duration
 
 GOOD_METRIC = "{name: demo_n, type: gauge, help: N., value: n}"
 
@@ -194,7 +194,7 @@ def test_durations(text, seconds):
     ],
 )
 def test_macros_expand_per_dialect(dialect, expected):
-    from exporter.sql import expand_macros
+    from pipeline_exporter.sql import expand_macros
 
     assert expand_macros("FROM $scan(sites) WHERE $epoch(s.t)", dialect) == expected
 
@@ -241,7 +241,7 @@ def test_a_metric_comes_from_one_query(tmp_path):
             metrics: [{name: pipeline_keywords, type: gauge, help: K., value: n}]
         """)
     )
-    from exporter.errors import ConfigError
+    from pipeline_exporter.errors import ConfigError
 
     with pytest.raises(
         ConfigError,
@@ -251,7 +251,7 @@ def test_a_metric_comes_from_one_query(tmp_path):
 
 
 def test_a_pack_cannot_read_the_environment_or_files(tmp_path, monkeypatch):
-    from exporter.errors import ConfigError
+    from pipeline_exporter.errors import ConfigError
 
     monkeypatch.setenv("PIPELINE_EXPORTER_TEST_SECRET", "s3cret")
     pack = tmp_path / "third-party.yaml"

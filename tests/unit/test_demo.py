@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.demo import (
+from pipeline_exporter.demo import (
     CRON_JOBS,
     FAILED_JOB,
     RUNNING_JOB,
@@ -24,7 +24,7 @@ from exporter.demo import (
     build_demo_url,
     write_demo_files,
 )
-from exporter.errors import DemoTargetNotEmpty
+from pipeline_exporter.errors import DemoTargetNotEmpty
 from tests.support.docs import database_tables
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -500,7 +500,7 @@ def test_sqlite_urls_are_refused() -> None:
 def test_demo_db_command_refuses_an_existing_file_and_overwrites_with_force(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from exporter.cli import main
+    from pipeline_exporter.cli import main
 
     path = tmp_path / "sites.db"
     path.write_bytes(b"the real pipeline database")

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from exporter.app import families
+from pipeline_exporter.app import families
 from tests.support.exposition import series, value
 from tests.support.sqlite import NOW_TS, ago, make_exporter, scrape
 
@@ -139,7 +139,7 @@ def test_failures_are_logged_once_per_state_change(make_db, caplog):
     with sqlite3.connect(db) as conn:
         conn.execute("DROP TABLE opt_outs")
     exporter = make_exporter(db)
-    with caplog.at_level(logging.INFO, logger="exporter"):
+    with caplog.at_level(logging.INFO, logger="pipeline_exporter"):
         for _ in range(3):
             exporter.pipeline.scheduler.run_job("opt_outs")
         with sqlite3.connect(db) as conn:
@@ -176,8 +176,8 @@ def test_personal_data_never_reaches_metrics_or_logs(make_db, caplog):
 
 
 def test_histogram_query_may_not_feed_other_metric_types(tmp_path):
-    from exporter.config import load_config
-    from exporter.errors import ConfigError
+    from pipeline_exporter.config import load_config
+    from pipeline_exporter.errors import ConfigError
     config = write_config(tmp_path, """
         queries:
           mixed:
@@ -259,7 +259,7 @@ def test_a_reload_keeps_the_values_a_counter_cap_admitted(make_db, tmp_path):
 def test_error_messages_carry_class_and_code_never_the_drivers_text():
     import sqlite3
 
-    from exporter.redact import safe_message
+    from pipeline_exporter.redact import safe_message
 
     class InvalidTextRepresentation(Exception):
         pgcode = "22P02"
@@ -278,7 +278,7 @@ def test_error_messages_carry_class_and_code_never_the_drivers_text():
 
 def test_report_files_at_default_paths_that_do_not_exist_are_unused_not_failing(make_db, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default paths are relative: coverage/..., test-results/...
-    from exporter.app import Exporter
+    from pipeline_exporter.app import Exporter
     exporter = Exporter(None, {"database_url": f"sqlite:///{make_db({})}"}, clock=lambda: NOW_TS)
     exporter.pipeline.scheduler.run_once()
     fams = families(exporter.registry)
@@ -322,8 +322,8 @@ def test_the_llm_budget_from_the_config(make_db, tmp_path, budget, expected):
 
 
 def test_no_budget_no_budget_series_and_a_bad_one_names_the_key(make_db, tmp_path):
-    from exporter.config import load_config
-    from exporter.errors import ConfigError
+    from pipeline_exporter.config import load_config
+    from pipeline_exporter.errors import ConfigError
     assert "pipeline_llm_budget_usd" not in scrape(make_db({}))
     with pytest.raises(ConfigError, match=r"llm_monthly_budget_usd.openrouter: must be a number"):
         load_config(write_config(tmp_path, "llm_monthly_budget_usd: {openrouter: lots}\n"))
@@ -368,7 +368,7 @@ def test_a_number_stored_as_text_is_not_an_observation(make_db, tmp_path):
 
 
 def test_dropped_values_past_the_exact_memory_are_not_counted_twice(monkeypatch):
-    from exporter.shaping import CapMemory
+    from pipeline_exporter.shaping import CapMemory
 
     monkeypatch.setattr(CapMemory, "MAX_TRACKED", 5)
     memory = CapMemory()
@@ -383,7 +383,7 @@ def test_every_statement_of_one_read_sees_one_snapshot(make_db):
     statements depend on it."""
     import sqlite3
 
-    from exporter.db import Database
+    from pipeline_exporter.db import Database
 
     db_path = make_db({"opt_outs": [{"channel": "sms", "contact": "x"}] * 3})
     db = Database(f"sqlite:///{db_path}")

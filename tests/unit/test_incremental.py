@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.app import Exporter, families
-from exporter.config import load_config
-from exporter.errors import ConfigError
+from pipeline_exporter.app import Exporter, families
+from pipeline_exporter.config import load_config
+from pipeline_exporter.errors import ConfigError
 from tests.support.known_rows import ROWS
 from tests.support.sqlite import NOW_TS, ago, build_db
 
@@ -299,7 +299,7 @@ def test_gauges_that_sum_and_histograms_cannot_be_incremental(tmp_path):
 def test_the_cached_exposition_is_rebuilt_when_the_snapshot_records(tmp_path):
     from prometheus_client import generate_latest
 
-    from exporter.exposition import ExpositionCache
+    from pipeline_exporter.exposition import ExpositionCache
 
     db = build_db(tmp_path / "sites.db", ROWS)
     clock = Clock()
@@ -325,7 +325,7 @@ def test_the_cached_exposition_is_rebuilt_when_the_snapshot_records(tmp_path):
 
 
 def test_openmetrics_is_served_when_no_family_names_clash(tmp_path):
-    from exporter.exposition import ExpositionCache
+    from pipeline_exporter.exposition import ExpositionCache
 
     config = tmp_path / "config.yml"
     config.write_text(textwrap.dedent("""

@@ -7,7 +7,7 @@ import re
 
 from tests.support.paths import REPO
 
-PACKAGE = REPO / "exporter"
+PACKAGE = REPO / "pipeline_exporter"
 ANYONE_MAY_IMPORT = {"errors", "model", "config"}
 
 
@@ -40,9 +40,9 @@ def imports_of(unit: str) -> set[str]:
     found: set[str] = set()
     for file in files:
         for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("exporter."):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pipeline_exporter."):
                 found.add(node.module.split(".")[1])
-            elif isinstance(node, ast.ImportFrom) and node.module == "exporter":
+            elif isinstance(node, ast.ImportFrom) and node.module == "pipeline_exporter":
                 found.update(alias.name for alias in node.names)
     return found - {unit, "__version__"}
 

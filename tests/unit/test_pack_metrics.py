@@ -288,7 +288,7 @@ def test_host_metrics(fams):
 
 
 def test_self_metrics(fams):
-    from exporter import __version__
+    from pipeline_exporter import __version__
 
     assert value(fams, "pipeline_exporter_build_info", version=__version__) == 1
     assert value(fams, "pipeline_exporter_database_up") == 1

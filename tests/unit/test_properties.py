@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.config import LabelSpec, MetricSpec, QuerySpec
-from exporter.model import Histogram, Result
-from exporter.shaping import MAX_LABEL_LENGTH, OTHER, CapMemory, Shaper, label_value
-from exporter.sql import EPOCH_SQL, bucket_case, expand_macros, statements
+from pipeline_exporter.config import LabelSpec, MetricSpec, QuerySpec
+from pipeline_exporter.model import Histogram, Result
+from pipeline_exporter.shaping import MAX_LABEL_LENGTH, OTHER, CapMemory, Shaper, label_value
+from pipeline_exporter.sql import EPOCH_SQL, bucket_case, expand_macros, statements
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 raw_values = st.one_of(st.none(), st.text(), st.binary(), st.integers(), st.floats(allow_nan=True))

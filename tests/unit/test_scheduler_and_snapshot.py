@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from exporter.errors import CollectionError
-from exporter.model import Job, JobInfo, MetricData
-from exporter.scheduler import MIN_GAP, STAGGER_WINDOW, Scheduler, first_runs, next_run
-from exporter.snapshot import Snapshot
+from pipeline_exporter.errors import CollectionError
+from pipeline_exporter.model import Job, JobInfo, MetricData
+from pipeline_exporter.scheduler import MIN_GAP, STAGGER_WINDOW, Scheduler, first_runs, next_run
+from pipeline_exporter.snapshot import Snapshot
 from tests.support.procs import wait_for
 
 

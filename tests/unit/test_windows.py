@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from exporter.config import KeySearch
-from exporter.db import Database
-from exporter.windows import first_key, month_start
+from pipeline_exporter.config import KeySearch
+from pipeline_exporter.db import Database
+from pipeline_exporter.windows import first_key, month_start
 from tests.support.sqlite import NOW_TS, ago, build_db, scrape
 
 WINDOWS = {"15m": 900, "1h": 3600, "24h": 86400, "7d": 604800}
@@ -170,8 +170,8 @@ def test_the_key_search_finds_the_first_row_of_a_window_with_late_commits_inside
      r"queries.q.metrics\[0\].labels: label 'channel' appears twice"),
 ])
 def test_window_and_counter_config_errors_name_the_key(tmp_path, query, metric, problem):
-    from exporter.config import load_config
-    from exporter.errors import ConfigError
+    from pipeline_exporter.config import load_config
+    from pipeline_exporter.errors import ConfigError
 
     config = tmp_path / "config.yaml"
     config.write_text(f"packs: []\nqueries:\n  q:\n    {query}\n    metrics: [{metric}]\n")
@@ -180,7 +180,7 @@ def test_window_and_counter_config_errors_name_the_key(tmp_path, query, metric, 
 
 
 def test_check_config_refuses_a_windowed_query_without_its_time_column(tmp_path):
-    from exporter.cli import main
+    from pipeline_exporter.cli import main
 
     config = tmp_path / "config.yaml"
     config.write_text("packs: []\nqueries:\n  q:\n    windows: {time: t}\n"
@@ -196,7 +196,7 @@ def test_windows_follow_a_living_table_run_after_run(tmp_path):
     the windows is healed by the hourly recount."""
     import sqlite3
 
-    from exporter.app import Exporter, families
+    from pipeline_exporter.app import Exporter, families
 
     rows = planted_rows(seed=3)
     db = build_db(tmp_path / "sites.db", {"http_errors": rows["http_errors"], "opt_outs": rows["opt_outs"]})
@@ -248,7 +248,7 @@ def time_text(moment: float, iso: bool = False) -> str:
 def test_a_prune_reaching_into_the_windows_is_counted_again_at_once(tmp_path):
     import sqlite3
 
-    from exporter.app import Exporter, families
+    from pipeline_exporter.app import Exporter, families
 
     rows = planted_rows(seed=5)
     middle = [{"source": "scraper", "stage": "fetch", "status_code": 403, "url": "u", "created_at": ago(days * 86400)}
@@ -274,8 +274,8 @@ def test_a_prune_reaching_into_the_windows_is_counted_again_at_once(tmp_path):
 
 
 def test_the_same_period_twice_is_refused(tmp_path):
-    from exporter.config import load_config
-    from exporter.errors import ConfigError
+    from pipeline_exporter.config import load_config
+    from pipeline_exporter.errors import ConfigError
 
     config = tmp_path / "config.yaml"
     config.write_text("packs: []\nqueries:\n  q:\n    windows: {time: t, periods: [1h, 60m]}\n"

@@ -1,0 +1,250 @@
+"""Command line: run the exporter (Prometheus-style flags), check a config, or write a demo database."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline_exporter import __version__, flags, logs
+from pipeline_exporter.errors import ConfigError
+from pipeline_exporter.redact import mask_url
+
+if TYPE_CHECKING:  # heavy modules are imported when used, after the signal handlers are in place
+    from pipeline_exporter.app import Exporter
+    from pipeline_exporter.web import ServerLimits, WebState
+
+log = logging.getLogger("pipeline_exporter")
+EXIT_CONFIG = 2
+
+
+def demo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipeline-exporter demo-db", description="Write a realistic demo pipeline database."
+    )
+    parser.add_argument(
+        "path", type=Path, nargs="?", help="SQLite file to write (an existing file is refused unless --force)"
+    )
+    parser.add_argument(
+        "--database-url", dest="database_url", help="fill a PostgreSQL or MySQL database instead of a SQLite file"
+    )
+    parser.add_argument("--pack", default="method333",
+                        help="the pack whose demo to write: method333 (default), botflow")
+    parser.add_argument("--sites", type=int, default=20_000, help="number of sites (default 20000; method333 only)")
+    parser.add_argument("--seed", type=int, default=333, help="random seed (default 333)")
+    parser.add_argument(
+        "--files-dir",
+        dest="files_dir",
+        type=Path,
+        help="also write coverage/coverage-summary.json and test-results/e2e-junit.xml here",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing SQLite file, or delete the rows already in the pipeline tables",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo-db"]:
+        return demo_main(argv[1:])
+    if argv[:1] == ["backfill"]:
+        from pipeline_exporter.backfill import main as backfill_main  # its parser lives there too
+
+        return backfill_main(argv[1:])
+    if argv[:1] == ["mixin"]:
+        from pipeline_exporter.mixin.cli import main as mixin_main  # rules and dashboards for one setup
+
+        return mixin_main(argv[1:])
+    try:
+        args = flags.parse_run_flags(argv)
+    except flags.FlagError as exc:
+        print(f"pipeline-exporter: invalid environment: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if not args.check_config:
+        SIGNALS.install()  # before start-up: a SIGHUP while the database is probed must not kill us
+    logs.setup("warning" if args.log_level == "warn" else args.log_level, args.log_format)
+    overrides = {"database_url": args.database_url, "coverage": args.coverage, "e2e_report": args.e2e_report,
+                 "collectors": flags.collector_overrides(args), "packs": [args.pack] if args.pack else None}
+    web_config = None
+    if args.web_config_file:
+        from pipeline_exporter.webconfig import load_web_config
+
+        try:
+            web_config = load_web_config(args.web_config_file)
+        except ConfigError as exc:
+            print(f"pipeline-exporter: invalid web configuration: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    try:
+        from pipeline_exporter.app import Exporter
+
+        exporter = Exporter(args.config_file, overrides)
+        checked, failed = exporter.pipeline.probe()
+    except ConfigError as exc:
+        print(f"pipeline-exporter: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    config = exporter.pipeline.config
+    if args.check_config:
+        for query, error in failed.items():
+            print(f"pipeline-exporter: {config.origin}: queries.{query}: the database refused it: {error}",
+                  file=sys.stderr)
+        if failed:
+            return EXIT_CONFIG
+        print(f"configuration OK: {len(config.queries)} queries from {config.origin}; "
+              f"columns checked for {checked} against {mask_url(config.database_url)}")
+        return 0
+    from pipeline_exporter.web import ServerLimits, WebState
+
+    limits = ServerLimits(read_timeout=args.read_timeout, write_timeout=args.write_timeout,
+                          max_connections=args.max_connections)
+    web = WebState(web_config, args.web_config_file, args.telemetry_path, args.enable_lifecycle)
+    return serve_forever(exporter, args.listen, web, limits)
+
+
+def serve_forever(exporter: Exporter, listen: str, web: WebState | None = None,
+                  limits: ServerLimits | None = None) -> int:
+    """Serve until SIGINT or SIGTERM; SIGHUP (or POST /-/reload) reloads the config and the web config."""
+    from pipeline_exporter.web import (  # imported here so demo-db and --config.check stay light
+        ServerLimits,
+        WebState,
+        serve,
+    )
+
+    web = web or WebState()
+    lock = threading.Lock()
+
+    def reload() -> bool:
+        with lock:  # a SIGHUP and a POST /-/reload at once: one after the other
+            web_ok = web.reload_web_config()
+            return exporter.reload() and web_ok
+
+    web.reload = reload
+    try:
+        server, _ = serve(exporter, listen, web, limits or ServerLimits())
+    except ConfigError as exc:
+        print(f"pipeline-exporter: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as exc:
+        print(f"pipeline-exporter: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if SIGNALS.stop:  # asked to stop while starting
+        server.shutdown()
+        return 0
+    exporter.start()
+    host, port = server.server_address[:2]
+    host = host.decode() if isinstance(host, bytes) else str(host)
+    shown = "localhost" if host in ("", "0.0.0.0", "::") else host
+    scheme = "https" if web.config.tls else "http"
+    print(f"pipeline-exporter {__version__} serving {scheme}://{shown}:{port}{web.telemetry_path} "
+          f"(database {mask_url(exporter.pipeline.config.database_url)})", flush=True)
+    signals = SIGNALS.install()  # a no-op when main() installed them before start-up
+    # Python runs a handler only when the main thread executes bytecode: poll the flags five times a second.
+    while not signals.stop:
+        if signals.reload:  # also a SIGHUP that arrived during start-up
+            signals.reload = False
+            threading.Thread(target=reload, name="reload", daemon=True).start()
+        time.sleep(0.2)
+    log.info("shutting down")
+    server.shutdown()
+    if not exporter.stop():
+        # A run is stuck in a call nothing could cut short: leave without waiting for its thread.
+        logging.shutdown()
+        os._exit(0)
+    return 0
+
+
+class Signals:
+    """SIGTERM/SIGINT ask to stop, SIGHUP to reload; installed before start-up, so a SIGHUP that
+    arrives while the exporter starts is a reload afterwards, never the end of the process. The
+    handlers only set a flag: no lock, so a flood of signals cannot re-enter anything."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self.reload = False
+        self.installed = False
+
+    def install(self) -> Signals:
+        if not self.installed and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._stop)
+            signal.signal(signal.SIGINT, self._stop)
+            signal.signal(signal.SIGHUP, self._reload)
+            self.installed = True
+        return self
+
+    def _stop(self, *_: object) -> None:
+        self.stop = True
+
+    def _reload(self, *_: object) -> None:
+        self.reload = True
+
+
+SIGNALS = Signals()
+
+
+def demo_main(argv: list[str]) -> int:
+    args = demo_parser().parse_args(argv)
+    if args.pack != "method333":
+        return pack_demo_main(args)
+    from pipeline_exporter import demo
+    from pipeline_exporter.progress import Progress
+
+    shown = Progress("demo-db", args.sites, "sites")
+
+    def progress(table: str, rows: int) -> None:
+        if table == "sites":
+            shown.advance(rows)
+
+    try:
+        if args.database_url:
+            counts = demo.build_demo_url(args.database_url, sites=args.sites, seed=args.seed, force=args.force,
+                                         progress=progress)
+            target = mask_url(args.database_url)
+        elif args.path:
+            counts = demo.build_demo(args.path, sites=args.sites, seed=args.seed, files_dir=args.files_dir,
+                                     force=args.force, progress=progress)
+            target = str(args.path)
+        else:
+            print("pipeline-exporter demo-db: give a PATH or --database-url", file=sys.stderr)
+            return EXIT_CONFIG
+    except demo.DemoTargetNotEmpty as exc:  # an existing file or filled tables, without --force
+        print(f"pipeline-exporter demo-db: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        shown.done()
+    if args.files_dir and args.database_url:
+        demo.write_demo_files(args.files_dir, seed=args.seed)
+    print(f"demo database written to {target}: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+    return 0
+
+
+def pack_demo_main(args: argparse.Namespace) -> int:
+    """``demo-db PATH --pack NAME``: another built-in pack's demo (pipeline_exporter/demos/)."""
+    from pipeline_exporter import demos
+
+    if args.pack not in demos.pack_names():
+        print(f"pipeline-exporter demo-db: no demo for pack {args.pack!r} (known: method333, "
+              f"{', '.join(demos.pack_names())})", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        if args.database_url:
+            counts = demos.build_url(args.pack, args.database_url, seed=args.seed, force=args.force)
+            target = mask_url(args.database_url)
+        elif args.path:
+            counts = demos.build(args.pack, args.path, seed=args.seed, force=args.force)
+            target = str(args.path)
+        else:
+            print("pipeline-exporter demo-db: give a PATH or --database-url", file=sys.stderr)
+            return EXIT_CONFIG
+    except demos.DemoTargetNotEmpty as exc:
+        print(f"pipeline-exporter demo-db: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{args.pack} demo database written to {target}: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+    return 0

@@ -1,0 +1,157 @@
+"""The exporter's flags, Prometheus style: dotted names, each also from the environment.
+
+Every flag ``--a.b-c`` can be set as ``PIPELINE_EXPORTER_A_B_C``; a flag on the command line wins
+over the environment, which wins over the config file and the default. The first names of the
+project (``--database-url``, ``--check-config``, ``--coverage-file``, ``--e2e-report``) stay as
+aliases. Boolean flags take ``--no-`` to turn off (``--no-collector.host``) and, from the
+environment, true/false, 1/0, yes/no.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline_exporter import __version__
+from pipeline_exporter.validation import parse_duration
+
+ENV_PREFIX = "PIPELINE_EXPORTER_"
+COLLECTORS = ("host", "database-size", "database-integrity", "coverage", "e2e")
+
+
+def seconds(text: str) -> float:
+    """A positive duration: 10, 2.5, 500ms, 10s, 1m."""
+    value = parse_duration(text)
+    if value is None or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive duration such as 10s or 500ms, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def boolean(text: str) -> bool:
+    words = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+    if text.strip().lower() not in words:
+        raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}")
+    return words[text.strip().lower()]
+
+
+def telemetry_path(text: str) -> str:
+    if not text.startswith("/") or text in ("/", "/-/healthy", "/-/ready", "/-/reload"):
+        raise argparse.ArgumentTypeError(f"must be a path of its own such as /metrics, got {text!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flag: its name, old names, where it lands, how it parses, its default and its help."""
+
+    name: str
+    dest: str
+    help: str
+    parse: Callable[[str], Any] = str
+    default: Any = None
+    aliases: tuple[str, ...] = ()
+    boolean: bool = False
+    choices: tuple[str, ...] = ()
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.replace(".", "_").replace("-", "_").upper()
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("config.file", "config_file", "YAML config: packs, parameters, schedules, collectors, const_labels "
+         "(default: the built-in pack)", Path),
+    Flag("config.check", "check_config", "validate the config (and every query's columns, if the database "
+         "answers) and exit 0 or 2", boolean=True, default=False, aliases=("check-config",)),
+    Flag("database.url", "database_url", "SQLAlchemy URL of the pipeline database (default sqlite:///db/sites.db)",
+         aliases=("database-url",)),
+    Flag("pack", "pack", "run one built-in pack (method333, botflow, ...) instead of the config file's packs:",
+         str),
+    Flag("web.listen-address", "listen", "address to serve on", default=":9333"),
+    Flag("web.telemetry-path", "telemetry_path", "path of the metrics", telemetry_path, default="/metrics"),
+    Flag("web.config.file", "web_config_file", "exporter-toolkit web config: TLS, basic auth, HTTP headers "
+         "(reread on SIGHUP)", Path),
+    Flag("web.enable-lifecycle", "enable_lifecycle", "accept POST /-/reload to reload the config",
+         boolean=True, default=False),
+    Flag("web.read-timeout", "read_timeout", "time a client has to send its whole request, TLS handshake "
+         "included", seconds, default=10.0),
+    Flag("web.write-timeout", "write_timeout", "time a client has to take the whole answer", seconds, default=30.0),
+    Flag("web.max-connections", "max_connections", "connections served at once, each a thread; more get 503",
+         positive_int, default=128),
+    Flag("collector.coverage.file", "coverage", "Istanbul json-summary (default coverage/coverage-summary.json; "
+         "missing there = not in use)", Path, aliases=("coverage-file",)),
+    Flag("collector.e2e.file", "e2e_report", "JUnit XML of the end-to-end tests (default "
+         "test-results/e2e-junit.xml; missing there = not in use)", Path, aliases=("e2e-report",)),
+    *(Flag(f"collector.{name}", f"collector_{name.replace('-', '_')}", f"the {name} source (default: on, or "
+           "as the config file's collectors: says)", boolean=True) for name in COLLECTORS),
+    Flag("log.level", "log_level", "debug, info, warn or error", default="info",
+         choices=("debug", "info", "warn", "error")),
+    Flag("log.format", "log_format", "logfmt or json", default="logfmt", choices=("logfmt", "json")),
+)
+
+
+def run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipeline-exporter",
+        description="Prometheus exporter for the 333 Method pipeline database. Every flag can also be set "
+                    f"from the environment as {ENV_PREFIX}<FLAG> (e.g. {FLAGS[2].env}). Subcommands: demo-db "
+                    "PATH (a demo database), backfill (counter history for promtool), mixin (rules and "
+                    "dashboards for your setup).")
+    for flag in FLAGS:
+        names = [f"--{flag.name}", *(f"--{alias}" for alias in flag.aliases)]
+        text = f"{flag.help} (env {flag.env}" + (f"; default {flag.default}" if flag.default not in (None, False)
+                                                  else "") + ")"
+        if flag.boolean:
+            parser.add_argument(*names, dest=flag.dest, action=argparse.BooleanOptionalAction, default=None,
+                                help=text)
+        else:
+            parser.add_argument(*names, dest=flag.dest, type=flag.parse, default=None, help=text,
+                                choices=flag.choices or None, metavar=flag.dest.upper())
+    parser.add_argument("--version", action="version", version=f"pipeline-exporter {__version__}")
+    return parser
+
+
+class FlagError(Exception):
+    """A flag's environment variable holds a value the flag does not take."""
+
+
+def parse_run_flags(argv: list[str], environ: Mapping[str, str] | None = None) -> argparse.Namespace:
+    """Flags from the command line, else from the environment, else None for the config file's say
+    (collectors) or the default."""
+    environ = os.environ if environ is None else environ
+    args = run_parser().parse_args(argv)
+    for flag in FLAGS:
+        if getattr(args, flag.dest) is not None:
+            continue
+        raw = environ.get(flag.env)
+        if raw is not None and raw != "":
+            try:
+                value = boolean(raw) if flag.boolean else flag.parse(raw)
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                raise FlagError(f"{flag.env}={raw!r}: {exc}") from None
+            if flag.choices and value not in flag.choices:
+                raise FlagError(f"{flag.env}={raw!r}: must be one of {', '.join(flag.choices)}")
+            setattr(args, flag.dest, value)
+        elif not flag.name.startswith("collector.") or flag.name.endswith(".file"):
+            setattr(args, flag.dest, flag.default)
+    return args
+
+
+def collector_overrides(args: argparse.Namespace) -> dict[str, bool]:
+    """The collectors a flag or the environment turned on or off (the rest: as the config says)."""
+    return {name.replace("-", "_"): value for name in COLLECTORS
+            if (value := getattr(args, f"collector_{name.replace('-', '_')}")) is not None}

@@ -1,0 +1,133 @@
+"""The scheduler's jobs for a config: one per pack query, plus the built-in sources.
+
+A query's run reads top to bottom in the ``_*_run`` functions: render the SQL (``sql``), fetch the
+rows (``db``), check the columns (``columns``), shape them into metric data (``shaping``), fold
+them into totals or windows (``incremental``, ``windows``), cap, and hand the result to the
+scheduler, which publishes it in the snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline_exporter.columns import check_columns
+from pipeline_exporter.config import Config, QuerySpec
+from pipeline_exporter.db import Database
+from pipeline_exporter.incremental import Incremental
+from pipeline_exporter.memory import Memory
+from pipeline_exporter.model import Job, JobInfo, MetricData, Result, Runner
+from pipeline_exporter.shaping import Shaper
+from pipeline_exporter.sources.budget import budget_job
+from pipeline_exporter.sources.database import database_size_job, integrity_job
+from pipeline_exporter.sources.host import existing_folder, host_job
+from pipeline_exporter.sources.reports import coverage_job, e2e_job
+from pipeline_exporter.sql import probe_sql, render, statements
+from pipeline_exporter.windows import BucketedWindows, Windowed
+
+JobRun = Callable[[float], list[MetricData]]
+
+
+def query_job(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory) -> Job:
+    """A job running one pack query: plain, incremental (counters) or windowed (recent gauges)."""
+    if query.incremental is not None:
+        run = _counting_run(query, db, parameters, memory)
+    elif query.windows is not None:
+        run = _windowed_run(query, db, parameters, memory)
+    else:
+        run = _plain_run(query, db, parameters, memory)
+    return Job(JobInfo(query.name, "query", query.interval, query.stale_after), run)
+
+
+def _plain_run(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory) -> JobRun:
+    shaper = Shaper(query, memory.caps)
+    sql = statements(query, db.dialect)                                         # render
+
+    def run(now: float) -> list[MetricData]:
+        results = db.fetch(sql, {**parameters, "now": now}, query.timeout)      # fetch
+        if not query.is_histogram:
+            check_columns(query, results[0].columns)                            # check
+        return shaper.shape(results)                                            # shape, cap
+
+    return run
+
+
+def _counting_run(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory) -> JobRun:
+    shaper = Shaper(query, memory.caps)
+    counting = Incremental(query, memory.counter_state(query))
+    sql = render(query, db.dialect)                                             # render
+
+    def run(now: float) -> list[MetricData]:
+        # A failed run leaves the state untouched: the next run counts the same events again.
+        plan = counting.plan(now)
+        binds = [{**parameters, "now": now, **bind} for bind in counting.bind(plan)]
+        results = db.read(lambda execute: [execute(sql, bind) for bind in binds], query.timeout)  # fetch
+        check_columns(query, results[0].columns)                                # check
+        shaped = [shaper.shape_uncapped([result]) for result in results]        # shape
+        totals = counting.fold(shaped, counting.largest_key(results), plan, now)  # fold
+        return [memory.guard.apply(shaper.cap(metric, data))                    # cap, never down
+                for metric, data in zip(query.metrics, totals)]
+
+    return run
+
+
+def _windowed_run(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory) -> JobRun:
+    shaper = Shaper(query, memory.caps)
+    assert query.windows is not None
+    if query.windows.key is not None:
+        return _bucketed_run(query, db, parameters, memory, shaper)
+    windowed = Windowed(query, db.dialect)                                      # render
+
+    def run(now: float) -> list[MetricData]:
+        def fetch(execute: Runner) -> Result:
+            return windowed.fetch(execute, parameters, now)
+
+        # The statement wraps the pack's SQL and names every column it reads: a missing column is the
+        # database's error, and probe_columns checks the pack's own columns at start.
+        result = db.read(fetch, query.timeout)                                  # fetch (key search first)
+        shaped = windowed.shape(result)                                         # shape, fold the windows
+        return [shaper.cap(metric, data) for metric, data in zip(query.metrics, shaped)]  # cap
+
+    return run
+
+
+def _bucketed_run(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory,
+                  shaper: Shaper) -> JobRun:
+    windows = BucketedWindows(query, db.dialect, memory.bucket_state(query))   # render
+
+    def run(now: float) -> list[MetricData]:
+        # fetch the last minutes' events and each window's partial first minute, fold into the buckets
+        data = db.read(lambda execute: windows.compute(execute, parameters, now), query.timeout)
+        return [shaper.cap(metric, datum) for metric, datum in zip(query.metrics, data)]  # cap
+
+    return run
+
+
+def probe_columns(query: QuerySpec, db: Database, parameters: dict[str, Any]) -> None:
+    """Check at start that a query returns every column its metrics read (LIMIT 0: no rows are read)."""
+    extra: dict[str, Any] = {"last_key": query.incremental.start} if query.incremental else {}
+    if query.windows:
+        extra = {**Windowed(query, db.dialect).parameters(0.0), "window_key": 0, "window_key_end": 0}
+    result = db.fetch([probe_sql(query, db.dialect)], {**parameters, "now": 0.0, **extra}, query.timeout)
+    check_columns(query, result[0].columns)
+
+
+def build_jobs(config: Config, db: Database, memory: Memory) -> list[Job]:
+    """Every job the exporter runs for this config."""
+    jobs = [query_job(query, db, dict(config.parameters), memory) for query in config.queries]
+    enabled = config.collectors  # a source switched off is not run at all: no series, no error
+    if enabled.coverage:
+        jobs.append(coverage_job(config.files))
+    if enabled.e2e:
+        jobs.append(e2e_job(config.files, memory.caps))
+    if config.llm_budget_usd:
+        jobs.append(budget_job(config.llm_budget_usd))
+    if enabled.database_size:
+        jobs.append(database_size_job(db, config.checks.size_interval))
+    if enabled.database_integrity and db.dialect == "sqlite":
+        jobs.append(integrity_job(db, config.checks.integrity_interval, config.checks.integrity_timeout))
+    if enabled.host:
+        disk = db.sqlite_path.resolve().parent if db.sqlite_path else Path("/")
+        jobs.append(host_job(existing_folder(disk), config.checks.host_interval))
+    return jobs

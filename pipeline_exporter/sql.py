@@ -1,0 +1,193 @@
+"""Rendering SQL: the pack's macros per dialect, and the statements the engine wraps around a
+pack query (histogram buckets, windows, the column probe, the key search)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from pipeline_exporter.config import KeySearch, MetricSpec, QuerySpec
+
+FIXED_MACRO = re.compile(r"\$fixed\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*,\s*(\d)\s*\)")
+FIXED_SQL = {
+    # Money in integer units of 10**-n: sums of integers are exact where sums of floats are not.
+    # A value that is no number or beyond 10**15 units (infinity, text, garbage) is NULL: not summed.
+    "sqlite": "(CASE WHEN {0} BETWEEN -1e{2} AND 1e{2} THEN CAST(ROUND({0} * 1e{1}) AS INTEGER) END)",
+    "postgresql": ("(CASE WHEN {0} BETWEEN -1e{2} AND 1e{2} "
+                   "THEN CAST(ROUND(CAST({0} AS NUMERIC) * 1e{1}) AS BIGINT) END)"),
+    "mysql": "(CASE WHEN {0} BETWEEN -1e{2} AND 1e{2} THEN CAST(ROUND({0} * 1e{1}) AS SIGNED) END)",
+}
+
+EPOCH_MACRO = re.compile(r"\$epoch\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)")
+EPOCH_SQL = {
+    # SQLite's date functions read both 'YYYY-MM-DD HH:MM:SS' and ISO-8601 with T and Z, and give
+    # NULL for garbage; strftime('%s') keeps whole seconds exact where julianday() would round.
+    "sqlite": "CAST(strftime('%s', {0}) AS INTEGER)",
+    "postgresql": "EXTRACT(EPOCH FROM {0})",
+    "mysql": "UNIX_TIMESTAMP({0})",
+}
+
+
+SCAN_MACRO = re.compile(r"\$scan\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)")
+# `$scan(table)`: the table by its key alone, never a secondary index. SQLite's planner likes to walk
+# an index in GROUP BY order and fetch every row through it, several times slower than reading the
+# table once when the query needs most rows anyway; and given `id > ?` alone it walks a whole
+# GROUP BY index rather than the key range. NOT INDEXED still uses the rowid for key ranges.
+SCAN_SQL = {"sqlite": "{0} NOT INDEXED", "postgresql": "{0}", "mysql": "{0}"}
+
+
+TRAILING = re.compile(r"(?:\s|;|--[^\n]*(?:\n|$))+$")
+
+
+def sql_body(sql: str) -> str:
+    """A query's text without trailing semicolons and ``--`` comments, to be wrapped in another
+    statement (``SELECT ... FROM (<body>\n) x``; the newline ends any comment left inside)."""
+    return TRAILING.sub("", sql.strip())
+
+
+def expand_macros(sql: str, dialect: str) -> str:
+    """Expand ``$epoch(col)`` (Unix seconds), ``$fixed(col, n)`` (integer units of 10**-n) and
+    ``$scan(table)`` (read the whole table) for a dialect."""
+    sql = FIXED_MACRO.sub(lambda m: FIXED_SQL[dialect].format(m.group(1), m.group(2), 15 - int(m.group(2))), sql)
+    sql = EPOCH_MACRO.sub(lambda m: EPOCH_SQL[dialect].format(m.group(1)), sql)
+    return SCAN_MACRO.sub(lambda m: SCAN_SQL[dialect].format(m.group(1)), sql)
+
+
+def render(query: QuerySpec, dialect: str) -> str:
+    """The query's SQL for a dialect, macros expanded, ready to run or to wrap."""
+    return sql_body(expand_macros(query.sql_for(dialect), dialect))
+
+
+def statements(query: QuerySpec, dialect: str) -> list[str]:
+    """What a plain query runs: itself, or one bucketing statement per histogram metric."""
+    base = render(query, dialect)
+    if not query.is_histogram:
+        return [base]
+    return [histogram_sql(base, metric, dialect) for metric in query.metrics]
+
+
+# Result columns of the histogram statement, after the label columns.
+BUCKET, COUNT, SUM = "pe_bucket", "pe_count", "pe_sum"
+
+
+def bucket_case(column: str, bounds: tuple[float, ...]) -> str:
+    """A CASE expression giving the index of the first bucket whose bound is >= the value."""
+    whens = " ".join(f"WHEN {column} <= {bound!r} THEN {i}" for i, bound in enumerate(bounds))
+    return f"CASE {whens} ELSE {len(bounds)} END"
+
+
+def histogram_sql(base: str, metric: MetricSpec, dialect: str) -> str:
+    """Bucketing in the database: only (labels x buckets) rows travel, never one row per observation."""
+    labels = [label.column for label in metric.labels]
+    value = metric.value
+    assert value is not None
+    where = f"{value} IS NOT NULL" + (f" AND {metric.filter} <> 0" if metric.filter else "")
+    if dialect == "sqlite":  # a number stored as text is no observation: not in a bucket, not in the sum
+        where += f" AND typeof({value}) IN ('integer', 'real')"
+    select = ", ".join(
+        labels + [f"{bucket_case(value, metric.buckets)} AS {BUCKET}", f"COUNT(*) AS {COUNT}", f"SUM({value}) AS {SUM}"]
+    )
+    group = ", ".join(str(i + 1) for i in range(len(labels) + 1))
+    return f"SELECT {select} FROM ({base}\n) pe_obs WHERE {where} GROUP BY {group}"
+
+
+def probe_sql(query: QuerySpec, dialect: str) -> str:
+    """The query with no rows read: its result columns only (``--check-config`` and start-up)."""
+    return f"SELECT * FROM ({render(query, dialect)}\n) pe_probe LIMIT 0"
+
+
+SINCE = "pe_since_{}"
+
+
+def window_columns(query: QuerySpec) -> Iterator[tuple[str, MetricSpec, str | None, int]]:
+    """(alias, metric, value column or None for a row count, window index) for every output column."""
+    assert query.windows is not None
+    for m, metric in enumerate(query.metrics):
+        columns = [col for _, col in metric.values] if metric.values else [metric.value]
+        for c, column in enumerate(columns):
+            for w in range(len(query.windows.periods)):
+                yield f"pe_{m}_{c}_{w}", metric, column, w
+
+
+def window_labels(query: QuerySpec) -> list[str]:
+    """The label columns of every metric of a windowed query, in order, once each."""
+    columns: dict[str, None] = {}
+    for metric in query.metrics:
+        columns.update(dict.fromkeys(label.column for label in metric.labels))
+    return list(columns)
+
+
+def window_sql(query: QuerySpec, dialect: str) -> str:
+    """One statement for every window: ``SUM(CASE WHEN time >= :pe_since_N ...)`` per window and value."""
+    assert query.windows is not None
+    time, labels = query.windows.time, window_labels(query)
+    selects = list(labels)
+    for alias, metric, column, window in window_columns(query):
+        condition = f"{time} >= :{SINCE.format(window)}"
+        if metric.filter:
+            condition += f" AND {metric.filter} <> 0"
+        if metric.aggregate == "sum":
+            selects.append(f"SUM(CASE WHEN {condition} THEN {column or 1} ELSE 0 END) AS {alias}")
+        else:
+            selects.append(f"{metric.aggregate.upper()}(CASE WHEN {condition} THEN {column} END) AS {alias}")
+    group = f" GROUP BY {', '.join(labels)}" if labels else ""
+    return f"SELECT {', '.join(selects)} FROM ({render(query, dialect)}\n) pe_events{group}"
+
+
+def key_bounds_sql(search: KeySearch) -> str:
+    # Two subqueries: SQLite answers MIN or MAX alone from the key's b-tree, both together by a scan.
+    table, column = search.table, search.column
+    return f"SELECT (SELECT MIN({column}) FROM {table}), (SELECT MAX({column}) FROM {table})"
+
+
+def key_probe_sql(search: KeySearch, dialect: str) -> str:
+    """The first row at or after ``:pe_key`` that has a time, with that time."""
+    when = expand_macros(f"$epoch({search.time})", dialect)
+    return (
+        f"SELECT {search.column}, {when} FROM {search.table} WHERE {search.column} >= :pe_key "
+        f"AND {when} IS NOT NULL ORDER BY {search.column} LIMIT 1"
+    )
+
+
+def bucket_columns(query: QuerySpec) -> Iterator[tuple[str, MetricSpec, str | None]]:
+    """(alias, metric, value column or None for a row count) of the bucketed window statements."""
+    for m, metric in enumerate(query.metrics):
+        columns = [col for _, col in metric.values] if metric.values else [metric.value]
+        for c, column in enumerate(columns):
+            yield f"pe_{m}_{c}", metric, column
+
+
+def _bucket_aggregates(query: QuerySpec) -> list[str]:
+    selects = []
+    for alias, metric, column in bucket_columns(query):
+        value = column or "1"
+        if metric.filter:
+            value = f"CASE WHEN {metric.filter} <> 0 THEN {value} END"
+        selects.append(f"{metric.aggregate.upper()}({value}) AS {alias}")
+    return selects
+
+
+def minute_sql(column: str, dialect: str) -> str:
+    """The whole minute (Unix seconds // 60) of a Unix-time column."""
+    return f"CAST({column} / 60 AS INTEGER)" if dialect == "sqlite" else f"FLOOR({column} / 60)"
+
+
+def bucket_sql(query: QuerySpec, dialect: str) -> str:
+    """The events of a key range summed per label values and minute of their time."""
+    assert query.windows is not None
+    labels = window_labels(query)
+    minute = minute_sql(query.windows.time, dialect)
+    selects = [*labels, f"{minute} AS pe_minute", *_bucket_aggregates(query)]
+    return (f"SELECT {', '.join(selects)} FROM ({render(query, dialect)}\n) pe_events "
+            f"GROUP BY {', '.join([*labels, minute])}")
+
+
+def edge_sql(query: QuerySpec, dialect: str) -> str:
+    """The events of a key range with a time before ``:pe_edge_end`` (the base reads from
+    ``:window_start``), summed per label values: a window's first, partial minute."""
+    assert query.windows is not None
+    labels = window_labels(query)
+    group = f" GROUP BY {', '.join(labels)}" if labels else ""
+    return (f"SELECT {', '.join([*labels, *_bucket_aggregates(query)])} FROM ({render(query, dialect)}\n) "
+            f"pe_events WHERE {query.windows.time} < :pe_edge_end{group}")
+

@@ -1,0 +1,371 @@
+"""HTTP endpoints: /metrics, /-/healthy, /-/ready and a status page at /."""
+
+from __future__ import annotations
+
+import html
+import io
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from socketserver import ThreadingMixIn, _SocketWriter  # type: ignore[attr-defined]
+from typing import Any
+from urllib.parse import parse_qs
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from pipeline_exporter import __version__
+from pipeline_exporter.app import Exporter
+from pipeline_exporter.errors import ConfigError, ListenAddressError
+from pipeline_exporter.exposition import ExpositionCache
+from pipeline_exporter.redact import mask_url
+from pipeline_exporter.webconfig import AuthBusy, BasicAuth, TLSConfig, WebConfig, load_web_config
+
+log = logging.getLogger("pipeline_exporter.web")
+TLS_HANDSHAKE_TIMEOUT = 10.0  # a client that stalls the handshake holds one thread this long, never the listener
+# Left open with basic auth: liveness probes need no secret and the answer reveals nothing.
+UNAUTHENTICATED_PATHS = frozenset({"/-/healthy"})
+
+Start = Callable[..., object]  # WSGI start_response(status, headers[, exc_info])
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one client may hold: time to send its request, time to take the answer, connections."""
+
+    read_timeout: float = 10.0  # the whole request line and headers, however slowly they trickle in
+    write_timeout: float = 30.0  # the whole answer, however slowly the client reads
+    max_connections: int = 128  # open at once (each holds a thread); more are refused with 503
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reads under one deadline for the whole request, not a timeout per read: a client
+    sending a byte every few seconds cannot hold a connection open past it."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        self.sock, self.deadline = sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("request not received in time")
+        self.sock.settimeout(remaining)
+        return self.sock.recv_into(buffer)
+
+
+class _Handler(WSGIRequestHandler):
+    """One request per connection, read under the read deadline, answered under the write timeout."""
+
+    limits = ServerLimits()
+
+    def setup(self) -> None:
+        self.connection = self.request
+        deadline = time.monotonic() + self.limits.read_timeout
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, deadline), 65536)
+        self.wfile = _SocketWriter(self.connection)
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        self.connection.settimeout(self.limits.write_timeout)
+        return parsed
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (TimeoutError, ConnectionError, ssl.SSLError, OSError):
+            pass  # a client too slow or gone: its connection closes, nothing else is affected
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Access logs stay off: Prometheus scrapes every few seconds."""
+
+
+REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+           b"Content-Length: 22\r\nRetry-After: 1\r\nConnection: close\r\n\r\nToo many connections.\n")
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    """A thread per connection, at most ``limits.max_connections`` of them; past that, a plain-text
+    503 is sent from the accept loop without blocking, and the connection closed."""
+
+    daemon_threads = True
+    request_queue_size = 128  # 50+ concurrent scrapers must not meet a full accept queue
+    limits = ServerLimits()
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self._slots = threading.BoundedSemaphore(self.limits.max_connections)
+        self.refused_total = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.refused_total += 1
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except RuntimeError:  # "can't start new thread": the OS limit came first (a container's pids limit)
+            self._slots.release()
+            self.refused_total += 1
+            self._refuse(request)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _refuse(self, request: socket.socket) -> None:
+        try:
+            if not isinstance(request, ssl.SSLSocket):  # before a TLS handshake, nothing can be said
+                request.setblocking(False)
+                request.send(REFUSAL)
+        except OSError:
+            pass
+        finally:
+            self.shutdown_request(request)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+class _TLSServer(_ThreadingServer):
+    """Accepts plain sockets and runs each TLS handshake in the request's own thread."""
+
+    ssl_context: ssl.SSLContext
+    tls: TLSConfig
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        sock, addr = self.socket.accept()
+        return self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            try:
+                request.settimeout(min(TLS_HANDSHAKE_TIMEOUT, self.limits.read_timeout))
+                request.do_handshake()
+            except (ssl.SSLError, OSError) as exc:
+                log.debug("TLS handshake failed", extra={"client": str(client_address), "error": str(exc)})
+                self.shutdown_request(request)
+                return
+            if not self.tls.allows(request.getpeercert()):
+                log.debug("client certificate names none of client_allowed_sans", extra={"client": str(client_address)})
+                return
+            # The request's own deadline applies from here, as on plain HTTP (_Handler.setup).
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self._slots.release()
+
+
+def accepts_gzip(header: str) -> bool:
+    """True when Accept-Encoding allows gzip (``gzip;q=0`` forbids it; ``*`` allows it)."""
+    weights: dict[str, float] = {}
+    for part in header.split(","):
+        name, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if name:
+            weights[name.strip().lower()] = quality
+    return weights.get("gzip", weights.get("*", 0.0)) > 0
+
+
+class WebState:
+    """What the HTTP side can change without a restart: the web config, reread on every reload, so
+    a rotated certificate serves the next connection and changed users or headers the next request."""
+
+    def __init__(self, web_config: WebConfig | None = None, path: Path | None = None,
+                 telemetry_path: str = "/metrics", lifecycle: bool = False,
+                 reload: Callable[[], bool] = lambda: False):
+        self.path = path
+        self.telemetry_path = telemetry_path
+        self.lifecycle = lifecycle
+        self.reload = reload
+        self.server: Any = None
+        self._lock = threading.Lock()
+        self.apply(web_config or WebConfig())
+
+    def apply(self, web_config: WebConfig) -> None:
+        """Switch to a web config; everything is built first, so a failure changes nothing."""
+        auth = BasicAuth(web_config.users) if web_config.users else None
+        context = web_config.tls.context() if self.server is not None and web_config.tls is not None else None
+        with self._lock:
+            self.config, self.auth = web_config, auth
+            if context is not None:
+                self.server.tls = web_config.tls
+                self.server.ssl_context = context
+
+    def reload_web_config(self) -> bool:
+        """Read the web config file again; on any error keep the running one. TLS cannot be turned on
+        or off without a restart (the listener is either TLS or plain)."""
+        if self.path is None:
+            return True
+        try:
+            fresh = load_web_config(self.path)
+            if (fresh.tls is None) != (self.config.tls is None):
+                log.error("web config reload: turning TLS on or off needs a restart; keeping the running one")
+                return False
+            self.apply(fresh)
+        except (ConfigError, ssl.SSLError, OSError, ValueError) as exc:
+            # e.g. the certificate files changed again between the check and the load
+            log.error("web config reload failed, keeping the running one", extra={"error": str(exc)})
+            return False
+        log.info("web configuration reloaded")
+        return True
+
+
+def make_app(exporter: Exporter, state: WebState | WebConfig | None = None) -> Callable[[dict, Start], Iterable[bytes]]:
+    """The WSGI application serving the exporter's endpoints, behind basic auth when users are configured."""
+    if not isinstance(state, WebState):
+        state = WebState(state)
+    web = state
+    cache = ExpositionCache(exporter.registry, lambda: exporter.snapshot)
+
+    def _metrics(environ: dict, start_response: Start) -> list[bytes]:
+        # Rendered once per snapshot change and format, so 50 concurrent scrapers share one build.
+        gzipped = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
+        names = parse_qs(environ.get("QUERY_STRING", "")).get("name[]")
+        if names:  # only these families, built for this request with the same format and gzip choices
+            body, content_type = cache.render_only(set(names), environ.get("HTTP_ACCEPT", ""), gzipped)
+        else:
+            body, content_type = cache.render(environ.get("HTTP_ACCEPT", ""), gzipped)
+        headers = [("Content-Type", content_type), ("Vary", "Accept-Encoding")]
+        if gzipped:
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Content-Length", str(len(body))))
+        start_response("200 OK", headers)
+        return [body]
+
+    def _reload(environ: dict, start_response: Start) -> list[bytes]:
+        if environ.get("REQUEST_METHOD") not in ("POST", "PUT"):
+            return _text(start_response, "405 Method Not Allowed", "Use POST to reload.\n")
+        if not web.lifecycle:
+            return _text(start_response, "403 Forbidden", "Lifecycle API is not enabled.\n")
+        if web.reload():
+            return _text(start_response, "200 OK", "Reloaded.\n")
+        return _text(start_response, "500 Internal Server Error",
+                     "Reload failed: the running configuration stays (see the log).\n")
+
+    def app(environ: dict, start_response: Start) -> Iterable[bytes]:
+        extra = web.config.headers
+
+        def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, headers + list(extra), exc_info)
+
+        path = environ.get("PATH_INFO", "/")
+        auth = web.auth
+        try:
+            denied = (auth is not None and path not in UNAUTHENTICATED_PATHS
+                      and auth.check(environ.get("HTTP_AUTHORIZATION")) is None)
+        except AuthBusy:
+            return _text(respond, "503 Service Unavailable", "Authentication is busy: try again.\n")
+        if denied:
+            data = b"Unauthorized.\n"
+            respond("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"),
+                                         ("Content-Length", str(len(data))),
+                                         ("WWW-Authenticate", 'Basic realm="pipeline-exporter", charset="UTF-8"')])
+            return [data]
+        if path == web.telemetry_path:
+            return _metrics(environ, respond)
+        if path == "/-/healthy":
+            return _text(respond, "200 OK", "Healthy.\n")
+        if path == "/-/ready":
+            if exporter.ready():
+                return _text(respond, "200 OK", "Ready.\n")
+            return _text(respond, "503 Service Unavailable",
+                         "Not ready: waiting for the database or the first run of every query.\n")
+        if path == "/-/reload":
+            return _reload(environ, respond)
+        if path == "/":
+            body = status_page(exporter, web.telemetry_path).encode()
+            respond("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))])
+            return [body]
+        return _text(respond, "404 Not Found", "Not found.\n")
+
+    return app
+
+
+def _text(start_response: Start, status: str, body: str) -> list[bytes]:
+    data = body.encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def status_page(exporter: Exporter, telemetry_path: str = "/metrics") -> str:
+    """An HTML table of every query and source: last status, duration and age."""
+    now = time.time()
+    rows = []
+    for state in sorted(exporter.snapshot.states(), key=lambda s: s.info.name):
+        status = "never run" if state.last_attempt is None else ("failing" if state.error else "ok")
+        age = f"{now - state.last_success:.0f}s ago" if state.last_success else "never"
+        duration = f"{state.last_duration * 1000:.1f} ms" if state.last_duration is not None else "-"
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(cell))}</td>"
+                for cell in (
+                    state.info.name,
+                    state.info.kind,
+                    f"{state.info.interval:g}s",
+                    status,
+                    duration,
+                    age,
+                    state.errors_total,
+                    state.error or "",
+                )
+            )
+            + "</tr>"
+        )
+    config = exporter.pipeline.config
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>pipeline-exporter</title>
+<style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left}}</style></head><body>
+<h1>pipeline-exporter {html.escape(__version__)}</h1>
+<p>Database: <code>{html.escape(mask_url(config.database_url))}</code> &middot; config: {html.escape(config.origin)}
+&middot; <a href="{html.escape(telemetry_path)}">{html.escape(telemetry_path)}</a>
+&middot; <a href="/-/ready">/-/ready</a></p>
+<table><tr><th>query</th><th>kind</th><th>interval</th><th>status</th><th>last duration</th>
+<th>last success</th><th>errors</th><th>last error</th></tr>
+{"".join(rows)}</table></body></html>"""
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """``host:port`` (``:9333`` means every interface) as a (host, port) pair."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ListenAddressError(f"{address!r} must look like :9333 or 127.0.0.1:9333")
+    return host.strip("[]"), int(port)
+
+
+def serve(exporter: Exporter, address: str, web: WebState | WebConfig | None = None,
+          limits: ServerLimits = ServerLimits()) -> tuple[WSGIServer, threading.Thread]:
+    """Start serving in a background thread; return the server (its port may have been chosen)."""
+    state = web if isinstance(web, WebState) else WebState(web)
+    host, port = parse_listen_address(address)
+    tls = state.config.tls
+    base = _TLSServer if tls else _ThreadingServer
+    server_class = type("_Server", (base,), {"limits": limits})
+    if ":" in host:
+        server_class = type("_Server6", (server_class,), {"address_family": socket.AF_INET6})
+    handler = type("_LimitedHandler", (_Handler,), {"limits": limits})
+    server: Any = make_server(host, port, make_app(exporter, state), server_class, handler)
+    if tls:
+        server.tls = tls
+        server.ssl_context = tls.context()
+        server.base_environ["wsgi.url_scheme"] = "https"
+    state.server = server
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread.start()
+    return server, thread
