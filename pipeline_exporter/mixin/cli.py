@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline_exporter.errors import ConfigError
-from pipeline_exporter.mixin import DASHBOARD_DIR, render
+from pipeline_exporter.mixin import DASHBOARD_DIR, kubernetes, render
 from pipeline_exporter.mixin.config import load
 
 EXIT_CONFIG = 2
@@ -41,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--pack", help="write another built-in pack's rules and dashboards instead (botflow)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if the files in --out differ from the generated ones")
+    kubernetes.add_arguments(parser)
     return parser
 
 
@@ -87,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return EXIT_CONFIG
         files = render_pack(args.pack, config)
+    try:  # deploy/kubernetes/mixin/<pack>/ from the files just rendered (docs/kubernetes.md)
+        files = {**files, **kubernetes.from_args(args, files, args.pack or "method333", config.job)}
+    except ConfigError as exc:
+        print(f"pipeline-exporter mixin: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.check:
         problems = drift(args.out, files)
         for problem in problems:
