@@ -38,8 +38,11 @@ def demo_db(folder: Path, pack: str, journal: str = "DELETE") -> Path:
     extra = ["--sites", "300"] if pack == "method333" else ["--pack", pack]
     subprocess.run([sys.executable, "-m", "pipeline_exporter", "demo-db", str(path), *extra], check=True,
                    capture_output=True, timeout=300)
-    with sqlite3.connect(path) as conn:
+    conn = sqlite3.connect(path)
+    try:
         assert conn.execute(f"PRAGMA journal_mode={journal}").fetchone()[0] == journal.lower()
+    finally:
+        conn.close()  # the last close of a WAL database removes its -wal and -shm files
     return path
 
 
@@ -99,6 +102,36 @@ def test_sqlite_overlay_reads_a_live_wal_database_through_a_read_only_folder(nod
         assert sorted(p.name for p in (node / "db").iterdir()) == before  # nothing written beside it
     finally:
         pipeline.close()
+
+
+def test_sqlite_overlay_reports_failing_queries_while_no_process_has_the_wal_database_open(node, tmp_path):
+    """The trap docs/kubernetes.md describes: with the pipeline stopped, SQLite has removed the -wal
+    and -shm files and a reader that cannot create them fails every read; each query's failures are
+    counted and query_up is 0 (what PipelineExporterQueryFailing alerts on) until the pipeline opens
+    the database again."""
+    objects = kustomize(KUBE / "overlays" / "sqlite")
+    deployment = one(objects, "Deployment")
+    host = deployment["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"]
+    db = demo_db(node / "db", "method333", journal="WAL")
+    assert not (node / "db" / "sites.db-shm").exists()
+    with running_pod(deployment, new_root(), tmp_path / "pod.log", {}, {host: node / "db"}) as pod:
+        wait_for(lambda: pod.probe("liveness"), timeout=60, what="the liveness probe")
+
+        def sites(name: str) -> float | None:
+            status, body = pod.get(pod.port("metrics"), "/metrics")
+            return parse(body).get((name, (("query", "sites"),))) if status == 200 else None
+
+        wait_for(lambda: sites("pipeline_exporter_query_errors_total"), timeout=60, what="a failed sites query")
+        assert sites("pipeline_exporter_query_last_success_timestamp_seconds") is None
+        assert sites("pipeline_exporter_query_up") == 0  # what PipelineExporterQueryFailing fires on
+        assert "SQLITE_READONLY_DIRECTORY" in (tmp_path / "pod.log").read_text(encoding="utf-8")
+        pipeline = sqlite3.connect(db, isolation_level=None)  # the pipeline starts: -wal and -shm appear
+        try:
+            pipeline.execute("UPDATE sites SET status = status WHERE id = 1")
+            wait_for(lambda: sites("pipeline_exporter_query_last_success_timestamp_seconds"), timeout=180,
+                     interval=1, what="the sites query to succeed once the pipeline has the database open")
+        finally:
+            pipeline.close()
 
 
 def test_secured_overlay_probes_and_scrape_with_tls_and_basic_auth(node, tmp_path):
