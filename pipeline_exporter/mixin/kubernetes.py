@@ -1,6 +1,6 @@
 """The rendered rules and dashboards as Prometheus Operator objects: one kustomize Component per pack.
 
-``render(files, pack, config)`` turns the files ``pipeline-exporter mixin`` renders (``alerts/**.yml``
+``render(files, pack, job, target)`` turns the files ``pipeline-exporter mixin`` renders (``alerts/**.yml``
 and ``grafana/**.json``) into ``deploy/kubernetes/mixin/<pack>/``: a PrometheusRule per rule file,
 a ConfigMap per dashboard labelled ``grafana_dashboard: "1"`` for Grafana's sidecar, and a
 ``kustomization.yaml`` (kind Component) that adds them and pins the ServiceMonitor's ``job`` to the
