@@ -34,10 +34,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline_exporter.config import Config, MetricSpec, QuerySpec, load_config
+from pipeline_exporter.config import Config, load_config
 from pipeline_exporter.db import Database
 from pipeline_exporter.errors import CollectionError, ConfigError
-from pipeline_exporter.model import MetricData
+from pipeline_exporter.model import MetricData, MetricSpec, QuerySpec
 from pipeline_exporter.progress import Progress
 from pipeline_exporter.redact import mask_url
 from pipeline_exporter.shaping import OTHER, CapMemory, Shaper, label_value, number

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline_exporter.config import (
+from pipeline_exporter.errors import ConfigError
+from pipeline_exporter.model import (
     AGGREGATES,
     DIALECTS,
     METRIC_TYPES,
@@ -28,7 +29,6 @@ from pipeline_exporter.config import (
     QuerySpec,
     WindowSpec,
 )
-from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.validation import IDENTIFIER, LABEL_NAME, METRIC_NAME, Node, kind, parse_duration, read_yaml
 
 # --------------------------------------------------------------------------- the built-in packs
