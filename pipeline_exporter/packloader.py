@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline_exporter import durations
 from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.model import (
     AGGREGATES,
@@ -29,7 +30,7 @@ from pipeline_exporter.model import (
     QuerySpec,
     WindowSpec,
 )
-from pipeline_exporter.validation import IDENTIFIER, LABEL_NAME, METRIC_NAME, Node, kind, parse_duration, read_yaml
+from pipeline_exporter.validation import IDENTIFIER, LABEL_NAME, METRIC_NAME, Node, kind, read_yaml
 
 # --------------------------------------------------------------------------- the built-in packs
 
@@ -237,8 +238,11 @@ def _read_windows(node: Node, sql: Mapping[str, str]) -> WindowSpec:
         raise win.fail("time", f"the time column is an identifier, got {time_col!r}")
     periods: list[tuple[str, float]] = []
     for i, raw in enumerate(win.sequence("periods", ["15m", "1h", "24h", "7d"])):
-        seconds = 0.0 if raw == MONTH else parse_duration(raw)
-        if seconds is None or seconds < 0 or (seconds == 0 and raw != MONTH):
+        try:
+            seconds = 0.0 if raw == MONTH else durations.parse_positive(raw)
+        except ValueError:
+            seconds = -1.0
+        if seconds < 0:
             raise ConfigError(node.origin, f"{win.key('periods')}[{i}]",
                               f"a period is a duration such as 15m, 1h, 7d, or {MONTH!r}, got {raw!r}")
         if any(seconds == known or str(raw) == label for label, known in periods):
