@@ -28,6 +28,7 @@ from pipeline_exporter.model import (  # noqa: F401
     KeySearch,
     LabelSpec,
     MetricSpec,
+    ParameterSpec,
     QuerySpec,
     WindowSpec,
 )
@@ -39,6 +40,7 @@ from pipeline_exporter.packloader import (
     load_pack,
     read_query,
 )
+from pipeline_exporter.parameters import bound
 from pipeline_exporter.validation import Node, kind, read_yaml
 
 DEFAULT_PACK = "method333"
@@ -89,7 +91,8 @@ class Config:
     origin: str = "<defaults>"  # the config file, or <defaults> without one
     database_url: str = "sqlite:///db/sites.db"
     queries: tuple[QuerySpec, ...] = ()
-    parameters: Mapping[str, Any] = field(default_factory=dict)
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # name -> the value bound into SQL
+    parameter_specs: Mapping[str, ParameterSpec] = field(default_factory=dict)  # name -> type, default, help
     files: FilesConfig = FilesConfig()
     checks: ChecksConfig = ChecksConfig()
     max_concurrent_queries: int = 2
@@ -137,19 +140,20 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
             read_query(qname, inline.get(qname), origin, inline.key(str(qname)), defaults)
             for qname in list(inline.data))))
     queries: dict[str, QuerySpec] = {}
-    parameters: dict[str, Any] = {}
+    specs: dict[str, ParameterSpec] = {}
     history: dict[str, HistorySpec] = {}
     for pack in packs:
-        parameters.update(pack.parameters)
+        specs.update(pack.parameters)
         history.update(pack.history)
         for query in pack.queries:
             queries[query.name] = query  # a later pack replaces a query of the same name
     user_params = root.mapping("parameters")
+    parameters = {name: spec.default for name, spec in specs.items()}
     for key in user_params.data:
-        if key not in parameters:
-            known = ", ".join(sorted(parameters)) or "none"
+        if key not in specs:
+            known = ", ".join(sorted(specs)) or "none"
             raise user_params.fail(str(key), f"no pack declares this parameter (known: {known})")
-        parameters[key] = user_params.get(key)
+        parameters[key] = bound(user_params, str(key), specs[key].type, user_params.get(key))
     check_metric_consistency(list(queries.values()))
     files = _read_files(root.mapping("files"), base_dir, overrides)
     checks = _read_checks(root.mapping("checks"))
@@ -165,6 +169,7 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         database_url=database_url,
         queries=tuple(queries.values()),
         parameters=parameters,
+        parameter_specs=specs,
         files=files,
         checks=checks,
         max_concurrent_queries=max_concurrent,

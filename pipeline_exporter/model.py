@@ -228,3 +228,18 @@ class Job:
 
     info: JobInfo
     run: Callable[[float], list[MetricData]]
+
+
+PARAMETER_TYPES = ("number", "integer", "duration", "string", "list")
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """A pack parameter: its declared (or inferred) type, its default as bound into SQL (a duration
+    in seconds) and what it means; the config file's ``parameters:`` override it, checked against
+    the type."""
+
+    name: str
+    type: str
+    default: Any
+    help: str = ""

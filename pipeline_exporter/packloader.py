@@ -20,16 +20,17 @@ from pipeline_exporter.model import (
     METRIC_TYPES,
     MONTH,
     RESERVED_LABELS,
-    RESERVED_PARAMETERS,
     HistoryPart,
     HistorySpec,
     IncrementalSpec,
     KeySearch,
     LabelSpec,
     MetricSpec,
+    ParameterSpec,
     QuerySpec,
     WindowSpec,
 )
+from pipeline_exporter.parameters import read_parameters
 from pipeline_exporter.validation import IDENTIFIER, LABEL_NAME, METRIC_NAME, Node, kind, read_yaml
 
 # --------------------------------------------------------------------------- the built-in packs
@@ -317,7 +318,7 @@ class Pack:
     name: str
     origin: str
     queries: tuple[QuerySpec, ...]
-    parameters: Mapping[str, Any]
+    parameters: Mapping[str, ParameterSpec]
     history: Mapping[str, HistorySpec] = field(default_factory=dict)  # counter -> its events' dates
 
 
@@ -335,11 +336,7 @@ def load_pack_text(text: str, origin: str, base_dir: Path, overrides: Mapping[st
     """
     node = Node(read_yaml(text, origin, base_dir, secrets=False), origin, "")
     name = node.required_string("name")
-    parameters = node.mapping("parameters")
-    params = {key: parameters.get(key) for key in parameters.data}
-    for key in params:
-        if not IDENTIFIER.match(str(key)) or key in RESERVED_PARAMETERS:
-            raise parameters.fail(str(key), "parameter names are identifiers other than 'now'")
+    params = read_parameters(node.mapping("parameters"))
     pack_defaults = replace(_read_defaults(node.mapping("defaults"), Defaults()), **(overrides or {}))
     queries_node = node.mapping("queries")
     queries = tuple(read_query(qname, queries_node.get(qname), origin, queries_node.key(str(qname)),

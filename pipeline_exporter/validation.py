@@ -4,6 +4,7 @@ the key path and what is wrong."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -122,6 +123,8 @@ class Node:
         value = self.get(name, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(name, f"must be a number, got {kind(value)}")
+        if not math.isfinite(value):
+            raise self.fail(name, f"must be a finite number, got {value}")
         if value < minimum:
             raise self.fail(name, f"must be at least {minimum:g}, got {value}")
         return float(value)

@@ -138,12 +138,12 @@ def test_bad_database_url_exits_2(capsys):
 
 def test_secrets_come_from_env_and_file_tags_and_are_masked(tmp_path, monkeypatch):
     monkeypatch.setenv("PIPELINE_TEST_DB_URL", "postgresql://reader:s3cret@db.internal/pipeline")
-    (tmp_path / "pw").write_text("hunter2\n")
+    (tmp_path / "pw").write_text("36h\n")
     path = tmp_path / "c.yml"
     path.write_text("database_url: !env PIPELINE_TEST_DB_URL\nparameters:\n  stuck_threshold_seconds: !file pw\n")
     config = load_config(path)
     assert config.database_url.endswith("s3cret@db.internal/pipeline")
-    assert config.parameters["stuck_threshold_seconds"] == "hunter2"
+    assert config.parameters["stuck_threshold_seconds"] == 36 * 3600
     assert mask_url(config.database_url) == "postgresql://reader:***@db.internal/pipeline"
 
 
