@@ -5,6 +5,8 @@ scrapes (HTTPS checked against the CA for serverName, basic auth from the Secret
 from __future__ import annotations
 
 import base64
+import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import pytest
 
 from tests.support.exposition import parse
 from tests.support.kube import KUBE, kustomize, new_root, one, running_pod
+from tests.support.paths import REPO
 from tests.support.pki import CertificateAuthority
 from tests.support.procs import wait_for
 
@@ -169,3 +172,30 @@ def test_secured_overlay_probes_and_scrape_with_tls_and_basic_auth(node, tmp_pat
         header = {"Authorization": "Basic " + base64.b64encode(user + b":" + password).decode()}
         status, body = pod.get(port, monitor["path"], monitor["scheme"].upper(), header, ca=ca_file, server_name=name)
         assert status == 200 and read_the_database(body)
+
+
+def test_the_image_health_check_follows_the_listen_address_and_tls(node, tmp_path):
+    """The Dockerfile's HEALTHCHECK command, run inside a container started as `docker run IMAGE
+    --web.listen-address=:9555 --web.config.file=...` (TLS): it finds the exporter where it listens."""
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8").split("\nFROM ")[-1]
+    match = re.search(r"^HEALTHCHECK .*\\\n\s*CMD (\[.*\])$", dockerfile, flags=re.M)
+    assert match, "the final stage has an exec-form HEALTHCHECK"
+    check = json.loads(match[1])
+    user = re.search(r"^USER (\d+):(\d+)$", dockerfile, flags=re.M)
+    assert user
+    ca = CertificateAuthority(tmp_path)
+    cert, key = ca.server("exporter")
+    db = demo_db(node / "db", "method333")
+    container = {"name": "exporter", "args": ["--web.listen-address=:9555",
+                                              "--web.config.file=/etc/exporter/web-config.yml"],
+                 "env": [{"name": "PIPELINE_EXPORTER_DATABASE_URL", "value": f"sqlite:///{db}"}],
+                 "volumeMounts": [{"name": "web", "mountPath": "/etc/exporter"}]}
+    spec = {"securityContext": {"runAsUser": int(user[1]), "runAsGroup": int(user[2])},
+            "volumes": [{"name": "web", "secret": {"secretName": "web"}}], "containers": [container]}
+    secrets = {"web": {"web-config.yml": b"tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n",
+                       "tls.crt": cert.read_bytes(), "tls.key": key.read_bytes()}}
+    with running_pod({"spec": {"template": {"spec": spec}}}, new_root(), tmp_path / "pod.log", secrets) as pod:
+        wait_for(lambda: pod.exec(check).returncode == 0, timeout=60, what="the image's health check")
+        assert pod.get(9555, "/-/healthy", "HTTPS")[0] == 200
+        with pytest.raises(ConnectionError):
+            pod.get(9333, "/-/healthy")  # the old fixed URL would have found nothing
