@@ -3,6 +3,7 @@ reported; and the probe's reading of the exporter's flags (no process started he
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -11,6 +12,7 @@ from pipeline_exporter.mixin import DEFAULT
 from pipeline_exporter.mixin.cli import main as mixin
 from pipeline_exporter.mixin.kubernetes import KUBERNETES_DIR, render_all, stray
 from pipeline_exporter.probe import exporter_argv, target
+from tests.support.kube import KUBERNETES_VERSIONS
 from tests.support.paths import REPO
 
 
@@ -69,3 +71,17 @@ def test_probe_connects_where_the_exporter_listens(address, expected):
 def test_probe_refuses_an_address_without_a_port():
     with pytest.raises(ValueError, match="HOST:PORT"):
         target("localhost")
+
+
+def test_the_docs_page_names_every_overlay_and_its_links_resolve():
+    text = (REPO / "docs" / "kubernetes.md").read_text(encoding="utf-8")
+    overlays = sorted(p.name for p in (REPO / "deploy" / "kubernetes" / "overlays").iterdir())
+    assert all(f"`{name}`" in text or f"overlays/{name}" in text for name in overlays)
+    for link in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+        assert (REPO / "docs" / link).exists(), link
+    assert "[docs/kubernetes.md](docs/kubernetes.md)" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_targeted_versions_are_the_tested_ones():
+    first, last = KUBERNETES_VERSIONS[0].rsplit(".", 1)[0], KUBERNETES_VERSIONS[-1].rsplit(".", 1)[0]
+    assert f"Kubernetes {first} to {last}" in (REPO / "docs" / "kubernetes.md").read_text(encoding="utf-8")

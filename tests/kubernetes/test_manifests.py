@@ -19,13 +19,11 @@ import yaml
 
 from pipeline_exporter.mixin import DEFAULT
 from pipeline_exporter.mixin.kubernetes import ANNOTATION_LIMIT
-from tests.support.kube import KUBE, OVERLAYS, PACKS, kustomize, need, one
+from tests.support.kube import KUBE, KUBERNETES_VERSIONS, OVERLAYS, PACKS, kustomize, need, one
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.e2e  # kubectl and promtool run
 
-# The Kubernetes versions docs/kubernetes.md says the manifests target.
-KUBERNETES_VERSIONS = [f"1.{minor}.0" for minor in range(30, 38)]
 SCHEMAS = Path(__file__).parent / "schemas"
 CRDS = {"ServiceMonitor": "servicemonitor-v1.json", "PrometheusRule": "prometheusrule-v1.json"}
 PACK_OF = {"method333": "method333", "botflow": "botflow", "crm": "crm", "scraper": "scraper",

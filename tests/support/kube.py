@@ -33,6 +33,8 @@ from tests.support.procs import IN_CI, stop, wait_for
 KUBE = REPO / "deploy" / "kubernetes"
 OVERLAYS = tuple(sorted(path.name for path in (KUBE / "overlays").iterdir() if path.is_dir()))
 PACKS = ("method333", "botflow", "crm", "scraper")
+# The Kubernetes versions docs/kubernetes.md says the manifests target.
+KUBERNETES_VERSIONS = tuple(f"1.{minor}.0" for minor in range(30, 38))
 
 
 def need(name: str, why: str) -> str:
