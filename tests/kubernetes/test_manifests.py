@@ -256,3 +256,25 @@ def test_mixin_writes_a_component_for_another_job_namespace_and_release(tmp_path
     for obj in generated:
         for text in obj.get("data", {}).values():  # the dashboards' queries
             assert 'job=\\"acme-crm\\"' in text and 'job=\\"pipeline-exporter\\"' not in text
+
+
+def test_the_docs_release_label_overlay_labels_what_the_operator_selects(tmp_path):
+    """docs/kubernetes.md's overlay for the release label, as written there: the ServiceMonitor and
+    PrometheusRules carry the label, and no selector changes (the Service still finds the pods)."""
+    text = (REPO / "docs" / "kubernetes.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n# deploy/kubernetes/overlays/mine/kustomization.yaml\n(.*?)```", text, flags=re.S)
+    assert block, "docs/kubernetes.md shows the release-label overlay"
+    overlay = tmp_path / "mine"
+    overlay.mkdir()
+    kustomization = yaml.safe_load(block[1])
+    assert kustomization["resources"] == ["../method333"]
+    kustomization["resources"] = [relative(KUBE / "overlays" / "method333", overlay)]
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization), encoding="utf-8")
+    objects = kustomize(overlay)
+    selected = [obj for obj in objects if obj["kind"] in ("ServiceMonitor", "PrometheusRule")]
+    assert len(selected) >= 3
+    assert all(obj["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+               and obj["metadata"]["namespace"] == "monitoring" for obj in selected)
+    assert "release" not in one(objects, "Service")["spec"]["selector"]
+    assert "release" not in one(objects, "ServiceMonitor")["spec"]["selector"]["matchLabels"]
+    assert "release" not in one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
