@@ -16,12 +16,14 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.support.exposition import parse
 from tests.support.kube import KUBE, kustomize, new_root, one, running_pod
 from tests.support.paths import REPO
 from tests.support.pki import CertificateAuthority
 from tests.support.procs import wait_for
+from tests.support.servers import connect_server, unique, unreachable
 
 pytestmark = pytest.mark.e2e
 
@@ -199,3 +201,32 @@ def test_the_image_health_check_follows_the_listen_address_and_tls(node, tmp_pat
         assert pod.get(9555, "/-/healthy", "HTTPS")[0] == 200
         with pytest.raises(ConnectionError):
             pod.get(9333, "/-/healthy")  # the old fixed URL would have found nothing
+
+
+SOCKETS = {"postgresql": ("/var/run/postgresql", "host"), "mysql": ("/run/mysqld/mysqld.sock", "unix_socket")}
+
+
+@pytest.mark.parametrize("kind", sorted(SOCKETS))
+def test_method333_overlay_on_a_real_database_server(kind, tmp_path):
+    """The server overlay with a PostgreSQL or MariaDB URL in its Secret, as on a cluster. The pod has a
+    network of its own, so it reaches the local server through its Unix socket."""
+    server = connect_server(kind)
+    socket_path, parameter = SOCKETS[kind]
+    if not Path(socket_path).exists():
+        unreachable(f"{kind}: no Unix socket at {socket_path}")
+    name = unique("k8s")
+    server.create_database(name)
+    try:
+        subprocess.run([sys.executable, "-m", "pipeline_exporter", "demo-db", "--database-url", server.url(name),
+                        "--sites", "300"], check=True, capture_output=True, timeout=300)
+        url = make_url(server.url(name)).set(host=None, port=None, query={parameter: socket_path})
+        secrets = {"pipeline-exporter-database": {"url": url.render_as_string(hide_password=False).encode()}}
+        objects = kustomize(KUBE / "overlays" / "method333")
+        with running_pod(one(objects, "Deployment"), new_root(), tmp_path / "pod.log", secrets) as pod:
+            wait_for(lambda: pod.probe("liveness"), timeout=60, what="the liveness probe")
+            wait_for(lambda: pod.probe("readiness"), timeout=120, what="the readiness probe")
+            status, body = pod.get(pod.port("metrics"), "/metrics")
+            assert status == 200 and read_the_database(body), (tmp_path / "pod.log").read_text()
+            assert "pipeline_sites{" in body  # rows of the server's demo
+    finally:
+        server.drop_database(name)
