@@ -139,3 +139,13 @@ def test_a_pack_folder_outside_the_repository_renders_rules_promtool_accepts(pro
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
         "alerts/packs/shop/shop-alerts.yml", "alerts/packs/shop/shop-recording-rules.yml",
         "grafana/packs/shop/shop-home.json"]
+
+
+def test_windows_set_to_the_same_span_render_rules_promtool_accepts(promtool, tmp_path):
+    """windows.fast = windows.burst = 15m: the shared recording rules are written once, not twice."""
+    config = tmp_path / "mixin.yml"
+    config.write_text("windows: {fast: 15m}\n", encoding="utf-8")
+    generate(tmp_path / "out", "--config", str(config))
+    for path in sorted((tmp_path / "out" / "alerts").glob("*.yml")):
+        result = run([promtool, "check", "rules", str(path)])
+        assert result.returncode == 0 and "duplicate" not in result.stdout + result.stderr, result.stdout
