@@ -24,7 +24,8 @@ def files() -> dict[str, str]:
 def test_committed_components_equal_a_fresh_render(files):
     assert {p.split("/")[3] for p in files} == {"method333", "botflow", "crm", "scraper"}
     for path, text in files.items():
-        assert (REPO / path).read_text(encoding="utf-8") == text, f"{path}: run python grafana/generate.py"
+        assert (REPO / path).read_text(encoding="utf-8") == text, \
+            f"{path}: run pipeline-exporter mixin --out . --kubernetes"
     assert stray(REPO, files) == []
 
 
