@@ -127,6 +127,10 @@ def alerts(pack: Pack, dashboard_uid: str) -> dict[str, Any]:
         "format": derive.FORMAT,
         "title": pack.name,
         "note": "derived from the pack's metric definitions: it declares no alert",
+        "headers": {"alerts": f"Alerts of pack {pack.name}, derived from its metric definitions "
+                              f"({pack.origin}; docs/packs/derived.md)."},
+        # The derived alerts are explained on one page, the same for every pack.
+        "runbook": "packs/derived.md",
         "output": {"alerts": f"alerts/packs/{slug}/{slug}-alerts.yml",
                    "recording": f"alerts/packs/{slug}/{slug}-recording-rules.yml",
                    "dashboards": f"grafana/packs/{slug}"},
