@@ -12,7 +12,7 @@ from typing import Any
 from pipeline_exporter.config import QuerySpec
 from pipeline_exporter.mixin import derive
 from pipeline_exporter.mixin import derive_names as names
-from pipeline_exporter.packs import Pack
+from pipeline_exporter.packloader import Pack
 
 JOB = "%{job}"
 UP_MAPPINGS = {0: ["FAILED", "red"], 1: ["OK", "green"]}

@@ -11,7 +11,7 @@ import pytest
 from pipeline_exporter.mixin import derive
 from pipeline_exporter.mixin import derive_names as names
 from pipeline_exporter.mixin.derive_alerts import derive_pack, stale_expr
-from pipeline_exporter.packs import Pack, load_pack, load_pack_text, sample_names
+from pipeline_exporter.packloader import Pack, load_pack, load_pack_text, sample_names
 from tests.support.paths import REPO
 
 EXAMPLE = REPO / "examples" / "ticket-desk" / "ticket_desk.yaml"
