@@ -12,7 +12,7 @@ import yaml
 
 from pipeline_exporter.mixin import own
 from pipeline_exporter.mixin.cli import main
-from pipeline_exporter.mixin.config import DEFAULT
+from pipeline_exporter.mixin.config import DEFAULT, load
 from pipeline_exporter.mixin.render import load_pack as load_declarations
 from pipeline_exporter.mixin.render import render_pack
 from tests.support.paths import REPO
@@ -109,3 +109,12 @@ def test_a_bad_pack_file_is_one_line_and_exit_2(tmp_path: Path, capsys, bad: str
     assert main(["--pack", bad, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_the_derived_alerts_durations_are_parameters_a_mixin_config_overrides() -> None:
+    config = load(None, {"query_failing_for": "30m", "exporter_down_for": "2m"}, job="desk")
+    rules = yaml.safe_load(render_pack(own.load(str(EXAMPLE)), config)[
+        "alerts/packs/ticket-desk/ticket-desk-alerts.yml"])["groups"][0]["rules"]
+    assert {rule["alert"]: rule["for"] for rule in rules} == {
+        "TicketDeskQueryFailing": "30m", "TicketDeskDataStale": "5m", "TicketDeskExporterDown": "2m"}
+    assert all('job="desk"' in rule["expr"] for rule in rules)
