@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from pipeline_exporter import packloader
 from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.mixin import own
 from pipeline_exporter.mixin.config import MixinConfig, load
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         files: dict[str, str] = {}
         for pack in selected.values():
             files.update(render_pack(pack, config))
-        files.update(own.derived_files(args.pack, packs()))
+        files.update(own.derived_files(args.pack, packloader.names()))
         present = {name: pack for name, pack in selected.items()
                    if pack.output("docs") and (args.out / pack.output("docs")).exists()}
         if present:

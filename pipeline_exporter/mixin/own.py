@@ -81,10 +81,11 @@ def to_yaml(declaration: Mapping[str, Any], pack: Pack) -> str:
 def load(ref: str) -> Declared:
     """The pack at ``ref`` as the renderer takes it: its declarations, derived where it has none."""
     path = pack_file(ref).resolve()
-    decl, _ = declarations(read(ref), path.parent)
+    pack = read(ref)
+    decl, _ = declarations(pack, path.parent)
     specs = decl.alerts.get("parameters") or {}
     parameters = {key: parameter(key, spec, str(path)) for key, spec in specs.items()}
-    return Declared(names.slug(read(ref).name), path.parent, decl.alerts, decl.dashboards, parameters)
+    return Declared(names.slug(pack.name), path.parent, decl.alerts, decl.dashboards, parameters)
 
 
 def derived_files(refs: Iterable[str], builtin: Iterable[str] = ()) -> dict[str, str]:
