@@ -121,3 +121,31 @@ def test_an_unknown_parameter_is_refused_naming_the_file(tmp_path):
                             cwd=REPO, capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert str(config) in result.stderr and "eror_rate" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_pack_folder_outside_the_repository_renders_rules_promtool_accepts(promtool, tmp_path):
+    """`mixin --pack DIR`: a user's own declarations, rendered for their job; promtool accepts them."""
+    from tests.unit.test_mixin_render import ALERTS, DASHBOARD, write_pack
+
+    folder = write_pack(tmp_path / "shop", ALERTS, DASHBOARD)
+    out = tmp_path / "out"
+    generate(out, "--pack", str(folder), "--job", "shop-exporter", "--llm-budget", "5")
+    rules = sorted((out / "alerts" / "packs" / "shop").glob("*.yml"))
+    assert [p.name for p in rules] == ["shop-alerts.yml", "shop-recording-rules.yml"]
+    result = run([promtool, "check", "rules", *map(str, rules)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'shop_orders_stuck{job="shop-exporter"} > 50' in rules[0].read_text(encoding="utf-8")
+    assert (out / "grafana" / "packs" / "shop" / "shop-home.json").exists()
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "alerts/packs/shop/shop-alerts.yml", "alerts/packs/shop/shop-recording-rules.yml",
+        "grafana/packs/shop/shop-home.json"]
+
+
+def test_windows_set_to_the_same_span_render_rules_promtool_accepts(promtool, tmp_path):
+    """windows.fast = windows.burst = 15m: the shared recording rules are written once, not twice."""
+    config = tmp_path / "mixin.yml"
+    config.write_text("windows: {fast: 15m}\n", encoding="utf-8")
+    generate(tmp_path / "out", "--config", str(config))
+    for path in sorted((tmp_path / "out" / "alerts").glob("*.yml")):
+        result = run([promtool, "check", "rules", str(path)])
+        assert result.returncode == 0 and "duplicate" not in result.stdout + result.stderr, result.stdout

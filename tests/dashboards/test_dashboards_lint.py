@@ -107,11 +107,15 @@ def test_a_parameter_of_the_wrong_type_exits_2_naming_it(tmp_path):
     assert str(config) in result.stderr and "Traceback" not in result.stderr
 
 
-def test_the_windows_are_not_parameters_and_say_so(tmp_path):
+def test_the_windows_are_parameters_old_key_and_new(tmp_path):
     config = tmp_path / "mixin.yml"
     config.write_text("windows: {fast: 15m}\n")
+    assert mixin("--config", str(config), "--out", str(tmp_path)).returncode == 0
+    rules = (tmp_path / "alerts" / "pipeline-alerts.yml").read_text(encoding="utf-8")
+    assert "ratio15m{" in rules and "ratio1h{" not in rules
+    config.write_text("parameters: {window_slow: 2h}\n")
     result = mixin("--config", str(config), "--out", str(tmp_path / "out"))
-    assert result.returncode == 2 and "window_fast" in result.stderr
+    assert result.returncode == 2 and "window_slow" in result.stderr and "15m, 1h, 24h, 7d" in result.stderr
 
 
 # ---------------------------------------------------------------- settings

@@ -105,11 +105,17 @@ def _rule(pack: Pack, config: MixinConfig, decl: Mapping[str, Any]) -> Rule:
 def groups(pack: Pack, config: MixinConfig, key: str) -> list[Group]:
     """The pack's recording (``key="recording"``) or alerting (``"groups"``) rule groups."""
     vals = values(pack, config)
-    out = []
+    out, seen = [], set()
     for index, group in enumerate(pack.alerts.get(key) or []):
         filled = vals.fill(group, f"{key}[{index}]")
-        rules = tuple(_rule(pack, config, rule) for rule in filled.get("rules") or [] if active(rule, vals))
-        out.append(Group(filled["name"], rules, str(filled.get("interval", "")), str(filled.get("why", ""))))
+        rules = []
+        for rule in (filled.get("rules") or []):
+            # Two windows set to the same span render the same recording rule twice: keep one.
+            same = (rule.get("record"), rule.get("expr")) if "record" in rule else None
+            if active(rule, vals) and (same is None or same not in seen):
+                rules.append(_rule(pack, config, rule))
+                seen.add(same)
+        out.append(Group(filled["name"], tuple(rules), str(filled.get("interval", "")), str(filled.get("why", ""))))
     return out
 
 

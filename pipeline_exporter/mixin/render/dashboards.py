@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.mixin.render.format import Values
-from pipeline_exporter.mixin.render.panels import DS, Links, Panel, panel
+from pipeline_exporter.mixin.render.panels import DS, Links, Panel, metric_query, panel
 
 SCHEMA_VERSION = 39
 # Bump when the dashboards change in a way users should notice (Grafana shows it in settings).
@@ -103,10 +103,19 @@ def _annotations() -> dict[str, Any]:
          "textFormat": "{{severity}}: {{alertname}}", "useValueForTime": False}]}
 
 
+def _shorthands(declaration: Mapping[str, Any]) -> dict[str, Any]:
+    """The declaration with each ``metric:`` panel's query written out (placeholders still open)."""
+    rows = [{**row, "panels": [{**item, "queries": [metric_query(item)]}
+                               if isinstance(item, Mapping) and item.get("metric") and not item.get("queries")
+                               else item for item in row.get("panels") or []]}
+            if isinstance(row, Mapping) else row for row in declaration.get("rows") or []]
+    return {**declaration, "rows": rows}
+
+
 def dashboard(declaration: Mapping[str, Any], values: Values, links: Links) -> dict[str, Any]:
     """A complete dashboard from one declaration whose placeholders are not yet filled."""
     origin = values.origin
-    decl = values.fill({key: value for key, value in declaration.items()})
+    decl = values.fill(_shorthands(declaration))
     uid = decl.get("uid")
     if not isinstance(uid, str) or not uid or len(uid) > UID_LIMIT:
         raise ConfigError(origin, "uid", f"must be a string of 1 to {UID_LIMIT} characters, got {uid!r}")

@@ -25,6 +25,28 @@ def percent(ratio: float) -> str:
     return f"{ratio * 100:g} %"
 
 
+UNIT_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week"}
+
+
+def spoken(span: str) -> str:
+    """How prose names a window: ``1h`` -> ``hour`` ("the last hour"), ``24h`` -> ``24 hours``."""
+    match = re.fullmatch(r"(\d+)([smhdw])", span)
+    if span in SPOKEN or not match:
+        return SPOKEN.get(span, span)
+    return f"{match[1]} {UNIT_WORDS[match[2]]}" + ("" if match[1] == "1" else "s")
+
+
+def period(span: str) -> str:
+    """A per-period panel's words: ``24h`` -> ``per day``, ``15m`` -> ``per 15 minutes``."""
+    return {"24h": "per day", "7d": "per week"}.get(span, f"per {spoken(span)}")
+
+
+def interval(span: str) -> str:
+    """A window as Grafana's query interval: whole days in days (``24h`` -> ``1d``)."""
+    total = seconds(span)
+    return f"{total // 86400}d" if total % 86400 == 0 else span
+
+
 def human(duration: str) -> str:
     """``2h`` -> ``2 hours``, ``90m`` -> ``90 minutes``, ``1h`` -> ``1 hour``."""
     total = seconds(duration)
@@ -44,7 +66,7 @@ def _whole(value: float) -> float | int:
 
 # What ``%{name|filter}`` may pass a parameter through (they chain: ``%{pace|seconds|half}``).
 FILTERS: dict[str, Callable[[Any], Any]] = {
-    "percent": percent, "spoken": lambda value: SPOKEN.get(value, value), "seconds": seconds,
+    "percent": percent, "spoken": spoken, "period": period, "interval": interval, "seconds": seconds,
     "human": human, "times": times, "hours": lambda value: int(value) // 3600,
     "minutes": lambda value: int(value) // 60, "half": lambda value: _whole(value / 2)}
 

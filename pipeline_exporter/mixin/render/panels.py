@@ -199,7 +199,7 @@ def _body(kind: str, decl: Mapping[str, Any], links: Links) -> dict[str, Any]:
     custom = _custom(kind, decl)
     if custom:
         defaults["custom"] = custom
-    queries = decl.get("queries") or ([metric_query(decl)] if decl.get("metric") else [])
+    queries = decl.get("queries") or []
     body: dict[str, Any] = {
         "type": kind, "title": decl["title"], "description": decl.get("description", ""), "datasource": DS,
         "targets": [target(query, kind, REFS[index]) for index, query in enumerate(queries)],
