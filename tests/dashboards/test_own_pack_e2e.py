@@ -61,7 +61,7 @@ def metric_names(pack: Path) -> dict[str, set[str]]:
     return {m.name: sample_names(m) for q in loaded.queries for m in q.metrics}
 
 
-def test_the_rules_pass_promtool_and_a_derived_alert_fires(own: dict[str, Any], tmp_path: Path) -> None:
+def test_the_rules_pass_promtool_and_the_derived_alerts_fire(own: dict[str, Any], tmp_path: Path) -> None:
     promtool = require_binary("promtool")
     for path in own["rules"]:
         result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True,
@@ -95,6 +95,28 @@ def test_the_rules_pass_promtool_and_a_derived_alert_fires(own: dict[str, Any], 
                    .replace("{{ $labels.instance }}", target["instance"])
                    for key, value in alert["annotations"].items()}
     document["tests"][0]["alert_rule_test"][1]["exp_alerts"][0]["exp_annotations"] = annotations
+    firing = 'ALERTS{{alertname="{}", alertstate="firing"}}'
+    document["tests"].append({
+        "name": "a query stops succeeding (its data goes stale), then the exporter goes down",
+        "interval": "1m",
+        "input_series": [
+            {"series": f'up{{job="{JOB}", instance="{target["instance"]}"}}', "values": "1x20 0x20"},
+            # The last success follows the clock for 10 minutes, then stops at 600 s.
+            {"series": f'pipeline_exporter_query_last_success_timestamp_seconds{{job="{JOB}", '
+                       f'instance="{target["instance"]}", query="replies"}}', "values": "0+60x10 600x30"},
+        ],
+        "promql_expr_test": [
+            {"expr": firing.format("TicketDeskDataStale"), "eval_time": "8m", "exp_samples": []},
+            {"expr": firing.format("TicketDeskDataStale"), "eval_time": "19m", "exp_samples": [{
+                "labels": firing.format("TicketDeskDataStale")[:-1] + f', instance="{target["instance"]}", '
+                          f'job="{JOB}", pack="ticket_desk", query="replies", service="pipeline", '
+                          'severity="warning"}', "value": 1}]},
+            {"expr": firing.format("TicketDeskExporterDown"), "eval_time": "19m", "exp_samples": []},
+            {"expr": firing.format("TicketDeskExporterDown"), "eval_time": "30m", "exp_samples": [{
+                "labels": firing.format("TicketDeskExporterDown")[:-1] + f', instance="{target["instance"]}", '
+                          f'job="{JOB}", pack="ticket_desk", service="pipeline", severity="critical"}}',
+                "value": 1}]},
+        ]})
     test_file = tmp_path / "own-pack-test.yml"
     test_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     result = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True,
