@@ -31,25 +31,32 @@ def queries_matcher(queries: tuple[QuerySpec, ...]) -> str:
     return f'query=~"{"|".join(q.name for q in queries)}"'
 
 
-def health_row(queries: tuple[QuerySpec, ...]) -> dict[str, Any]:
-    """The exporter's own health for the pack's queries (docs/metrics.md, the exporter itself)."""
+def health_row(pack: Pack) -> dict[str, Any]:
+    """The exporter's own health for the pack's queries (docs/metrics.md, the exporter itself),
+    linked to the derived alerts' runbook sections."""
+    queries = pack.queries
     mine = queries_matcher(queries)
     s = derive.sel
+    prefix = names.alert_prefix(pack.name)
+    # A query's metrics disappear past its stale_after: red from the soonest of them.
+    stale = min(q.stale_after for q in queries)
     return {"title": "Exporter health (this pack's queries)", "panels": [
         derive.panel("Exporter scraped", "stat", "Whether Prometheus scrapes the exporter (up).", "none",
                      [derive.query(f"min ({s('up')})")], (4, 6), mappings=UP_MAPPINGS, color_mode="background",
-                     thresholds=["red", [1, "green"]]),
+                     thresholds=["red", [1, "green"]], links=[{"runbook": f"{prefix}ExporterDown"}]),
         derive.panel("Query status", "state-timeline", "Each query's latest run: OK or FAILED "
                      "(pipeline_exporter_query_up). A failed query's metrics keep their last values until "
                      "they are stale, then disappear.", "none",
                      [derive.query(f"min by (query) ({s('pipeline_exporter_query_up', mine)})", "{{query}}",
-                                   instant=False)], (20, 6), mappings=UP_MAPPINGS),
+                                   instant=False)], (20, 6), mappings=UP_MAPPINGS,
+                     links=[{"runbook": f"{prefix}QueryFailing"}]),
         derive.panel("Time since each query's last success", "bargauge", "Now minus "
                      "pipeline_exporter_query_last_success_timestamp_seconds: a query's metrics disappear once "
                      "this passes its stale_after.", "s",
                      [derive.query("time() - max by (query) "
                                    f"({s('pipeline_exporter_query_last_success_timestamp_seconds', mine)})",
-                                   "{{query}}")], (8, 8)),
+                                   "{{query}}")], (8, 8), thresholds=["green", [stale, "red"]],
+                     links=[{"runbook": f"{prefix}DataStale"}]),
         derive.panel("Query errors per hour", "timeseries", "Failed runs of each query "
                      "(increase of pipeline_exporter_query_errors_total over an hour).", "short",
                      [derive.query("sum by (query) (increase("
@@ -71,7 +78,7 @@ def dashboard(pack: Pack) -> dict[str, Any]:
                            "(it declares no dashboard): every metric by its type and labels, and the exporter's "
                            "health for the pack's queries.",
             "tags": [names.slug(pack.name), "derived"],
-            "rows": [*derive.query_rows(pack.queries), health_row(pack.queries)]}
+            "rows": [*derive.query_rows(pack.queries), health_row(pack)]}
 
 
 def stale_expr(queries: tuple[QuerySpec, ...]) -> str:
