@@ -17,19 +17,17 @@ from typing import Any
 
 import yaml
 
+from pipeline_exporter import durations
 from pipeline_exporter.errors import ConfigError
 
 LABEL_VALUE = re.compile(r'^[^"\\\n]+$')
 
 
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def seconds(duration: str) -> int:
-    """A Prometheus duration (``90s``, ``15m``, ``1m30s``, ``7d``) in seconds."""
-    if not re.fullmatch(r"(\d+[smhdw])+", duration):
-        raise ValueError(f"not a duration such as 15m or 1h30m: {duration!r}")
-    return sum(int(number) * UNITS[unit] for number, unit in re.findall(r"(\d+)([smhdw])", duration))
+    """A config duration in whole seconds, read by the one parser (``durations``)."""
+    return int(durations.parse(duration))
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from typing import Any
 
 from prometheus_client.utils import floatToGoString
 
-from pipeline_exporter.config import MetricSpec, QuerySpec
 from pipeline_exporter.mixin import derive_names as names
+from pipeline_exporter.model import MetricSpec, QuerySpec
 
 Panel = dict[str, Any]
 TARGET = "%{target}"

@@ -9,9 +9,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline_exporter.config import QuerySpec
 from pipeline_exporter.mixin import derive
 from pipeline_exporter.mixin import derive_names as names
+from pipeline_exporter.model import QuerySpec
 from pipeline_exporter.packloader import Pack
 
 JOB = "%{job}"
