@@ -23,8 +23,6 @@ from pipeline_exporter.errors import ConfigError
 LABEL_VALUE = re.compile(r'^[^"\\\n]+$')
 
 
-
-
 def seconds(duration: str) -> int:
     """A config duration in whole seconds, read by the one parser (``durations``)."""
     return int(durations.parse(duration))
