@@ -118,3 +118,13 @@ def test_the_derived_alerts_durations_are_parameters_a_mixin_config_overrides() 
     assert {rule["alert"]: rule["for"] for rule in rules} == {
         "TicketDeskQueryFailing": "30m", "TicketDeskDataStale": "5m", "TicketDeskExporterDown": "2m"}
     assert all('job="desk"' in rule["expr"] for rule in rules)
+
+
+def test_a_pack_folder_of_the_user_s_with_its_pack_yaml_works_like_its_file(tmp_path: Path) -> None:
+    folder = tmp_path / "queue"
+    write_pack(folder, "queue", "queue").rename(folder / "pack.yaml")
+    assert own.is_own(str(folder)) and not own.is_own(str(tmp_path))
+    files = render_pack(own.load(str(folder)), DEFAULT)
+    assert set(files) == {"alerts/packs/queue/queue-alerts.yml", "grafana/packs/queue/queue-overview.json"}
+    assert set(own.derived_files([str(folder)])) == {"packs/queue/alerts.yaml",
+                                                     "packs/queue/dashboards/queue-overview.yaml"}
