@@ -45,6 +45,9 @@ def own(tmp_path: Path) -> dict[str, Any]:
     text = pack.read_text(encoding="utf-8")
     assert not re.search(r"^(dashboards|alerts):", text, re.M), "the pack must declare no dashboard or alert"
     run(sys.executable, "fill.py", "desk.db", cwd=home)
+    checked = run(sys.executable, "-m", "pipeline_exporter", "--pack", "./ticket_desk.yaml", "--database.url",
+                  "sqlite:///desk.db", "--config.check", cwd=home)
+    assert "columns checked for 7" in checked.stdout + checked.stderr
     out = tmp_path / "out"
     result = run(sys.executable, "-m", "pipeline_exporter", "mixin", "--pack", "ticket_desk.yaml", "--job", JOB,
                  "--out", str(out), cwd=home)
