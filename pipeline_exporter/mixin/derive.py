@@ -26,7 +26,7 @@ from typing import Any
 from prometheus_client.utils import floatToGoString
 
 from pipeline_exporter.mixin import derive_names as names
-from pipeline_exporter.model import MetricSpec, QuerySpec
+from pipeline_exporter.model import MONTH, MetricSpec, QuerySpec
 
 Panel = dict[str, Any]
 TARGET = "%{target}"
@@ -166,8 +166,10 @@ def windowed_panels(metric: MetricSpec, title: str, q: QuerySpec) -> list[Panel]
                             [query(agg(metric, sel(metric.name, *matchers), labels), names.legend(labels))],
                             (12, 8), bars=True, stack=True, interval="1d"))
     if labels:
-        longest = max(q.windows.periods, key=lambda period: period[1] or 31 * DAY)[0]
-        panels.append(panel(f"{title}, last {longest} by {', '.join(labels)}", "bargauge",
+        # The calendar month is 0 to 31 days long: a fixed window of four weeks or more says more.
+        longest = max(q.windows.periods, key=lambda period: period[1] or 28 * DAY)[0]
+        span = "this month" if longest == MONTH else f"last {longest}"
+        panels.append(panel(f"{title}, {span} by {', '.join(labels)}", "bargauge",
                             describe(metric, f"The {longest} window, by {', '.join(labels)}."), unit,
                             [query(agg(metric, sel(metric.name, *_window_matcher(q, longest)), labels),
                                    names.legend(labels))], (12, 8)))
@@ -209,9 +211,10 @@ def histogram_panels(metric: MetricSpec, title: str) -> list[Panel]:
         panel(f"{title}: quantiles over time", "timeseries",
               describe(metric, "p50, p90 and p99 of the rows it describes (interpolated within buckets)."), unit,
               quantiles, (12, 8)),
-        panel(f"{title}: rows and mean", "stat",
-              describe(metric, "How many rows it describes, and their mean."), "short",
-              [query(f"sum ({count})", "rows"), query(f"sum ({total}) / sum ({count})", "mean")], (6, 4)),
+        panel(f"{title}: rows", "stat", describe(metric, "How many rows it describes, now."), "short",
+              [query(f"sum ({count})", "rows")], (6, 4)),
+        panel(f"{title}: mean", "stat", describe(metric, "The mean of the rows it describes, now."), unit,
+              [query(f"sum ({total}) / sum ({count})", "mean")], (6, 4)),
         panel(f"{title}: distribution", "bargauge",
               describe(metric, "Rows at or under each bucket bound (cumulative), now."), "short",
               [query(f"sum ({sel(metric.name + '_bucket', le(bound))})",

@@ -207,3 +207,12 @@ def test_every_built_in_pack_could_do_without_its_declarations(name: str) -> Non
     files = render_pack(target, DEFAULT)
     assert len(files) == 2 and all(len(json.loads(text)["uid"]) <= 40 for path, text in files.items()
                                    if path.endswith(".json"))
+
+
+def test_the_longest_window_prefers_a_fixed_one_to_the_calendar_month() -> None:
+    pack = load(ALL_KINDS.replace("periods: [1h, 24h]}", "periods: [24h, month, 30d]}"))
+    page = by_title(next(iter(derive_pack(pack).dashboards.values())))
+    assert exprs(page["Orders, last 30d by channel"]) == [
+        'sum by (channel) (shop_orders_recent{%{target}, window="30d"})']
+    only_month = load(ALL_KINDS.replace("periods: [1h, 24h]}", "periods: [month]}"))
+    assert "Orders, this month by channel" in by_title(next(iter(derive_pack(only_month).dashboards.values())))
