@@ -73,8 +73,9 @@ def health_row(pack: Pack) -> dict[str, Any]:
 def dashboard(pack: Pack) -> dict[str, Any]:
     """The pack's derived page: a row per query, then the exporter's health for them."""
     uid = names.uid(pack.name)
-    return {"format": derive.FORMAT, "uid": uid, "title": f"{pack.name} (derived)",
-            "description": f"Derived by `pipeline-exporter mixin` from the metric definitions of pack {pack.name} "
+    shown = names.safe(pack.name)
+    return {"format": derive.FORMAT, "uid": uid, "title": f"{shown} (derived)",
+            "description": f"Derived by `pipeline-exporter mixin` from the metric definitions of pack {shown} "
                            "(it declares no dashboard): every metric by its type and labels, and the exporter's "
                            "health for the pack's queries.",
             "tags": [names.slug(pack.name), "derived"],
@@ -95,14 +96,15 @@ def alerts(pack: Pack, dashboard_uid: str) -> dict[str, Any]:
     """The alerts file: thresholds as parameters (a mixin config overrides them), three alerts."""
     prefix = names.alert_prefix(pack.name)
     mine = queries_matcher(pack.queries)
-    common = {"dashboard": dashboard_uid, "area": pack.name, "labels": {"pack": pack.name}}
+    shown = names.safe(pack.name)
+    common = {"dashboard": dashboard_uid, "area": shown, "labels": {"pack": shown}}
     slug = names.slug(pack.name)
     limits = ", ".join(sorted({f"{q.stale_after:g} s" for q in pack.queries}))
     rules = [
         {"alert": f"{prefix}QueryFailing", "severity": "warning",
          "expr": f"pipeline_exporter_query_up{{{JOB}, {mine}}} == 0\n", "for": "%{query_failing_for}",
-         "summary": f"A query of pack {pack.name} keeps failing.",
-         "description": f"The latest run of query {{{{ $labels.query }}}} (pack {pack.name}) on "
+         "summary": f"A query of pack {shown} keeps failing.",
+         "description": f"The latest run of query {{{{ $labels.query }}}} (pack {shown}) on "
                         "{{ $labels.instance }} failed and no run has succeeded since. Its metrics keep their last "
                         "values until they are stale, then disappear. The exporter's log names the error (a "
                         "changed schema, a missing table, a locked or unreachable database).",
@@ -112,8 +114,8 @@ def alerts(pack: Pack, dashboard_uid: str) -> dict[str, Any]:
          **common},
         {"alert": f"{prefix}DataStale", "severity": "warning", "expr": stale_expr(pack.queries),
          "for": "%{stale_for}",
-         "summary": f"Metrics of pack {pack.name} are stale: a query has not succeeded for too long.",
-         "description": f"Query {{{{ $labels.query }}}} (pack {pack.name}) on {{{{ $labels.instance }}}} last "
+         "summary": f"Metrics of pack {shown} are stale: a query has not succeeded for too long.",
+         "description": f"Query {{{{ $labels.query }}}} (pack {shown}) on {{{{ $labels.instance }}}} last "
                         "succeeded {{ $value | humanizeDuration }} ago, longer than its stale_after: its metrics "
                         "have disappeared from /metrics and the dashboard shows no data for them.",
          "resolved": "The query succeeded again: its metrics are fresh.",
@@ -121,10 +123,10 @@ def alerts(pack: Pack, dashboard_uid: str) -> dict[str, Any]:
          "why": "Each query's own staleness limit (stale_after), one term per limit.", **common},
         {"alert": f"{prefix}ExporterDown", "severity": "critical",
          "expr": f"up{{{JOB}}} == 0\nor\nabsent(up{{{JOB}}})\n", "for": "%{exporter_down_for}",
-         "summary": f"Prometheus cannot scrape the exporter of pack {pack.name}.",
+         "summary": f"Prometheus cannot scrape the exporter of pack {shown}.",
          "description": "{{ if $labels.instance }}Prometheus has failed to scrape {{ $labels.instance }} (job "
                         "{{ $labels.job }}){{ else }}Prometheus has no target for job {{ $labels.job }}{{ end }}: "
-                        f"every metric and alert of pack {pack.name} is blind. Check that the exporter runs, its "
+                        f"every metric and alert of pack {shown} is blind. Check that the exporter runs, its "
                         "/-/healthy endpoint and log, and the scrape config (Status > Targets).",
          "resolved": "Prometheus scrapes the exporter again.",
          "condition": "`up == 0`, or no such target at all (`absent`), for %{exporter_down_for}",
@@ -132,10 +134,10 @@ def alerts(pack: Pack, dashboard_uid: str) -> dict[str, Any]:
     ]
     return {
         "format": derive.FORMAT,
-        "title": pack.name,
+        "title": shown,
         "note": "derived from the pack's metric definitions: it declares no alert",
-        "headers": {"alerts": f"Alerts of pack {pack.name}, derived from its metric definitions "
-                              f"({pack.origin}; docs/packs/derived.md)."},
+        "headers": {"alerts": f"Alerts of pack {shown}, derived from its metric definitions "
+                              f"({names.safe(pack.origin)}; docs/packs/derived.md)."},
         # The derived alerts are explained on one page, the same for every pack.
         "runbook": "packs/derived.md",
         "output": {"alerts": f"alerts/packs/{slug}/{slug}-alerts.yml",
@@ -151,7 +153,7 @@ def alerts(pack: Pack, dashboard_uid: str) -> dict[str, Any]:
         },
         "recording": [],
         "groups": [{"name": f"{slug}.derived-alerts",
-                    "why": f"Default alerts of pack {pack.name}, derived from its queries (it declares none).",
+                    "why": f"Default alerts of pack {shown}, derived from its queries (it declares none).",
                     "rules": rules}],
     }
 

@@ -90,3 +90,9 @@ def legend(labels: Iterable[str]) -> str:
     """``{{channel}} {{status}}``: one series per label set (``total`` when there are none)."""
     names = list(labels)
     return " ".join("{{" + name + "}}" for name in names) if names else "total"
+
+
+def safe(text: str) -> str:
+    """A user's text (a pack's name, a metric's help) kept as it is through the renderer's
+    placeholders (``%{``) and Prometheus's and Grafana's templates (``{{``)."""
+    return text.replace("%{", "%%{").replace("{{", "{ {").replace("}}", "} }")

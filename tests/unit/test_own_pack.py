@@ -128,3 +128,14 @@ def test_a_pack_folder_of_the_user_s_with_its_pack_yaml_works_like_its_file(tmp_
     assert set(files) == {"alerts/packs/queue/queue-alerts.yml", "grafana/packs/queue/queue-overview.json"}
     assert set(own.derived_files([str(folder)])) == {"packs/queue/alerts.yaml",
                                                      "packs/queue/dashboards/queue-overview.yaml"}
+
+
+def test_a_pack_s_own_text_passes_the_placeholders_and_templates_untouched(tmp_path: Path) -> None:
+    path = write_pack(tmp_path, "50%{off} {{shop}}", "shop")
+    path.write_text(path.read_text(encoding="utf-8").replace("help: Jobs by state.", "help: 'Jobs, %{x} {{y}}.'"),
+                    encoding="utf-8")
+    files = render_pack(own.load(str(path)), DEFAULT)
+    rules = yaml.safe_load(files["alerts/packs/50-off-shop/50-off-shop-alerts.yml"])["groups"][0]["rules"]
+    assert {rule["labels"]["pack"] for rule in rules} == {"50%{off} { {shop} }"}
+    board = json.loads(files["grafana/packs/50-off-shop/50-off-shop-overview.json"])
+    assert any("Jobs, %{x} { {y} }." in p.get("description", "") for p in board["panels"])
