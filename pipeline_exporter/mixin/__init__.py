@@ -8,9 +8,9 @@ folder, laid out as in this repository. The committed copies are ``render(DEFAUL
 from __future__ import annotations
 
 from pipeline_exporter.mixin.config import DEFAULT, MixinConfig
-from pipeline_exporter.mixin.render import Pack, load_pack, packs, render_all, render_pack
+from pipeline_exporter.mixin.render import Pack, declared, load_pack, packs, render_all, render_pack
 
-__all__ = ["DEFAULT", "MixinConfig", "Pack", "load_pack", "packs", "render", "render_pack"]
+__all__ = ["DEFAULT", "MixinConfig", "Pack", "declared", "load_pack", "packs", "render", "render_pack"]
 
 
 def render(config: MixinConfig = DEFAULT) -> dict[str, str]:

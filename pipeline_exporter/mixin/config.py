@@ -24,8 +24,8 @@ LABEL_VALUE = re.compile(r'^[^"\\\n]+$')
 
 
 def seconds(duration: str) -> int:
-    """A config duration in whole seconds, read by the one parser (``durations``)."""
-    return int(durations.parse(duration))
+    """A Prometheus duration (``90s``, ``15m``, ``1m30s``, ``7d``) in whole seconds (``durations``)."""
+    return int(durations.parse_promql(duration))
 
 
 @dataclass(frozen=True)

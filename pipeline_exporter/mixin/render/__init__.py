@@ -47,14 +47,21 @@ class Pack:
         return str((self.alerts.get("output") or {}).get(key, defaults[key]))
 
 
-def load_pack(folder: Path, name: str | None = None) -> Pack:
-    """The declarations in ``folder`` (``alerts.yaml``, ``dashboards/*.yaml``)."""
-    alerts = read(folder / "alerts.yaml") if (folder / "alerts.yaml").exists() else {}
+def declared(name: str, folder: Path, alerts: Mapping[str, Any],
+             dashboards: Mapping[str, Mapping[str, Any]]) -> Pack:
+    """A pack from declarations already in memory (read from files, or derived from a pack's
+    metrics where it declares none); ``folder`` names the files in error messages."""
     origin = str(folder / "alerts.yaml")
     specs = alerts.get("parameters") or {}
     if not isinstance(specs, Mapping):
         raise ConfigError(origin, "parameters", "must be a mapping of name to {type, default, help}")
     parameters = {key: parameter(key, spec, origin) for key, spec in specs.items()}
+    return Pack(name, folder, alerts, dashboards, parameters)
+
+
+def load_pack(folder: Path, name: str | None = None) -> Pack:
+    """The declarations in ``folder`` (``alerts.yaml``, ``dashboards/*.yaml``)."""
+    alerts = read(folder / "alerts.yaml") if (folder / "alerts.yaml").exists() else {}
     dashboards = {}
     for path in sorted((folder / "dashboards").glob("*.yaml")):
         declaration = read(path)
@@ -62,7 +69,7 @@ def load_pack(folder: Path, name: str | None = None) -> Pack:
             raise ConfigError(str(path), "uid",
                               f"must be the file's name {path.stem!r}, got {declaration.get('uid')!r}")
         dashboards[path.stem] = declaration
-    return Pack(name or folder.name, folder, alerts, dashboards, parameters)
+    return declared(name or folder.name, folder, alerts, dashboards)
 
 
 def packs() -> dict[str, Pack]:

@@ -134,8 +134,10 @@ def check(param: Parameter, value: Any, origin: str, key: str) -> Any:
         else:
             value = float(value)
     elif kind == "duration":
-        if not isinstance(value, str) or not DURATION.match(value) or seconds(value) == 0:
-            raise ConfigError(origin, key, f"must be a duration such as 15m or 1h30m, got {value!r}")
+        try:
+            seconds(value)
+        except ValueError as exc:
+            raise ConfigError(origin, key, str(exc)) from None
     elif kind == "list" and not isinstance(value, list):
         raise ConfigError(origin, key, f"must be a list, got {value!r}")
     elif kind == "string" and not isinstance(value, str):
