@@ -16,8 +16,8 @@ import yaml
 from pipeline_exporter.mixin import derive_names as names
 from pipeline_exporter.mixin.derive_alerts import Derived, derive_pack
 from pipeline_exporter.mixin.render import Pack as Declared
+from pipeline_exporter.mixin.render import declared as from_memory
 from pipeline_exporter.mixin.render import load_pack as load_declarations
-from pipeline_exporter.mixin.render.format import parameter
 from pipeline_exporter.packloader import PACK_FILE, Pack, load_pack
 
 
@@ -83,9 +83,7 @@ def load(ref: str) -> Declared:
     path = pack_file(ref).resolve()
     pack = read(ref)
     decl, _ = declarations(pack, path.parent)
-    specs = decl.alerts.get("parameters") or {}
-    parameters = {key: parameter(key, spec, str(path)) for key, spec in specs.items()}
-    return Declared(names.slug(pack.name), path.parent, decl.alerts, decl.dashboards, parameters)
+    return from_memory(names.slug(pack.name), path.parent, decl.alerts, decl.dashboards)
 
 
 def derived_files(refs: Iterable[str], builtin: Iterable[str] = ()) -> dict[str, str]:

@@ -14,9 +14,7 @@ from pipeline_exporter.mixin import derive
 from pipeline_exporter.mixin import derive_names as names
 from pipeline_exporter.mixin.config import DEFAULT
 from pipeline_exporter.mixin.derive_alerts import derive_pack, stale_expr
-from pipeline_exporter.mixin.render import Pack as Declared
-from pipeline_exporter.mixin.render import render_pack
-from pipeline_exporter.mixin.render.format import parameter
+from pipeline_exporter.mixin.render import declared, render_pack
 from pipeline_exporter.packloader import Pack, load_pack, load_pack_text, sample_names
 from tests.support.paths import REPO
 
@@ -201,10 +199,7 @@ def test_every_built_in_pack_could_do_without_its_declarations(name: str) -> Non
     page = next(iter(derived.dashboards.values()))
     shown = {metric_of_sample(pack, sample) for sample in derive.metrics_in(page)}
     assert {m.name for q in pack.queries for m in q.metrics} - shown == set()
-    specs = derived.alerts["parameters"]
-    target = Declared(name, REPO, derived.alerts, derived.dashboards,
-                      {key: parameter(key, spec, name) for key, spec in specs.items()})
-    files = render_pack(target, DEFAULT)
+    files = render_pack(declared(name, REPO, derived.alerts, derived.dashboards), DEFAULT)
     assert len(files) == 2 and all(len(json.loads(text)["uid"]) <= 40 for path, text in files.items()
                                    if path.endswith(".json"))
 
