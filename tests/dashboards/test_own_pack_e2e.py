@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline_exporter.packloader import load_pack, sample_names
+from pipeline_exporter.metricnames import sample_names
+from pipeline_exporter.packloader import load_pack
 from tests.dashboards.conftest import LABEL_VALUES, panels_of, substitute
 from tests.support import stack
 from tests.support.paths import REPO

@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 
 from pipeline_exporter import packloader
+from pipeline_exporter.metricnames import sample_names
 from pipeline_exporter.mixin import derive
 from pipeline_exporter.mixin import derive_names as names
 from pipeline_exporter.mixin.config import DEFAULT
 from pipeline_exporter.mixin.derive_alerts import derive_pack, stale_expr
 from pipeline_exporter.mixin.render import declared, render_pack
-from pipeline_exporter.packloader import Pack, load_pack, load_pack_text, sample_names
+from pipeline_exporter.packloader import Pack, load_pack, load_pack_text
 from tests.support.paths import REPO
 
 EXAMPLE = REPO / "examples" / "ticket-desk" / "ticket_desk.yaml"
