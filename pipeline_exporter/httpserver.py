@@ -24,6 +24,7 @@ log = logging.getLogger("pipeline_exporter.web")
 App = Callable[[dict, Callable[..., object]], Iterable[bytes]]  # a WSGI application
 MAX_BODY = 65536  # POST /-/reload needs none; a bigger body is refused before it is read
 CHUNK = 65536
+LINGER = 2.0  # seconds a refused client's further bytes are read and dropped before the close
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ class Server:
                 conn.idle = False
                 deadline = loop.time() + self.limits.read_timeout
         except _Refuse as refusal:
-            await self._send(writer, refusal.answer)
+            await self._linger(reader, writer, refusal.answer)
         except (TimeoutError, asyncio.TimeoutError, ConnectionError, ssl.SSLError, OSError, asyncio.CancelledError):
             pass  # a client too slow or gone: its connection closes, nothing else is affected
         except Exception:  # a bug of ours: this connection ends, the server goes on
@@ -284,6 +285,21 @@ class Server:
         head_out = f"HTTP/1.1 {status}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in response_headers) + "\r\n"
         await self._send(conn.writer, head_out.encode("latin-1") + (b"" if method == "HEAD" else body))
         return keep
+
+    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answer: bytes) -> None:
+        """Send a refusal, half-close and discard what the client still sends for a moment: closing
+        with unread bytes would reset the connection and lose the answer before the client reads it."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + LINGER
+        try:
+            await self._send(writer, answer)
+            if writer.can_write_eof():
+                writer.write_eof()
+            while (remaining := until - loop.time()) > 0:
+                if not await asyncio.wait_for(reader.read(CHUNK), remaining):
+                    return
+        except (TimeoutError, ConnectionError, OSError, ssl.SSLError):
+            pass
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         """Write the whole answer within the write timeout, or drop the connection."""
