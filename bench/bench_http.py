@@ -184,7 +184,8 @@ WEIGH = {
 
 
 def weigh(python: str, name: str, statement: str) -> str:
-    code = ("import time, re; t0 = time.perf_counter(); " + statement + "; t = time.perf_counter() - t0; "
+    # CPU time, not wall time: other processes' load on a shared machine does not count.
+    code = ("import time, re; t0 = time.process_time(); " + statement + "; t = time.process_time() - t0; "
             "rss = int(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) / 1024; "
             "print(f'{t * 1000:.0f} {rss:.1f}')")
     runs = []
@@ -196,7 +197,7 @@ def weigh(python: str, name: str, statement: str) -> str:
         runs.append(tuple(map(float, out.stdout.split())))
     base = subprocess.run([python, "-c", code.replace(statement, "pass")], capture_output=True, text=True)
     rss0 = float(base.stdout.split()[1])
-    # The fastest of 7 runs: the machine's other load only ever adds time.
+    # The fastest of 7 runs: cold caches and the machine's other load only ever add time.
     return (f"{name}: import {min(r[0] for r in runs):.0f} ms, "
             f"RSS +{statistics.median(r[1] for r in runs) - rss0:.1f} MiB over a bare interpreter")
 
@@ -223,7 +224,7 @@ def main() -> None:
         finally:
             stop(proc)
         print(locked_start(folder))
-    print("import time and weight (fastest of 7 runs; RSS over a bare interpreter):")
+    print("import CPU time and weight (fastest of 7 runs; RSS over a bare interpreter):")
     for name, statement in WEIGH.items():
         python = sys.executable if name.startswith(("ours", "wsgiref")) else (args.weigh_python or sys.executable)
         print(weigh(python, name, statement))

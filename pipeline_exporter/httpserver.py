@@ -8,6 +8,7 @@ Why our own and not a library: see docs/design.md ("HTTP server").
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import socket
 import ssl
@@ -85,6 +86,8 @@ class Server:
         self._loop = asyncio.new_event_loop()
         self._stopped = threading.Event()
         self._server: asyncio.AbstractServer | None = None
+        self._trim = _malloc_trim()
+        self._trim_pending = False
 
     # ------------------------------------------------------------------ life cycle
 
@@ -170,6 +173,8 @@ class Server:
                 deadline = loop.time() + self.limits.read_timeout
         except _Refuse as refusal:
             await self._linger(reader, writer, refusal.answer)
+            if refusal.answer is TOO_LARGE:
+                self._trim_soon()
         except (TimeoutError, asyncio.TimeoutError, ConnectionError, ssl.SSLError, OSError, asyncio.CancelledError):
             pass  # a client too slow or gone: its connection closes, nothing else is affected
         except Exception:  # a bug of ours: this connection ends, the server goes on
@@ -177,6 +182,19 @@ class Server:
         finally:
             self._open.discard(conn)
             writer.close()
+
+    def _trim_soon(self) -> None:
+        """Once a header flood has passed, hand its freed buffers back to the operating system
+        (glibc keeps them in its arenas otherwise): at most one trim a second."""
+        if self._trim is None or self._trim_pending:
+            return
+        self._trim_pending = True
+
+        def trim() -> None:
+            self._trim_pending = False
+            self._trim(0)  # type: ignore[misc]
+
+        asyncio.get_running_loop().call_later(1.0, trim)
 
     async def _handshake(self, writer: asyncio.StreamWriter, deadline: float, peer: Any) -> bool:
         """The TLS handshake, inside the request's read deadline; then ``client_allowed_sans``."""
@@ -351,6 +369,14 @@ def _call(app: App, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
         log.exception("request failed", extra={"path": environ.get("PATH_INFO")})
         return "500 Internal Server Error", [("Content-Type", "text/plain; charset=utf-8")], b"Internal error.\n"
     return answer[0], answer[1], body
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None elsewhere (musl, macOS): there the allocator decides alone."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def listen(host: str, port: int) -> socket.socket:

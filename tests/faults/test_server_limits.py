@@ -137,22 +137,29 @@ def test_a_header_flood_is_refused_with_431_before_authentication_and_memory_is_
             with lock:
                 answers.append(answer)
 
-        clients = [threading.Thread(target=flood) for _ in range(20)]
-        for client in clients:
-            client.start()
-        for client in clients:
-            client.join(60)
-        assert not any(client.is_alive() for client in clients)
-        assert len(answers) == 20
+        rounds = []
+        for _ in range(2):  # twice: nothing accumulates from one flood to the next
+            clients = [threading.Thread(target=flood) for _ in range(20)]
+            for client in clients:
+                client.start()
+            for client in clients:
+                client.join(60)
+            assert not any(client.is_alive() for client in clients)
+            rounds.append(rss_bytes(svc.proc.pid))
+            # The memory is given back to the system once the flood has passed (within 8 MiB).
+            wait_for(lambda: rss_bytes(svc.proc.pid) < before + 8 * 2**20, timeout=15,
+                     what=f"RSS back near {before / 2**20:.0f} MiB after the flood")
+        assert len(answers) == 40
         assert all(answer.startswith(b"HTTP/1.1 431") for answer in answers), {a[:40] for a in answers}
         # 101 small headers: refused by count.
         with connect(svc.address) as sock:
             sock.sendall(b"GET /metrics HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(101)) + b"\r\n")
             assert read_answer(sock)[0].startswith(b"HTTP/1.1 431")
-        after = wait_for(lambda: rss_bytes(svc.proc.pid), timeout=5)
+        after = rss_bytes(svc.proc.pid)
         assert svc.get("/metrics", auth=auth).status_code == 200
-        print(f"header flood (20 x 98 x 64 KiB): RSS {before / 2**20:.1f} MiB before, {after / 2**20:.1f} MiB after")
-        assert after - before < 32 * 2**20, (before, after)
+        print(f"header flood (2 x 20 x 98 x 64 KiB): RSS {before / 2**20:.1f} MiB before, "
+              f"{rounds[0] / 2**20:.1f} / {rounds[1] / 2**20:.1f} right after each, {after / 2**20:.1f} at the end")
+        assert max(rounds) - before < 32 * 2**20, (before, rounds)
 
 
 def _send_quietly(sock: socket.socket, parts: list[bytes]) -> None:
