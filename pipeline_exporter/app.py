@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
@@ -102,8 +102,6 @@ class Exporter:
         self._lock = threading.Lock()
         self.pipeline = Pipeline(load_config(config_path, overrides), clock)
         self.registry = registry or CollectorRegistry()
-        if registry is None:  # process_cpu_seconds_total, process_resident_memory_bytes, ... (Linux /proc)
-            ProcessCollector(registry=self.registry)
         const_labels = lambda: self.pipeline.config.const_labels  # noqa: E731 - read at each scrape (reloads)
         self.registry.register(_Forward(lambda: SnapshotCollector(self.pipeline.snapshot), const_labels))
         self.registry.register(_Forward(lambda: SelfCollector(
