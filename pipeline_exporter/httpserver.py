@@ -156,6 +156,9 @@ class Server:
         try:
             if self.ssl_context is not None and not await self._handshake(writer, deadline, peer):
                 return
+            # drain() then waits for the whole answer to leave, so the write timeout bounds all of it
+            # (a client that never reads cannot leave an answer queued past it).
+            writer.transport.set_write_buffer_limits(high=0)
             buffer = bytearray()
             while True:
                 keep = await self._one_request(conn, reader, buffer, deadline, peer)
