@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
@@ -107,6 +107,12 @@ class Exporter:
         self.registry.register(_Forward(lambda: SelfCollector(
             self.pipeline.snapshot, self.pipeline.memory.caps, lambda: self.pipeline.db.up, lambda: self.reload_ok),
             const_labels))
+
+    def add_process_metrics(self) -> None:
+        """process_cpu_seconds_total, process_resident_memory_bytes, ... (Linux), with the const labels
+        like every other series; the running exporter's, not the tests' (they compare exact pages)."""
+        process = ProcessCollector(registry=None)
+        self.registry.register(_Forward(lambda: process, lambda: self.pipeline.config.const_labels))
 
     @property
     def snapshot(self) -> Snapshot:

@@ -105,11 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration OK: {len(config.queries)} queries from {config.origin}; "
               f"columns checked for {checked} against {mask_url(config.database_url)}")
         return 0
-    from prometheus_client import ProcessCollector
-
     from pipeline_exporter.web import ServerLimits, WebState
 
-    ProcessCollector(registry=exporter.registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
+    exporter.add_process_metrics()
     limits = ServerLimits(read_timeout=args.read_timeout, write_timeout=args.write_timeout,
                           max_connections=args.max_connections, max_requests=args.max_requests)
     web = WebState(web_config, args.web_config_file, args.telemetry_path, args.enable_lifecycle)

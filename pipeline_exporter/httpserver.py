@@ -20,6 +20,8 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import unquote
 
+from pipeline_exporter.tlsstream import TLSStream
+
 log = logging.getLogger("pipeline_exporter.web")
 
 App = Callable[[dict, Callable[..., object]], Iterable[bytes]]  # a WSGI application
@@ -66,7 +68,7 @@ class _Refuse(Exception):
 
 @dataclass(eq=False)  # hashed by identity: kept in a set
 class _Conn:
-    writer: asyncio.StreamWriter
+    writer: Any  # an asyncio.StreamWriter, or the TLSStream over it
     idle: bool = False  # between two requests of a keep-alive connection: may be closed to admit another
 
 
@@ -95,7 +97,7 @@ class Server:
         asyncio.set_event_loop(self._loop)
         try:
             self._server = self._loop.run_until_complete(
-                self._loop.create_server(self._protocol, sock=self.socket, backlog=1024))
+                asyncio.start_server(self._connection, sock=self.socket, limit=CHUNK, backlog=1024))
             self._loop.run_forever()
         finally:
             self._loop.run_until_complete(self._close_all())
@@ -113,9 +115,6 @@ class Server:
             return  # the loop already ended
         self._stopped.wait(timeout)
 
-    def _protocol(self) -> asyncio.Protocol:
-        return _Protocol(asyncio.StreamReader(limit=CHUNK), self._connection, tls=self.ssl_context is not None)
-
     async def _close_all(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -128,7 +127,7 @@ class Server:
 
     # ------------------------------------------------------------------ one connection
 
-    def _admit(self, writer: asyncio.StreamWriter) -> bool:
+    def _admit(self, writer: Any) -> bool:
         """Past ``max_connections``: close an idle keep-alive connection to make room (a scraper
         reconnects), else refuse the newcomer with a 503 (TLS: a plain close, nothing can be said
         before the handshake). Connections that never send a whole request leave at the read deadline."""
@@ -145,7 +144,7 @@ class Server:
         writer.close()
         return False
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _connection(self, reader: Any, writer: Any) -> None:
         if not self._admit(writer):
             return
         conn = _Conn(writer)
@@ -153,12 +152,15 @@ class Server:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.read_timeout
         peer = writer.get_extra_info("peername")
+        # drain() then waits for the whole answer to leave, so the write timeout bounds all of it
+        # (a client that never reads cannot leave an answer queued past it).
+        writer.transport.set_write_buffer_limits(high=0)
         try:
-            if self.ssl_context is not None and not await self._handshake(writer, deadline, peer):
-                return
-            # drain() then waits for the whole answer to leave, so the write timeout bounds all of it
-            # (a client that never reads cannot leave an answer queued past it).
-            writer.transport.set_write_buffer_limits(high=0)
+            if self.ssl_context is not None:
+                stream = await self._handshake(reader, writer, deadline, peer)
+                if stream is None:
+                    return
+                reader = writer = conn.writer = stream
             buffer = bytearray()
             while True:
                 keep = await self._one_request(conn, reader, buffer, deadline, peer)
@@ -199,24 +201,22 @@ class Server:
 
         asyncio.get_running_loop().call_later(1.0, trim)
 
-    async def _handshake(self, writer: asyncio.StreamWriter, deadline: float, peer: Any) -> bool:
+    async def _handshake(self, reader: Any, writer: Any, deadline: float, peer: Any) -> TLSStream | None:
         """The TLS handshake, inside the request's read deadline; then ``client_allowed_sans``."""
         context, tls = self.ssl_context, self.tls  # read once: a reload may swap them meanwhile
         assert context is not None
-        remaining = deadline - asyncio.get_running_loop().time()
+        stream = TLSStream(reader, writer, context)
         try:
-            await asyncio.wait_for(writer.start_tls(context, ssl_handshake_timeout=max(remaining, 0.001)),
-                                   remaining)
-        except (ssl.SSLError, OSError, TimeoutError, asyncio.TimeoutError, ConnectionError) as exc:
+            await asyncio.wait_for(stream.handshake(), deadline - asyncio.get_running_loop().time())
+        except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
             log.debug("TLS handshake failed", extra={"client": str(peer), "error": str(exc) or type(exc).__name__})
-            writer.transport.abort()
-            return False
-        if tls is not None and not tls.allows(writer.get_extra_info("peercert")):
+            return None
+        if tls is not None and not tls.allows(stream.get_extra_info("peercert")):
             log.debug("client certificate names none of client_allowed_sans", extra={"client": str(peer)})
-            return False
-        return True
+            return None
+        return stream
 
-    async def _read_head(self, reader: asyncio.StreamReader, buffer: bytearray, deadline: float) -> bytes | None:
+    async def _read_head(self, reader: Any, buffer: bytearray, deadline: float) -> bytes | None:
         """The request line and headers (None: the client closed first), within the deadline and the cap."""
         loop = asyncio.get_running_loop()
         cap = self.limits.max_header_bytes
@@ -258,7 +258,7 @@ class Server:
             headers.append((name.decode("latin-1").lower(), value.strip().decode("latin-1")))
         return method, target, version, headers
 
-    async def _one_request(self, conn: _Conn, reader: asyncio.StreamReader, buffer: bytearray,
+    async def _one_request(self, conn: _Conn, reader: Any, buffer: bytearray,
                            deadline: float, peer: Any) -> bool:
         """Read, handle and answer one request; True when the connection stays open for another."""
         head = await self._read_head(reader, buffer, deadline)
@@ -307,7 +307,7 @@ class Server:
         await self._send(conn.writer, head_out.encode("latin-1") + (b"" if method == "HEAD" else body))
         return keep
 
-    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answer: bytes) -> None:
+    async def _linger(self, reader: Any, writer: Any, answer: bytes) -> None:
         """Send a refusal, half-close and discard what the client still sends for a moment: closing
         with unread bytes would reset the connection and lose the answer before the client reads it."""
         loop = asyncio.get_running_loop()
@@ -322,7 +322,7 @@ class Server:
         except (TimeoutError, ConnectionError, OSError, ssl.SSLError):
             pass
 
-    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+    async def _send(self, writer: Any, data: bytes) -> None:
         """Write the whole answer within the write timeout, or drop the connection."""
         writer.write(data)
         try:
@@ -342,20 +342,6 @@ class Server:
             key = name.upper().replace("-", "_")
             environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
         return environ
-
-
-class _Protocol(asyncio.StreamReaderProtocol):
-    """A stream protocol that, on a TLS listener, reads nothing before the handshake starts: bytes
-    of the ClientHello read as plain data would be lost to the handshake (start_tls resumes reading)."""
-
-    def __init__(self, reader: asyncio.StreamReader, callback: Any, tls: bool):
-        super().__init__(reader, callback)
-        self._tls = tls
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._tls:
-            transport.pause_reading()  # type: ignore[attr-defined]
-        super().connection_made(transport)
 
 
 def _call(app: App, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
