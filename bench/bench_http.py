@@ -208,7 +208,7 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=1500)
     parser.add_argument("--weigh-python", default=None)
     args = parser.parse_args()
-    from pipeline_exporter.demo import build_demo
+    from pipeline_exporter.packs.method333.demo import build_demo
 
     print(f"# bench_http {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
