@@ -98,3 +98,23 @@ def test_a_client_that_never_reads_is_dropped_at_the_write_timeout():
         except ConnectionResetError:
             pass
         assert received < BIG, "the answer was cut off, not queued for ever"
+
+
+def test_at_max_connections_an_idle_keep_alive_connection_makes_room_else_503():
+    with serving(max_connections=2, read_timeout=30.0) as server:
+        kept, silent = socket.create_connection(server.server_address), socket.create_connection(server.server_address)
+        with kept, silent:
+            kept.settimeout(10)
+            kept.sendall(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+            assert kept.recv(65536).startswith(b"HTTP/1.1 200")  # now idle between two requests
+            # A third connection: the idle keep-alive one is closed for it, and it is served.
+            assert exchange(server, b"GET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").startswith(
+                b"HTTP/1.1 200")
+            assert kept.recv(100) == b"", "the idle keep-alive connection was closed to make room"
+            wait_for(lambda: len(server._open) == 1, timeout=10, what="the served third connection gone")
+            with socket.create_connection(server.server_address) as other:  # no idle one left to close:
+                wait_for(lambda: len(server._open) == 2, timeout=10, what="the second connection held")
+                third = exchange(server, b"GET /c HTTP/1.1\r\nHost: h\r\n\r\n")
+                assert third.startswith(b"HTTP/1.1 503") and b"Too many connections" in third
+                assert server.refused_total == 1
+                other.close()
