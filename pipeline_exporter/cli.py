@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # heavy modules are imported when used, after the signal hand
 
 log = logging.getLogger("pipeline_exporter")
 EXIT_CONFIG = 2
+PROBE_BUDGET = 10.0  # seconds the start-up probe may hold up the first collection (not the server)
 
 
 def demo_parser() -> argparse.ArgumentParser:
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     if not args.check_config:
         SIGNALS.install()  # before start-up: a SIGHUP while the database is probed must not kill us
-    logs.setup("warning" if args.log_level == "warn" else args.log_level, args.log_format)
+    logs.setup(args.log_level, args.log_format)
     overrides = {"database_url": args.database_url, "coverage": args.coverage, "e2e_report": args.e2e_report,
                  "collectors": flags.collector_overrides(args), "packs": [args.pack] if args.pack else None}
     web_config = None
@@ -88,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline_exporter.app import Exporter
 
         exporter = Exporter(args.config_file, overrides)
-        checked, failed = exporter.pipeline.probe()
+        # The exporter's own start-up probe runs after the server is up (serve_forever): a locked
+        # table must not hold up /-/healthy nor SIGTERM.
+        checked, failed = exporter.pipeline.probe() if args.check_config else (0, {})
     except ConfigError as exc:
         print(f"pipeline-exporter: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -104,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from pipeline_exporter.web import ServerLimits, WebState
 
+    exporter.add_process_metrics()
     limits = ServerLimits(read_timeout=args.read_timeout, write_timeout=args.write_timeout,
-                          max_connections=args.max_connections)
+                          max_connections=args.max_connections, max_requests=args.max_requests)
     web = WebState(web_config, args.web_config_file, args.telemetry_path, args.enable_lifecycle)
     return serve_forever(exporter, args.listen, web, limits)
 
@@ -125,7 +129,11 @@ def serve_forever(exporter: Exporter, listen: str, web: WebState | None = None,
     def reload() -> bool:
         with lock:  # a SIGHUP and a POST /-/reload at once: one after the other
             web_ok = web.reload_web_config()
-            return exporter.reload() and web_ok
+            ok = exporter.reload() and web_ok
+            if not web_ok:  # the web config failed: the reload as a whole did
+                exporter.reload_ok = False
+                exporter.snapshot.touch()
+            return ok
 
     web.reload = reload
     try:
@@ -136,30 +144,67 @@ def serve_forever(exporter: Exporter, listen: str, web: WebState | None = None,
     except OSError as exc:
         print(f"pipeline-exporter: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    if SIGNALS.stop:  # asked to stop while starting
-        server.shutdown()
-        return 0
-    exporter.start()
     host, port = server.server_address[:2]
-    host = host.decode() if isinstance(host, bytes) else str(host)
-    shown = "localhost" if host in ("", "0.0.0.0", "::") else host
+    shown = "localhost" if host in ("", "0.0.0.0", "::") else str(host)
     scheme = "https" if web.config.tls else "http"
-    print(f"pipeline-exporter {__version__} serving {scheme}://{shown}:{port}{web.telemetry_path} "
-          f"(database {mask_url(exporter.pipeline.config.database_url)})", flush=True)
+    log.info(f"serving {scheme}://{shown}:{port}{web.telemetry_path}",
+             extra={"version": __version__, "database": mask_url(exporter.pipeline.config.database_url)})
     signals = SIGNALS.install()  # a no-op when main() installed them before start-up
+    probe = StartupProbe(exporter)
+    probe.start()
+    started = False
     # Python runs a handler only when the main thread executes bytecode: poll the flags five times a second.
     while not signals.stop:
-        if signals.reload:  # also a SIGHUP that arrived during start-up
+        if not started and probe.finished():
+            if probe.config_error is not None:
+                print(f"pipeline-exporter: invalid configuration: {probe.config_error}", file=sys.stderr)
+                server.shutdown()
+                exporter.stop()
+                return EXIT_CONFIG
+            exporter.start()
+            started = True
+        if started and signals.reload:  # also a SIGHUP that arrived during start-up
             signals.reload = False
             threading.Thread(target=reload, name="reload", daemon=True).start()
         time.sleep(0.2)
     log.info("shutting down")
     server.shutdown()
-    if not exporter.stop():
-        # A run is stuck in a call nothing could cut short: leave without waiting for its thread.
+    if not exporter.stop() or not probe.finished():
+        # A run (or the probe) is stuck in a call nothing could cut short: leave without its thread.
         logging.shutdown()
         os._exit(0)
     return 0
+
+
+class StartupProbe:
+    """The start-up check of every query's columns, in a thread of its own with a budget: a locked
+    table (a migration) delays the first collection by at most PROBE_BUDGET, never the server, and
+    SIGTERM interrupts it."""
+
+    def __init__(self, exporter: Exporter):
+        self.exporter = exporter
+        self.config_error: ConfigError | None = None
+        self.deadline = time.monotonic() + PROBE_BUDGET
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="startup-probe", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            checked, failed = self.exporter.pipeline.probe(self.deadline)
+            log.debug("start-up probe", extra={"checked": checked, "refused": len(failed)})
+        except ConfigError as exc:
+            self.config_error = exc
+        except Exception as exc:  # the scheduler reports the database's state from here on
+            log.debug("start-up probe failed", extra={"error": str(exc)})
+        finally:
+            self._done.set()
+
+    def finished(self) -> bool:
+        """True once the probe ended or its budget ran out (collection starts either way)."""
+        return self._done.is_set() or time.monotonic() > self.deadline
 
 
 class Signals:

@@ -89,8 +89,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("web.read-timeout", "read_timeout", "time a client has to send its whole request, TLS handshake "
          "included", seconds, default=10.0),
     Flag("web.write-timeout", "write_timeout", "time a client has to take the whole answer", seconds, default=30.0),
-    Flag("web.max-connections", "max_connections", "connections served at once, each a thread; more get 503",
-         positive_int, default=128),
+    Flag("web.max-connections", "max_connections", "connections open at once (an idle one holds no thread); "
+         "past it an idle keep-alive connection is closed, else the newcomer gets 503", positive_int, default=1024),
+    Flag("web.max-requests", "max_requests", "requests handled at once; more get 503", positive_int, default=40),
     Flag("collector.coverage.file", "coverage", "Istanbul json-summary (default coverage/coverage-summary.json; "
          "missing there = not in use)", Path, aliases=("coverage-file",)),
     Flag("collector.e2e.file", "e2e_report", "JUnit XML of the end-to-end tests (default "
