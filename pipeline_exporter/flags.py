@@ -118,7 +118,12 @@ FLAGS: tuple[Flag, ...] = (
 
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors: the problem, a close flag name if there is one, and "see --help"
-    (argparse's own error prints the whole usage block first, burying the one useful line)."""
+    (argparse's own error prints the whole usage block first, burying the one useful line). No
+    abbreviations, as in Prometheus's flags: ``--site`` is a typo to point out, not ``--sites``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message}{self.suggestion(message)} (see {self.prog} --help)\n")
