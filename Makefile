@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo
-LISTEN ?= :9333
+# This machine only, as the README says; `make run LISTEN=:9333` serves every interface (the flag's default).
+LISTEN ?= 127.0.0.1:9333
 
 .PHONY: run test test-fast lint setup tools demo bench clean
 
