@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline_exporter import __version__, flags, logs
+from pipeline_exporter import __version__, flags, logs, packloader
 from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.redact import mask_url
 
@@ -36,7 +36,8 @@ def demo_parser() -> argparse.ArgumentParser:
         help="fill a PostgreSQL or MySQL/MariaDB database instead of a SQLite file"
     )
     parser.add_argument("--pack", default="method333",
-                        help="the pack whose demo to write: method333 (default), botflow, crm, scraper")
+                        help=f"the pack whose demo to write: {', '.join(packloader.having('demo.py'))} "
+                        "(default method333)")
     parser.add_argument("--sites", type=int, default=20_000, help="number of sites (default 20000; method333 only)")
     parser.add_argument("--seed", type=int, default=333, help="random seed (default 333)")
     parser.add_argument(
@@ -121,12 +122,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def pack_problem(ref: str) -> str | None:
-    """Why ``--pack`` cannot load ``ref`` (None if it can): neither a built-in pack nor a file."""
-    from pipeline_exporter.packs import builtin_pack_names
-
-    if ref in builtin_pack_names() or Path(ref).is_file():
+    """Why ``--pack`` cannot load ``ref`` (None if it can): neither a built-in pack nor a file or folder."""
+    if ref in packloader.names() or Path(ref).exists():
         return None
-    return f"no such built-in pack or pack file (built-in packs: {', '.join(builtin_pack_names())})"
+    return f"no such built-in pack, pack file or pack folder (built-in packs: {', '.join(packloader.names())})"
 
 
 def serve_forever(exporter: Exporter, listen: str, web: WebState | None = None,
@@ -258,7 +257,7 @@ def server_url_problem(url: str) -> str | None:
 
 def method333_demo_main(args: argparse.Namespace) -> int:
     """``demo-db [PATH]``: the default pack's demo, with a progress line on a terminal."""
-    from pipeline_exporter import demo
+    from pipeline_exporter.packs.method333 import demo
     from pipeline_exporter.progress import Progress
 
     shown = Progress("demo-db", args.sites, "sites")
@@ -285,8 +284,8 @@ def method333_demo_main(args: argparse.Namespace) -> int:
 
 
 def pack_demo_main(args: argparse.Namespace) -> int:
-    """``demo-db PATH --pack NAME``: another built-in pack's demo (pipeline_exporter/demos/)."""
-    from pipeline_exporter import demos
+    """``demo-db PATH --pack NAME``: another built-in pack's demo (its folder's demo.py)."""
+    from pipeline_exporter import demowriter as demos
 
     if args.pack not in demos.pack_names():
         print(f"pipeline-exporter demo-db: no demo for pack {args.pack!r} (known: method333, "

@@ -11,7 +11,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from pipeline_exporter.packs import builtin_pack_names
+from pipeline_exporter.packloader import names as builtin_pack_names
 from tests.support.pki import CertificateAuthority
 from tests.support.procs import free_port, require_binary
 
