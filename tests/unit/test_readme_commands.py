@@ -6,45 +6,15 @@ from __future__ import annotations
 
 import argparse
 import re
-import shlex
 
 import pytest
 
 from pipeline_exporter import backfill, cli, flags
 from pipeline_exporter.mixin import cli as mixin_cli
 from tests.support.paths import REPO
+from tests.support.readme import README, command_lines
 
-README = (REPO / "README.md").read_text(encoding="utf-8")
 PARSERS = {"demo-db": cli.demo_parser, "backfill": backfill.parser, "mixin": mixin_cli.parser}
-
-
-def shell_blocks() -> list[str]:
-    """The text of every ```sh block."""
-    return re.findall(r"```sh\n(.*?)```", README, flags=re.S)
-
-
-def command_lines() -> list[list[str]]:
-    """Every command of the sh blocks (continuations joined, comments dropped, ``&&`` split) and every
-    inline ``pipeline-exporter ... --flag`` span, as argument lists; synopses with ``[...]`` are left out."""
-    commands: list[list[str]] = []
-    for block in shell_blocks():
-        for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            commands.extend(split_and(words))
-    for span in re.findall(r"`(pipeline-exporter [^`]+)`", README):
-        if "[" not in span and " --" in span:  # a command, not a mention of one
-            commands.extend(split_and(shlex.split(span)))
-    return [c for c in commands if c]
-
-
-def split_and(words: list[str]) -> list[list[str]]:
-    out: list[list[str]] = [[]]
-    for word in words:
-        if word == "&&":
-            out.append([])
-        else:
-            out[-1].append(word)
-    return out
 
 
 def exporter_commands() -> list[list[str]]:
