@@ -12,24 +12,26 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline_exporter.config import (
+from pipeline_exporter import durations
+from pipeline_exporter.errors import ConfigError
+from pipeline_exporter.model import (
     AGGREGATES,
     DIALECTS,
     METRIC_TYPES,
     MONTH,
     RESERVED_LABELS,
-    RESERVED_PARAMETERS,
     HistoryPart,
     HistorySpec,
     IncrementalSpec,
     KeySearch,
     LabelSpec,
     MetricSpec,
+    ParameterSpec,
     QuerySpec,
     WindowSpec,
 )
-from pipeline_exporter.errors import ConfigError
-from pipeline_exporter.validation import IDENTIFIER, LABEL_NAME, METRIC_NAME, Node, kind, parse_duration, read_yaml
+from pipeline_exporter.parameters import read_parameters
+from pipeline_exporter.validation import IDENTIFIER, LABEL_NAME, METRIC_NAME, Node, kind, read_yaml
 
 # --------------------------------------------------------------------------- the built-in packs
 
@@ -237,8 +239,11 @@ def _read_windows(node: Node, sql: Mapping[str, str]) -> WindowSpec:
         raise win.fail("time", f"the time column is an identifier, got {time_col!r}")
     periods: list[tuple[str, float]] = []
     for i, raw in enumerate(win.sequence("periods", ["15m", "1h", "24h", "7d"])):
-        seconds = 0.0 if raw == MONTH else parse_duration(raw)
-        if seconds is None or seconds < 0 or (seconds == 0 and raw != MONTH):
+        try:
+            seconds = 0.0 if raw == MONTH else durations.parse_positive(raw)
+        except ValueError:
+            seconds = -1.0
+        if seconds < 0:
             raise ConfigError(node.origin, f"{win.key('periods')}[{i}]",
                               f"a period is a duration such as 15m, 1h, 7d, or {MONTH!r}, got {raw!r}")
         if any(seconds == known or str(raw) == label for label, known in periods):
@@ -313,7 +318,7 @@ class Pack:
     name: str
     origin: str
     queries: tuple[QuerySpec, ...]
-    parameters: Mapping[str, Any]
+    parameters: Mapping[str, ParameterSpec]
     history: Mapping[str, HistorySpec] = field(default_factory=dict)  # counter -> its events' dates
 
 
@@ -331,11 +336,7 @@ def load_pack_text(text: str, origin: str, base_dir: Path, overrides: Mapping[st
     """
     node = Node(read_yaml(text, origin, base_dir, secrets=False), origin, "")
     name = node.required_string("name")
-    parameters = node.mapping("parameters")
-    params = {key: parameters.get(key) for key in parameters.data}
-    for key in params:
-        if not IDENTIFIER.match(str(key)) or key in RESERVED_PARAMETERS:
-            raise parameters.fail(str(key), "parameter names are identifiers other than 'now'")
+    params = read_parameters(node.mapping("parameters"))
     pack_defaults = replace(_read_defaults(node.mapping("defaults"), Defaults()), **(overrides or {}))
     queries_node = node.mapping("queries")
     queries = tuple(read_query(qname, queries_node.get(qname), origin, queries_node.key(str(qname)),

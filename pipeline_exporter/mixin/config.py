@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from pipeline_exporter import durations
 from pipeline_exporter.errors import ConfigError
 
 # The values of the exporter's `window` label (metrics.md, Version 2).
@@ -26,11 +27,8 @@ LABEL_VALUE = re.compile(r'^[^"\\\n]+$')
 
 
 def seconds(duration: str) -> int:
-    """A config duration (``90s``, ``15m``, ``24h``, ``7d``) in seconds."""
-    match = re.fullmatch(r"(\d+)([smhd])", duration)
-    if not match:
-        raise ValueError(f"not a duration such as 15m or 24h: {duration!r}")
-    return int(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+    """A config duration in whole seconds, read by the one parser (``durations``)."""
+    return int(durations.parse(duration))
 
 
 @dataclass(frozen=True)
@@ -125,8 +123,10 @@ def validate(config: MixinConfig, source: str = "mixin config") -> MixinConfig:
                               f"must be one of the exporter's windows {', '.join(EXPORTER_WINDOWS)}, got {window!r}")
     for key in ("query_failing_for", "disk_fill_horizon", "disk_fill_pace", "outreach_stall_for"):
         value = getattr(config.thresholds, key)
-        if not re.fullmatch(r"\d+[smhd]", value) or seconds(value) == 0:
-            raise ConfigError(source, f"thresholds.{key}", f"must be a duration such as 15m or 6h, got {value!r}")
+        try:
+            durations.parse_promql(value)
+        except ValueError as exc:
+            raise ConfigError(source, f"thresholds.{key}", str(exc)) from None
     budget = config.llm_monthly_budget_usd
     if budget is not None and not budget > 0:
         raise ConfigError(source, "llm_monthly_budget_usd", f"must be a positive number, got {budget!r}")
