@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_exporter.errors import ConfigError
+from pipeline_exporter.metricnames import check_metric_consistency
 
 # The query specs live in model (which imports nothing of ours), so the pack reader and this module
 # share them without importing each other; they are re-exported here for the modules that read them.
@@ -35,7 +36,6 @@ from pipeline_exporter.model import (  # noqa: F401
 from pipeline_exporter.packloader import (
     Defaults,
     Pack,
-    check_metric_consistency,
     explicit_defaults,
     load_pack,
     read_query,
