@@ -11,6 +11,7 @@ from pipeline_exporter import durations, flags
 from pipeline_exporter.config import load_config
 from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.mixin import config as mixin_config
+from pipeline_exporter.mixin import render as render_mixin
 
 
 @pytest.mark.parametrize("text,seconds", [
@@ -76,8 +77,10 @@ def test_a_bad_duration_in_a_config_names_file_key_and_problem(tmp_path: Path):
 def test_the_mixin_thresholds_take_prometheus_durations(tmp_path: Path):
     path = tmp_path / "m.yml"
     path.write_text("thresholds: {query_failing_for: 1m30s}\n")
-    assert mixin_config.load(path).thresholds.query_failing_for == "1m30s"
+    config = mixin_config.load(path)
+    assert config.parameters["query_failing_for"] == "1m30s"
+    assert "for: 1m30s" in render_mixin(config)["alerts/pipeline-alerts.yml"]
     assert mixin_config.seconds("1m30s") == 90
     path.write_text("thresholds: {query_failing_for: 1.5h}\n")
-    with pytest.raises(ConfigError, match="thresholds.query_failing_for: must be a Prometheus duration"):
-        mixin_config.load(path)
+    with pytest.raises(ConfigError, match="parameters.query_failing_for: must be a Prometheus duration"):
+        render_mixin(mixin_config.load(path))
