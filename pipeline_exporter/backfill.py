@@ -38,6 +38,7 @@ from pipeline_exporter import durations
 from pipeline_exporter.config import Config, load_config
 from pipeline_exporter.db import Database
 from pipeline_exporter.errors import CollectionError, ConfigError
+from pipeline_exporter.flags import Parser
 from pipeline_exporter.model import MetricData, MetricSpec, QuerySpec
 from pipeline_exporter.progress import Progress
 from pipeline_exporter.redact import mask_url
@@ -312,7 +313,7 @@ def write(out: TextIO, chunks: Iterable[str]) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="pipeline-exporter backfill",
         description="Write the counters' history, rebuilt from the rows' own timestamps, as OpenMetrics text "
                     "for `promtool tsdb create-blocks-from openmetrics FILE DATA_DIR`.")
@@ -327,7 +328,8 @@ def parser() -> argparse.ArgumentParser:
                    help="another target label to write on every series (repeatable)")
     p.add_argument("--config.file", dest="config_file", type=Path,
                    help="the exporter's YAML config (packs, label NULL words and caps; default: built-in pack)")
-    p.add_argument("--database-url", dest="database_url", default=os.environ.get("PIPELINE_EXPORTER_DATABASE_URL"),
+    p.add_argument("--database.url", "--database-url", dest="database_url",
+                   default=os.environ.get("PIPELINE_EXPORTER_DATABASE_URL"),
                    help="SQLAlchemy URL (default from the config, else sqlite:///db/sites.db)")
     p.add_argument("--query-timeout", default="10m", help="time limit of each grouped query (default 10m)")
     return p
@@ -375,9 +377,6 @@ def main(argv: list[str]) -> int:
     target = {"job": args.job} if args.job else {}
     if args.instance:
         target["instance"] = args.instance
-    else:
-        print("pipeline-exporter backfill: no --instance given: the history joins the scraped series only "
-              "if their instance label is absent too", file=sys.stderr)
     for item in args.label:
         name, sep, value = item.partition("=")
         if not sep or not LABEL_NAME.match(name) or name.startswith("__"):
@@ -388,6 +387,9 @@ def main(argv: list[str]) -> int:
         db = Database(config.database_url)
     except ConfigError as exc:
         return fail(f"invalid configuration: {exc}")
+    if not args.instance:
+        print("pipeline-exporter backfill: no --instance given: the history joins the scraped series only "
+              "if their instance label is absent too", file=sys.stderr)
     plans = plan(config, warn=lambda message: print(f"pipeline-exporter backfill: {message}", file=sys.stderr))
     for p in plans:
         clash = set(p.metric.label_names) & set(target)
@@ -408,8 +410,13 @@ def main(argv: list[str]) -> int:
     writing = Progress("backfill: writing", len(plans), "counters")
     chunks = _counted(render(plans, data, grid, target), writing)
     if args.out == "-":
-        write(sys.stdout, chunks)
-        sys.stdout.flush()
+        try:
+            write(sys.stdout, chunks)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader stopped (`| head`): what it wanted was written, end quietly
+            # Point stdout at /dev/null so the interpreter's own flush at exit cannot fail a second time.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     else:
         out = Path(args.out)
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

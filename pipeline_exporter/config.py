@@ -41,7 +41,7 @@ from pipeline_exporter.packloader import (
     read_query,
 )
 from pipeline_exporter.parameters import bound
-from pipeline_exporter.validation import Node, kind, read_yaml
+from pipeline_exporter.validation import Node, kind, read_text, read_yaml
 
 DEFAULT_PACK = "method333"
 
@@ -118,10 +118,7 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         origin, base_dir = "<defaults>", Path.cwd()
     else:
         origin, base_dir = str(path), path.resolve().parent
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(origin, "", f"cannot read config file: {exc.strerror}") from None
+        text = read_text(path, "config file")
         data = read_yaml(text, origin, base_dir) or {}
     root = Node(data, origin, "")
     explicit = explicit_defaults(root.mapping("defaults"))

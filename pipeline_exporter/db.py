@@ -51,9 +51,9 @@ class Database:
                  read_timeout: float = READ_TIMEOUT):
         try:
             self.url = make_url(url)
-        except ArgumentError:
+        except (ArgumentError, ValueError):  # ValueError: a port that is no number, its text quoting the URL
             raise DatabaseURLError("invalid database URL (expected e.g. sqlite:///db/sites.db or "
-                             "postgresql://user@host/db)") from None
+                                   "postgresql://user@host:5432/db; the port, if any, a number)") from None
         if self.url.drivername in DEFAULT_DRIVERS:
             self.url = self.url.set(drivername=DEFAULT_DRIVERS[self.url.drivername])
         backend = self.url.get_backend_name()

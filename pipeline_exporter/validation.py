@@ -4,6 +4,7 @@ the key path and what is wrong."""
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -50,10 +51,25 @@ def _make_loader(base_dir: Path, secrets: bool = True) -> type[_Loader]:
         except OSError as exc:
             raise yaml.constructor.ConstructorError(
                 None, None, f"cannot read {path} (from !file): {exc.strerror}", node.start_mark) from None
+        except UnicodeDecodeError as exc:  # never the bytes themselves: the file holds a secret
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{path} (from !file) is not UTF-8 text (byte {exc.start})", node.start_mark) from None
 
     loader.add_constructor("!env", env_tag)
     loader.add_constructor("!file", file_tag)
     return loader
+
+
+def read_text(path: Path, what: str) -> str:
+    """A config file's text; a missing file or one that is not UTF-8 is a ConfigError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read {what}: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ConfigError(str(path), f"line {line}", f"{what} is not UTF-8 text (byte {exc.start} of the file; "
+                          "save it as UTF-8)") from None
 
 
 def read_yaml(text: str, origin: str, base_dir: Path, secrets: bool = True) -> Any:
@@ -91,6 +107,9 @@ class Node:
         self.seen.add(name)
         if name not in self.data or self.data[name] is None:
             if required:
+                typo = difflib.get_close_matches(name, [k for k in self.data if isinstance(k, str)], n=1, cutoff=0.75)
+                if typo:  # `cert_fle: x` is a misspelt key, the more useful thing to say than "cert_file missing"
+                    raise self.fail(typo[0], f"unknown key (did you mean {name}?)")
                 raise self.fail(name, "is required")
             return default
         return self.data[name]
@@ -162,7 +181,9 @@ class Node:
     def done(self) -> None:
         unknown = sorted(set(self.data) - self.seen)
         if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), sorted(self.seen), n=1, cutoff=0.75)
             raise self.fail(str(unknown[0]), "unknown key" + (
+                f" (did you mean {close[0]}?)" if close else
                 f" (known keys here: {', '.join(sorted(self.seen))})" if self.seen else ""))
 
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import yaml
 
+from pipeline_exporter import packloader
 from pipeline_exporter.errors import ConfigError
-from pipeline_exporter.mixin import kubernetes
+from pipeline_exporter.mixin import kubernetes, own
 from pipeline_exporter.mixin.config import MixinConfig, load
 from pipeline_exporter.mixin.render import Pack, documents, known_parameters, load_pack, packs, render_pack
 
@@ -47,8 +48,9 @@ def parser() -> argparse.ArgumentParser:
                         help="monthly LLM budget in USD, used where the exporter reports none "
                              "(parameter llm_monthly_budget_usd)")
     parser.add_argument("--pack", action="append", default=[],
-                        help="render only this pack: a built-in pack's name or a folder of declarations "
-                             f"(repeatable; built in: {', '.join(packs())})")
+                        help="render only this pack: a built-in pack's name, a folder of declarations, or "
+                             "your own pack file anywhere (what it does not declare is derived from its "
+                             f"metrics; docs/packs/derived.md) (repeatable; built in: {', '.join(packs())})")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if the files in --out differ from the rendered ones")
     kubernetes.add_arguments(parser)
@@ -101,11 +103,16 @@ def _selected(names: list[str]) -> dict[str, Pack]:
     for name in names:
         if name in builtin:
             out[name] = builtin[name]
+        elif own.is_own(name):
+            # A pack file (or folder with a pack.yaml) of the user's: declared or derived.
+            pack = own.load(name)
+            out[pack.name] = pack
         elif Path(name).is_dir():
             pack = load_pack(Path(name))
             out[pack.name] = pack
         else:
-            raise ConfigError("--pack", name, f"neither a built-in pack ({', '.join(builtin)}) nor a folder")
+            raise ConfigError("--pack", name, f"neither a built-in pack ({', '.join(builtin)}), a pack file nor a "
+                              "folder")
     return out
 
 
@@ -133,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         files: dict[str, str] = {}
         for pack in selected.values():
             files.update(render_pack(pack, config))
+        files.update(own.derived_files(args.pack, packloader.names()))
         present = {name: pack for name, pack in selected.items()
                    if pack.output("docs") and (args.out / pack.output("docs")).exists()}
         if present:

@@ -22,8 +22,10 @@ DOCKERFILE = REPO / "Dockerfile"
 def test_the_dockerfile_installs_the_wheel_with_both_drivers():
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert re.search(r"^RUN pip wheel --no-deps --wheel-dir /wheels \.$", text, re.M)
-    install = re.search(r'^RUN pip install "\$\(ls /wheels/pipeline_exporter-\*\.whl\)\[(.+?)\]"', text, re.M)
+    install = re.search(r'^RUN pip install --constraint /tmp/requirements\.lock '
+                        r'"\$\(ls /wheels/pipeline_exporter-\*\.whl\)\[(.+?)\]"', text, re.M)
     assert install and set(install.group(1).split(",")) == {"postgresql", "mysql"}
+    assert re.search(r"^COPY requirements\.lock /tmp/requirements\.lock$", text, re.M), "installs with the lock"
     assert re.search(r"^USER 10001:10001$", text, re.M), "the image runs as a non-root user"
 
 
@@ -52,10 +54,27 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
     root = tmp_path_factory.mktemp("image")
     target = root / "venv"
     venv.create(target, with_pip=True)
-    done = subprocess.run([str(target / "bin" / "pip"), "install", "--quiet", f"{wheel}[postgresql,mysql]"],
+    done = subprocess.run([str(target / "bin" / "pip"), "install", "--quiet", "--constraint",
+                           str(REPO / "requirements.lock"), f"{wheel}[postgresql,mysql]"],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     return target
+
+
+def test_the_image_install_is_the_lock_and_says_its_licence(image_venv: Path) -> None:
+    """What the image installs is exactly requirements.lock, and the wheel declares Apache-2.0."""
+    listed = subprocess.run([str(image_venv / "bin" / "pip"), "list", "--format=freeze", "--exclude",
+                             "pipeline-exporter", "--exclude", "pip", "--exclude", "setuptools"],
+                            capture_output=True, text=True, timeout=120).stdout
+    installed = {line.lower().replace("_", "-") for line in listed.split()}
+    locked = {line.lower().replace("_", "-") for line in (REPO / "requirements.lock").read_text().split()
+              if "==" in line}
+    assert installed == locked
+    meta = subprocess.run([str(image_venv / "bin" / "python"), "-c",
+                           "import importlib.metadata as m; d = m.metadata('pipeline-exporter'); "
+                           "print(d['License-Expression'], d.get_all('License-File'))"],
+                          capture_output=True, text=True, timeout=120)
+    assert meta.stdout.split() == ["Apache-2.0", "['LICENSE']"], meta.stderr
 
 
 def test_the_image_install_reads_both_servers(image_venv: Path, server: Server, demo_database: str) -> None:

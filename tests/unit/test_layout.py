@@ -103,11 +103,7 @@ def test_the_cycle_check_finds_a_cycle(monkeypatch):
     assert cycle and cycle[0] == cycle[-1] and {"config", "packloader"} <= set(cycle)
 
 
-# The mixin's Python dashboards and alerts give way to the packs' declarations (issue 20).
-TOO_LONG_UNTIL_REPLACED = {"mixin/alerts.py", "mixin/dashboards/common.py"}
-
-
 def test_no_module_is_over_500_lines():
     long = {str(path.relative_to(PACKAGE)): n for path in PACKAGE.rglob("*.py")
             if (n := len(path.read_text(encoding="utf-8").splitlines())) > 500}
-    assert set(long) <= TOO_LONG_UNTIL_REPLACED, long
+    assert long == {}
