@@ -21,16 +21,15 @@ total keeps its value. So no recount, prune or re-classification ever lowers a c
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline_exporter.config import QuerySpec
 from pipeline_exporter.model import MetricData, Result
 from pipeline_exporter.shaping import COMBINE, number, scaled
+from pipeline_exporter.states import CounterState, Series
 
 log = logging.getLogger("pipeline_exporter.incremental")
-
-Series = dict[tuple[str, ...], float]
 
 
 @dataclass
@@ -45,20 +44,6 @@ class Plan:
     def keys(self, start: int) -> list[Any]:
         keys = ([start] if self.full else []) + ([self.pending] if self.pending is not None else [])
         return keys + ([self.settle_to] if self.settle_to is not None else [])
-
-
-@dataclass
-class CounterState:
-    """What one counter query has counted so far; survives reloads that keep the query."""
-
-    settled: list[Series]
-    low: Any = None  # None until the first run
-    history: list[tuple[float, Any]] = field(default_factory=list)
-    last_full: float | None = None
-    last_settle: float | None = None
-    full_runs: int = 0
-    delta_runs: int = 0
-    raised: int = 0  # recounts that found rows the deltas missed
 
 
 class Incremental:
