@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_exporter.web import status_page
-from tests.support.numbers import Clock, Store, exporter, scrape, window_samples
+from tests.support.numbers import Clock, Store, counter, exporter, scrape, window_samples
 
 FAST = "pipeline_exporter_query_fast_path"
 
@@ -110,5 +110,101 @@ def window_keys_go_back(store: Store, tmp: Path) -> None:
         exp.stop()
 
 
+def counter_keys_go_back(store: Store, tmp: Path) -> None:
+    """A table emptied and refilled, a backup restored: the counters keep their value, then rise by
+    exactly the events that appear after the re-anchoring run, through the settle and the recount."""
+    clock = Clock()
+
+    def opt_outs(first: int, n: int) -> list[dict]:
+        return [{"id": first + i, "channel": "sms", "contact": "c", "created_at": store.stamp(clock.now - 1)}
+                for i in range(n)]
+
+    def errors(first: int, n: int) -> list[dict]:
+        return [{"id": first + i, "source": "s", "stage": "fetch", "status_code": 429, "url": "u",
+                 "created_at": store.stamp(clock.now - 1)} for i in range(n)]
+
+    store.insert("opt_outs", opt_outs(1, 300))
+    store.insert("http_errors", errors(1, 80))
+    exp = exporter(store, tmp, clock)
+    try:
+        def run() -> tuple[float, float]:
+            clock.now += 60
+            samples = scrape(exp, "opt_outs", "http_errors")
+            return counter(samples, "pipeline_opt_outs"), counter(samples, "pipeline_http_errors")
+
+        assert run() == (300, 80)
+        clock.now += 900  # the 300 settle
+        assert run() == (300, 80)
+        store.execute("DELETE FROM opt_outs")
+        store.execute("DELETE FROM http_errors")
+        store.insert("opt_outs", opt_outs(1, 100))  # the backup: counted before, not again
+        store.insert("http_errors", errors(1, 30))
+        assert run() == (300, 80)
+        store.rekey("opt_outs")
+        store.rekey("http_errors")
+        added = 0
+        for step in range(14):  # 140 new opt-outs and 40 new errors, across a settle and the hourly recount
+            store.insert("opt_outs", [{k: v for k, v in row.items() if k != "id"} for row in opt_outs(0, 10)])
+            if step < 4:
+                store.insert("http_errors", [{k: v for k, v in row.items() if k != "id"} for row in errors(0, 10)])
+            added += 10
+            clock.now += 300
+            assert run() == (300 + added, 80 + 10 * min(step + 1, 4)), step
+    finally:
+        exp.stop()
+
+
+def deleted_before_settling(store: Store, tmp: Path) -> None:
+    """A cron log that keeps only the newest 3 rows per job: every run that finished and was seen by
+    an exporter run is counted once, though its row is gone before it settles."""
+    clock = Clock()
+    store.insert("cron_jobs", [{"name": "a", "description": "d", "interval_seconds": 15, "enabled": 1}])
+    exp = exporter(store, tmp, clock)
+    finished = 0
+    try:
+        for step in range(90):  # 67 min: past settle_after and the hourly recount
+            clock.now += 45
+            ends = 2 if step % 7 == 3 else 1  # now and then two runs end between exporter runs
+            store.insert("cron_job_logs", [{"job_name": "a", "status": "success",
+                                            "started_at": store.stamp(clock.now - 10 - i),
+                                            "finished_at": store.stamp(clock.now - 1 - i)} for i in range(ends)])
+            finished += ends
+            keep = store.execute("SELECT id FROM cron_job_logs ORDER BY id DESC")[:3]
+            store.execute(f"DELETE FROM cron_job_logs WHERE id < {min(row[0] for row in keep)}")
+            got = counter(scrape(exp, "cron_job_runs"), "pipeline_cron_job_runs", cron_job="a", status="success")
+            assert got == finished, step
+        store.execute("DELETE FROM cron_job_logs WHERE id IN (SELECT id FROM (SELECT id FROM cron_job_logs "
+                      "ORDER BY id DESC LIMIT 2) x)")  # two recent rows go, one comes: +1
+        store.insert("cron_job_logs", [{"job_name": "a", "status": "success", "started_at": store.stamp(clock.now),
+                                        "finished_at": store.stamp(clock.now + 1)}])
+        clock.now += 15
+        got = counter(scrape(exp, "cron_job_runs"), "pipeline_cron_job_runs", cron_job="a", status="success")
+        assert got == finished + 1
+    finally:
+        exp.stop()
+
+
+def timestamp_moves_back(store: Store, tmp: Path) -> None:
+    """delivered_at first the webhook's receipt time, then the provider's time 2 h earlier (below the
+    settled bound): counted once, also after the hourly recount."""
+    clock = Clock()
+    store.insert("sites", [{"id": 1, "domain": "a.example", "status": "found"}])
+    start = clock.now
+    store.insert("outreaches", [{"id": 1, "site_id": 1, "channel": "email", "contact": "c", "status": "delivered",
+                                 "created_at": store.stamp(start - 86400), "sent_at": store.stamp(start - 86400),
+                                 "delivered_at": store.stamp(start - 30)}])
+    exp = exporter(store, tmp, clock)
+    try:
+        for step in range(12):
+            if step == 2:
+                store.execute("UPDATE outreaches SET delivered_at = :t WHERE id = 1", {"t": store.stamp(start - 7230)})
+            samples = scrape(exp, "outreach_events")
+            assert counter(samples, "pipeline_outreach_events", channel="email", event="delivered") == 1, step
+            clock.now += 900  # across settle_after (1 h) and the hourly recount, twice
+    finally:
+        exp.stop()
+
+
 WINDOW_CASES = [history_out_of_time_order, future_rows, window_keys_go_back]
-CASES = pytest.mark.parametrize("case", WINDOW_CASES, ids=lambda case: case.__name__)
+COUNTER_CASES = [counter_keys_go_back, deleted_before_settling, timestamp_moves_back]
+CASES = pytest.mark.parametrize("case", WINDOW_CASES + COUNTER_CASES, ids=lambda case: case.__name__)
