@@ -205,6 +205,36 @@ def timestamp_moves_back(store: Store, tmp: Path) -> None:
         exp.stop()
 
 
-WINDOW_CASES = [history_out_of_time_order, future_rows, window_keys_go_back]
+def late_commit_before_first_settle(store: Store, tmp: Path) -> None:
+    """A row committed late, below the largest id, before the first settle point (the first
+    settle_after after start, or the first rows of an empty table): in the windows at the next run,
+    and still 12 minutes later."""
+    clock = Clock()
+
+    def error(key: int, moment: float) -> dict:
+        return {"id": key, "source": "late", "stage": "fetch", "status_code": 429, "url": "u",
+                "created_at": store.stamp(moment)}
+
+    exp = exporter(store, tmp, clock)
+    try:
+        scrape(exp, "http_errors_recent")  # an empty table
+        clock.now += 15
+        # ids 1-10 and 12 commit; 11 was taken by a transaction still open
+        store.insert("http_errors", [error(key, clock.now - 20) for key in (*range(1, 11), 12)])
+        store.rekey("http_errors")
+        scrape(exp, "http_errors_recent")
+        clock.now += 15
+        store.insert("http_errors", [error(11, clock.now - 25)])  # it commits
+        for step in range(50):
+            samples = scrape(exp, "http_errors_recent")
+            assert_windows(samples, store, "pipeline_http_errors_recent", "source", "http_errors", "created_at",
+                           "source", clock.now)
+            assert window_samples(samples, "pipeline_http_errors_recent", "source")[("late", "1h")] == 12, step
+            clock.now += 15
+    finally:
+        exp.stop()
+
+
+WINDOW_CASES = [history_out_of_time_order, future_rows, window_keys_go_back, late_commit_before_first_settle]
 COUNTER_CASES = [counter_keys_go_back, deleted_before_settling, timestamp_moves_back]
 CASES = pytest.mark.parametrize("case", WINDOW_CASES + COUNTER_CASES, ids=lambda case: case.__name__)
