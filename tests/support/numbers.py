@@ -37,7 +37,7 @@ class Store:
     engine: sqlalchemy.Engine = field(init=False)
 
     def __post_init__(self) -> None:
-        self.engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+        self.engine = sqlalchemy.create_engine(self.url, pool_size=1)
         self.dialect = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}.get(
             self.engine.dialect.name, "sqlite")
 
@@ -70,16 +70,10 @@ class Store:
     def windows(self, table: str, time: str, label: str, now: float, where: str = "1 = 1") -> dict[tuple, float]:
         """Plain SQL: per label value and window, the rows dated in (now - period, now]."""
         epoch = expand_macros(f"$epoch({time})", self.dialect)
-        out: dict[tuple, float] = {}
-        groups = self.execute(f"SELECT DISTINCT {label} FROM {table} WHERE {where} AND {epoch} > :low AND "
-                              f"{epoch} <= :now", {"low": now - max(WINDOWS.values()), "now": now})
-        for (value,) in groups:
-            for window, seconds in WINDOWS.items():
-                count = self.execute(f"SELECT COUNT(*) FROM {table} WHERE {where} AND {label} = :v AND "
-                                     f"{epoch} > :low AND {epoch} <= :now",
-                                     {"v": value, "low": now - seconds, "now": now})[0][0]
-                out[(value, window)] = float(count)
-        return out
+        counts = ", ".join(f"SUM(CASE WHEN {epoch} > :now - {seconds} AND {epoch} <= :now THEN 1 ELSE 0 END)"
+                           for seconds in WINDOWS.values())
+        rows = self.execute(f"SELECT {label}, {counts} FROM {table} WHERE {where} GROUP BY {label}", {"now": now})
+        return {(row[0], window): float(row[1 + i] or 0) for row in rows for i, window in enumerate(WINDOWS)}
 
     def rekey(self, table: str) -> None:
         """After rows with explicit ids: the next id the database gives follows the largest."""
