@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline_exporter.demo import build_demo
+from pipeline_exporter.packs.method333.demo import build_demo
 
 DEFAULT_SIZES = (100_000, 1_000_000)
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from pipeline_exporter.app import Pipeline  # noqa: E402
 from pipeline_exporter.config import load_config  # noqa: E402
-from pipeline_exporter.demo import build_demo  # noqa: E402
+from pipeline_exporter.packs.method333.demo import build_demo  # noqa: E402
 from pipeline_exporter.sql import render, statements, window_sql  # noqa: E402
 from pipeline_exporter.windows import Windowed  # noqa: E402
 

@@ -23,7 +23,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline_exporter.demo import build_demo  # noqa: E402
+from pipeline_exporter.packs.method333.demo import build_demo  # noqa: E402
 from tests.support.procs import free_port, running, wait_for  # noqa: E402
 
 CONFIG = """

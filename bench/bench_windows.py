@@ -26,9 +26,9 @@ sys.path.insert(0, str(REPO))
 
 from pipeline_exporter.config import load_config  # noqa: E402
 from pipeline_exporter.db import Database  # noqa: E402
-from pipeline_exporter.demo import build_demo  # noqa: E402
 from pipeline_exporter.jobs import query_job  # noqa: E402
 from pipeline_exporter.memory import Memory  # noqa: E402
+from pipeline_exporter.packs.method333.demo import build_demo  # noqa: E402
 
 OUT = REPO / "bench" / "out"
 NOW = datetime(2025, 6, 1, 12, tzinfo=timezone.utc)

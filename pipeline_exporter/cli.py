@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline_exporter import __version__, flags, logs
+from pipeline_exporter import __version__, flags, logs, packloader
 from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.redact import mask_url
 
@@ -35,7 +35,8 @@ def demo_parser() -> argparse.ArgumentParser:
         "--database-url", dest="database_url", help="fill a PostgreSQL or MySQL database instead of a SQLite file"
     )
     parser.add_argument("--pack", default="method333",
-                        help="the pack whose demo to write: method333 (default), botflow")
+                        help=f"the pack whose demo to write: {', '.join(packloader.having('demo.py'))} "
+                        "(default method333)")
     parser.add_argument("--sites", type=int, default=20_000, help="number of sites (default 20000; method333 only)")
     parser.add_argument("--seed", type=int, default=333, help="random seed (default 333)")
     parser.add_argument(
@@ -193,7 +194,7 @@ def demo_main(argv: list[str]) -> int:
     args = demo_parser().parse_args(argv)
     if args.pack != "method333":
         return pack_demo_main(args)
-    from pipeline_exporter import demo
+    from pipeline_exporter.packs.method333 import demo
     from pipeline_exporter.progress import Progress
 
     shown = Progress("demo-db", args.sites, "sites")
@@ -226,8 +227,8 @@ def demo_main(argv: list[str]) -> int:
 
 
 def pack_demo_main(args: argparse.Namespace) -> int:
-    """``demo-db PATH --pack NAME``: another built-in pack's demo (pipeline_exporter/demos/)."""
-    from pipeline_exporter import demos
+    """``demo-db PATH --pack NAME``: another built-in pack's demo (its folder's demo.py)."""
+    from pipeline_exporter import demowriter as demos
 
     if args.pack not in demos.pack_names():
         print(f"pipeline-exporter demo-db: no demo for pack {args.pack!r} (known: method333, "

@@ -234,7 +234,7 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
     ``overrides`` holds the CLI's explicit values: database_url, coverage, e2e_report, and
     ``packs`` (``--pack NAME``), which replaces the config file's ``packs:``.
     """
-    from pipeline_exporter.packs import (
+    from pipeline_exporter.packloader import (
         Defaults,
         Pack,
         check_metric_consistency,

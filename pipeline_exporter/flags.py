@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline_exporter import __version__
+from pipeline_exporter import __version__, packloader
 from pipeline_exporter.validation import parse_duration
 
 ENV_PREFIX = "PIPELINE_EXPORTER_"
@@ -79,8 +79,8 @@ FLAGS: tuple[Flag, ...] = (
          "answers) and exit 0 or 2", boolean=True, default=False, aliases=("check-config",)),
     Flag("database.url", "database_url", "SQLAlchemy URL of the pipeline database (default sqlite:///db/sites.db)",
          aliases=("database-url",)),
-    Flag("pack", "pack", "run one built-in pack (method333, botflow, ...) instead of the config file's packs:",
-         str),
+    Flag("pack", "pack", f"run one pack (a built-in one: {', '.join(packloader.names())}; or a pack file or folder) "
+         "instead of the config file's packs:", str),
     Flag("web.listen-address", "listen", "address to serve on", default=":9333"),
     Flag("web.telemetry-path", "telemetry_path", "path of the metrics", telemetry_path, default="/metrics"),
     Flag("web.config.file", "web_config_file", "exporter-toolkit web config: TLS, basic auth, HTTP headers "

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from pipeline_exporter import packloader
 from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.mixin import DASHBOARD_DIR, render
 from pipeline_exporter.mixin.config import load
@@ -38,7 +39,8 @@ def parser() -> argparse.ArgumentParser:
                         help="where docs/runbooks.md is published; alerts link to its sections")
     parser.add_argument("--llm-budget", dest="llm_monthly_budget_usd", type=float,
                         help="monthly LLM budget in USD, used where the exporter reports none")
-    parser.add_argument("--pack", help="write another built-in pack's rules and dashboards instead (botflow)")
+    parser.add_argument("--pack", help="write another built-in pack's rules and dashboards instead "
+                        f"({', '.join(name for name in packloader.names() if name != 'method333')})")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if the files in --out differ from the generated ones")
     return parser

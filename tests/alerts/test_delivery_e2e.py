@@ -43,7 +43,7 @@ import pytest
 import requests
 import yaml
 
-from pipeline_exporter.demo import build_demo
+from pipeline_exporter.packs.method333.demo import build_demo
 from tests.alerts.conftest import ALERTMANAGER_CONFIG, RUNBOOKS, TEMPLATES, alert_rules, github_anchors, rule_files
 from tests.support import stack
 from tests.support.procs import free_port, require_binary, wait_for

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_exporter.demo import build_demo
+from pipeline_exporter.packs.method333.demo import build_demo
 from tests.dashboards.conftest import (
     DASHBOARD_UIDS,
     LABEL_VALUES,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_exporter import demos
+from pipeline_exporter import demowriter as demos
 from tests.dashboards.conftest import LABEL_VALUES, panels_of, substitute
 from tests.support import stack
 from tests.support.paths import REPO

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_exporter.demo import build_demo, build_demo_url
+from pipeline_exporter.packs.method333.demo import build_demo, build_demo_url
 from tests.support.servers import NOW, SEED, SERVERS, SITES, Server, connect_server, unique
 
 

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy
 
-from pipeline_exporter.demo import build_demo, build_demo_url, schema_statements
 from pipeline_exporter.errors import DemoTargetNotEmpty
+from pipeline_exporter.packs.method333.demo import build_demo, build_demo_url, schema_statements
 from pipeline_exporter.redact import mask_url
 from tests.support.docs import database_tables
 from tests.support.servers import Server

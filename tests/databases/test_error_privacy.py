@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sqlalchemy
 
-from pipeline_exporter.demo import build_demo_url
+from pipeline_exporter.packs.method333.demo import build_demo_url
 from tests.support import stack
 from tests.support.procs import wait_for
 from tests.support.servers import NOW, Server

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sqlalchemy
 
-from pipeline_exporter.demo import build_demo_url
+from pipeline_exporter.packs.method333.demo import build_demo_url
 from tests.support.servers import NOW, NOW_TS, Server, make_exporter, samples
 
 SERIES = ("pipeline_http_errors_total", (("code", "429"), ("source", "latecommit"), ("stage", "fetch")))

@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 import sqlalchemy
 
-from pipeline_exporter.demo import build_demo, build_demo_url
+from pipeline_exporter.packs.method333.demo import build_demo, build_demo_url
 from tests.support import stack
 from tests.support.paths import REPO
 from tests.support.procs import wait_for
 from tests.support.servers import connect_server, unique
 
-PACK = REPO / "pipeline_exporter" / "packs" / "method333.yaml"
+PACK = REPO / "pipeline_exporter" / "packs" / "method333" / "pack.yaml"
 PRUNED = ("site_status_history", "sales", "conversations", "opt_outs", "llm_usage", "http_errors", "cron_job_logs")
 NEW = "living"  # the label value of every event the test adds, so its increments stand apart
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_exporter import demos
+from pipeline_exporter import demowriter as demos
 from pipeline_exporter.windows import month_start
 from tests.support.pack_rows import scrape, server_db, sqlite_db, v
 from tests.support.servers import NOW_TS, Server

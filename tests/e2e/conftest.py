@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_exporter.demo import build_demo
+from pipeline_exporter.packs.method333.demo import build_demo
 
 DEMO_NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -16,7 +16,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from pipeline_exporter import backfill
 from pipeline_exporter.app import Exporter, families
-from pipeline_exporter.demo import build_demo
+from pipeline_exporter.packs.method333.demo import build_demo
 from tests.support.backfill import DAY, DAYS, INSTANCE, TARGET, backfilled_prometheus, cli, compare_days, per_day, rows
 from tests.support.paths import DDL
 

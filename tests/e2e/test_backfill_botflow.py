@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_exporter import demos
+from pipeline_exporter import demowriter as demos
 from tests.support.backfill import DAYS, INSTANCE, TARGET, backfilled_prometheus, cli, compare_days, per_day, rows
 from tests.support.servers import make_exporter, samples
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from pipeline_exporter import demos
+from pipeline_exporter import demowriter as demos
 from tests.support.backfill import DAY, INSTANCE, backfilled_prometheus, cli
 from tests.support.servers import make_exporter, samples
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_exporter.demo import build_demo
+from pipeline_exporter.packs.method333.demo import build_demo
 from tests.support.scale import NOW, PIPELINES
 
 

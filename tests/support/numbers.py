@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy
 
 from pipeline_exporter.app import Exporter, families
-from pipeline_exporter.demo import schema_statements
+from pipeline_exporter.demowriter import schema_statements
 from pipeline_exporter.sql import expand_macros
 from tests.support.exposition import registry_samples
 
@@ -43,7 +43,7 @@ class Store:
 
     def create(self) -> Store:
         with self.engine.begin() as conn:
-            for statement in schema_statements(self.dialect):
+            for statement in schema_statements("method333", self.dialect):
                 conn.execute(sqlalchemy.text(statement))
         return self
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy
 
-from pipeline_exporter import demos
+from pipeline_exporter import demowriter as demos
 from pipeline_exporter.app import families
 from tests.support.servers import make_exporter, samples
 

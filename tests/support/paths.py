@@ -5,4 +5,4 @@ from __future__ import annotations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DDL = REPO / "pipeline_exporter" / "schema" / "sqlite.sql"
+DDL = REPO / "pipeline_exporter" / "packs" / "method333" / "schema" / "sqlite.sql"

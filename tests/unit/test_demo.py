@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_exporter.demo import (
+from pipeline_exporter.errors import DemoTargetNotEmpty
+from pipeline_exporter.packs.method333.demo import (
     CRON_JOBS,
     FAILED_JOB,
     RUNNING_JOB,
@@ -24,7 +25,6 @@ from pipeline_exporter.demo import (
     build_demo_url,
     write_demo_files,
 )
-from pipeline_exporter.errors import DemoTargetNotEmpty
 from tests.support.docs import database_tables
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)

@@ -9,6 +9,7 @@ a system appends them (the engine's key search relies on it).
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -19,25 +20,23 @@ from typing import Any
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
-from pipeline_exporter import demo
+from pipeline_exporter import packloader
 from pipeline_exporter.errors import DemoTargetNotEmpty
+from pipeline_exporter.packs.method333 import demo
 from pipeline_exporter.redact import mask_url
 
 Row = tuple[Any, ...]
 
 
 def _module(pack: str) -> ModuleType:
-    from pipeline_exporter.demos import botflow, crm, scraper
-
-    modules = {"botflow": botflow, "crm": crm, "scraper": scraper}
-    if pack not in modules:
-        raise ValueError(f"no demo for pack {pack!r}; demos exist for method333, {', '.join(sorted(modules))}")
-    return modules[pack]
+    if pack not in pack_names():
+        raise ValueError(f"no demo for pack {pack!r}; demos exist for method333, {', '.join(pack_names())}")
+    return importlib.import_module(f"pipeline_exporter.packs.{pack}.demo")
 
 
 def pack_names() -> list[str]:
-    """Packs other than method333 that have a demo."""
-    return ["botflow", "crm", "scraper"]
+    """Packs other than method333 (which has its own builder) whose folder holds a demo.py."""
+    return [name for name in packloader.having("demo.py") if name != "method333"]
 
 
 def schema_statements(pack: str, dialect: str) -> list[str]:

@@ -23,11 +23,11 @@ from typing import Any, NamedTuple, TypeVar
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
+from pipeline_exporter import packloader
 from pipeline_exporter.db import DEFAULT_DRIVERS
 from pipeline_exporter.errors import DemoTargetNotEmpty
 from pipeline_exporter.redact import mask_url
 
-SCHEMA_DIR = Path(__file__).with_name("schema")
 T = TypeVar("T")
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
@@ -331,10 +331,8 @@ def iter_demo_rows(*, sites: int, seed: int, now: int, stamp: Stamp) -> Iterator
 
 def schema_statements(dialect: str, pack: str | None = None) -> list[str]:
     """The shipped DDL of one dialect (sqlite, postgresql, mysql) split into statements: the
-    pipeline's, or another pack's from ``schema/<pack>/``."""
-    text = (SCHEMA_DIR / (pack or "") / f"{dialect}.sql").read_text(encoding="utf-8")
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
-    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+    pipeline's, or another built-in pack's (``packs/<pack>/schema/``)."""
+    return packloader.schema_statements(packloader.folder(pack or "method333"), dialect)
 
 
 def text_stamper() -> Stamp:

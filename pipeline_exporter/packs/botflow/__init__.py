@@ -1,0 +1,1 @@
+"""The botflow pack's folder: its pack.yaml, schema, demo data and declarations."""

@@ -1,0 +1,1 @@
+"""The method333 pack's folder: its pack.yaml, schema, demo data and declarations."""

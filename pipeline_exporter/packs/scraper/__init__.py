@@ -1,0 +1,1 @@
+"""The scraper pack's folder: its pack.yaml, schema, demo data and declarations."""
