@@ -52,4 +52,5 @@ class BucketState:
     history: list[tuple[float, int]] = field(default_factory=list)  # (run time, largest key then)
     last_full: float | None = None
     full_runs: int = 0
+    floor: float = float("-inf")  # no row above the first key of the last recount is older, if the key follows time
     fast: FastPath = field(default_factory=FastPath)

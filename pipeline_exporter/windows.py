@@ -209,16 +209,19 @@ class BucketedWindows(Windowed):
             # SETTLE_AFTER after start, a table that was empty) nothing is settled: a transaction
             # still open below the largest key is counted when it commits.
             settle = min(point, largest) if point is not None else first - 1
-            state.settled, state.future = self._buckets(run, base, first, settle, oldest)
+            # A row after the first key of the oldest window (less the slack) dated more than another
+            # slack before it is out of key order by more than the slack.
+            state.floor = oldest - 2 * self.key.slack
+            state.settled, state.future = self._buckets(run, base, first, settle)
             state.low, state.last_full = settle, now
             state.full_runs += 1
         elif point is not None and state.low is not None and point > state.low:
-            fresh, future = self._buckets(run, base, state.low + 1, point, oldest)
+            fresh, future = self._buckets(run, base, state.low + 1, point)
             _merge(state.settled, fresh, self.bucket_columns)
             _merge(state.future, future, self.bucket_columns)
             state.low = point
         assert state.low is not None
-        pending, later = self._buckets(run, base, state.low + 1, largest, oldest)
+        pending, later = self._buckets(run, base, state.low + 1, largest)
         state.history = [(seen, key) for seen, key in state.history if seen >= now - 2 * self.SETTLE_AFTER]
         state.history.append((now, largest))
         first_minute = math.floor(oldest / 60)
@@ -235,8 +238,8 @@ class BucketedWindows(Windowed):
         moment = number(rows[0][1]) if rows else None
         return moment if moment is not None else math.inf
 
-    def _buckets(self, run: Runner, base: Mapping[str, Any], low: int, high: int,
-                 oldest: float) -> tuple[Buckets, dict[float, Groups]]:
+    def _buckets(self, run: Runner, base: Mapping[str, Any], low: int,
+                 high: int) -> tuple[Buckets, dict[float, Groups]]:
         """The events of keys low..high: per minute those dated up to now, by time those after it.
         Every row of the range is read (the pack's time filter opened), so a row older than the key
         search allows, proof that the key does not follow the time, is seen and counted."""
@@ -244,9 +247,7 @@ class BucketedWindows(Windowed):
             return {}, {}
         result = run(self.bucket_sql, {**base, "window_start": -1e12, "window_key": low, "window_key_end": high + 1})
         index = {name: i for i, name in enumerate(result.columns)}
-        # A row after the first key of the oldest window (less the slack) dated more than another slack
-        # before it is out of key order by more than the slack.
-        floor = math.floor((oldest - 2 * self.key.slack) / 60)
+        floor = math.floor(self.state.floor / 60) if math.isfinite(self.state.floor) else None
         buckets: Buckets = {}
         future: dict[float, Groups] = {}
         for row in result.rows:
@@ -256,7 +257,7 @@ class BucketedWindows(Windowed):
             minute = int(moment)
             group = tuple(row[index[label]] for label in self.labels)
             values = [number(row[index[alias]]) for alias, _, _ in self.bucket_columns]
-            if minute < floor:
+            if floor is not None and minute < floor:
                 self.disordered += 1
                 continue
             later = number(row[index["pe_future"]])
