@@ -37,7 +37,8 @@ def history_out_of_time_order(store: Store, tmp: Path) -> None:
     store.insert("site_status_history", [{"site_id": 1, "to_status": rng.choice(["found", "scored"]),
                                           "changed_at": store.stamp(t)} for t in reversed(moments)])
     store.insert("http_errors", [{"source": "s", "stage": "fetch", "status_code": 429, "url": "u",
-                                  "created_at": store.stamp(t)} for t in sorted(moments)])
+                                  "created_at": store.stamp(t)}  # dense around the 7d edge the key search cuts at
+                                 for t in sorted(moments + [clock.now - 604800 + d for d in range(-1500, 3000, 30)])])
     exp = exporter(store, tmp, clock)
     try:
         for _ in range(3):
@@ -55,6 +56,12 @@ def history_out_of_time_order(store: Store, tmp: Path) -> None:
             store.insert("opt_outs", [{"channel": "sms", "contact": "c", "created_at": store.stamp(clock.now - 5)}])
         page = status_page(exp)
         assert "no: " in page and "id does not follow created_at" in page
+        for _ in range(3):  # the window moves past the first settle point: the table in order stays fast
+            clock.now += 700
+            samples = scrape(exp, "http_errors_recent")
+            assert_windows(samples, store, "pipeline_http_errors_recent", "source", "http_errors", "created_at",
+                           "source", clock.now)
+            assert fast_path(samples, "http_errors_recent") == 1
     finally:
         exp.stop()
 
