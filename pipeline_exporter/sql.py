@@ -97,6 +97,7 @@ def probe_sql(query: QuerySpec, dialect: str) -> str:
 
 
 SINCE = "pe_since_{}"
+LOWER = "pe_lower"  # the oldest window's first instant that counts
 
 
 def window_columns(query: QuerySpec) -> Iterator[tuple[str, MetricSpec, str | None, int]]:
@@ -118,18 +119,20 @@ def window_labels(query: QuerySpec) -> list[str]:
 
 
 def in_window(query: QuerySpec, window: int) -> str:
-    """The condition of one window on the time column: (start, now], a calendar month [start, now]."""
+    """The condition of one window on the time column, within (oldest start, now]: after its start
+    (at or after it, for a calendar month)."""
     assert query.windows is not None
     time, seconds = query.windows.time, query.windows.periods[window][1]
-    return f"{time} {'>=' if seconds == 0 else '>'} :{SINCE.format(window)} AND {time} <= :now"
+    return f"{time} {'>=' if seconds == 0 else '>'} :{SINCE.format(window)}"
 
 
 def window_sql(query: QuerySpec, dialect: str) -> str:
     """One statement for every window: ``SUM(CASE WHEN <in the window> ...)`` per window and value.
     The engine, not the pack's SQL, keeps each window to (now - period, now]: a row dated in the
-    future counts when its time comes."""
+    future counts when its time comes. The time is named few times: SQLite computes it once per
+    mention."""
     assert query.windows is not None
-    labels = window_labels(query)
+    labels, time = window_labels(query), query.windows.time
     selects = list(labels)
     for alias, metric, column, window in window_columns(query):
         condition = in_window(query, window)
@@ -139,9 +142,9 @@ def window_sql(query: QuerySpec, dialect: str) -> str:
             selects.append(f"SUM(CASE WHEN {condition} THEN {column or 1} ELSE 0 END) AS {alias}")
         else:
             selects.append(f"{metric.aggregate.upper()}(CASE WHEN {condition} THEN {column} END) AS {alias}")
-    anywhere = " OR ".join(f"({in_window(query, w)})" for w in range(len(query.windows.periods)))
     group = f" GROUP BY {', '.join(labels)}" if labels else ""
-    return f"SELECT {', '.join(selects)} FROM ({render(query, dialect)}\n) pe_events WHERE {anywhere}{group}"
+    return (f"SELECT {', '.join(selects)} FROM ({render(query, dialect)}\n) pe_events "
+            f"WHERE {time} >= :{LOWER} AND {time} <= :now{group}")
 
 
 def key_bounds_sql(search: KeySearch) -> str:

@@ -27,6 +27,7 @@ from pipeline_exporter.config import KeySearch, QuerySpec
 from pipeline_exporter.model import MetricData, Result, Runner
 from pipeline_exporter.shaping import COMBINE, label_value, number, scale
 from pipeline_exporter.sql import (
+    LOWER,
     SINCE,
     bucket_columns,
     bucket_sql,
@@ -66,7 +67,10 @@ class Windowed:
 
     def parameters(self, now: float) -> dict[str, Any]:
         starts = self.starts(now)
-        return {"window_start": min(starts), **{SINCE.format(i): start for i, start in enumerate(starts)}}
+        oldest = min(starts)
+        inclusive = self.spec.periods[starts.index(oldest)][1] == 0  # a calendar month counts its first instant
+        return {"window_start": oldest, LOWER: oldest if inclusive else math.nextafter(oldest, math.inf),
+                **{SINCE.format(i): start for i, start in enumerate(starts)}}
 
     def fetch(self, run: Runner, parameters: Mapping[str, Any], now: float) -> Result:
         """The rows of every window, read in the caller's transaction (queries without a key: those
