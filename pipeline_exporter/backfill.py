@@ -34,15 +34,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline_exporter.config import Config, MetricSpec, QuerySpec, load_config
+from pipeline_exporter import durations
+from pipeline_exporter.config import Config, load_config
 from pipeline_exporter.db import Database
 from pipeline_exporter.errors import CollectionError, ConfigError
-from pipeline_exporter.model import MetricData
+from pipeline_exporter.model import MetricData, MetricSpec, QuerySpec
 from pipeline_exporter.progress import Progress
 from pipeline_exporter.redact import mask_url
 from pipeline_exporter.shaping import OTHER, CapMemory, Shaper, label_value, number
 from pipeline_exporter.sql import expand_macros
-from pipeline_exporter.validation import parse_duration
 
 EXIT_CONFIG = 2
 DEFAULT_JOB = "pipeline-exporter"  # the job name of prometheus/prometheus.yml and of every rule
@@ -354,13 +354,19 @@ def main(argv: list[str]) -> int:
         print(f"pipeline-exporter backfill: {message}", file=sys.stderr)
         return EXIT_CONFIG
 
-    step = parse_duration(args.step)
-    if step is None or step < 1 or not float(step).is_integer():
+    try:
+        step = durations.parse(args.step)
+    except ValueError:
+        step = 0.0
+    if step < 1 or not float(step).is_integer():
         return fail(f"--step must be a whole number of seconds such as 15s, 5m or 1h, got {args.step!r}")
     if not (args.days > 0 and math.isfinite(args.days)) or args.days * 86400 < step:
         return fail(f"--days must be positive and at least one step, got {args.days}")
-    timeout = parse_duration(args.query_timeout)
-    if not timeout or timeout <= 0:
+    try:
+        timeout = durations.parse_positive(args.query_timeout)
+    except ValueError:
+        timeout = 0.0
+    if timeout <= 0:
         return fail(f"--query-timeout must be a duration such as 10m, got {args.query_timeout!r}")
     try:
         end = parse_end(args.end)

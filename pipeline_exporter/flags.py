@@ -16,19 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline_exporter import __version__, packloader
-from pipeline_exporter.validation import parse_duration
+from pipeline_exporter import __version__, durations, packloader
 
 ENV_PREFIX = "PIPELINE_EXPORTER_"
 COLLECTORS = ("host", "database-size", "database-integrity", "coverage", "e2e")
 
 
 def seconds(text: str) -> float:
-    """A positive duration: 10, 2.5, 500ms, 10s, 1m."""
-    value = parse_duration(text)
-    if value is None or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive duration such as 10s or 500ms, got {text!r}")
-    return value
+    """A flag's duration above zero (``10``, ``2.5``, ``500ms``, ``10s``, ``1m30s``): argparse's error."""
+    try:
+        return durations.parse_positive(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_int(text: str) -> int:

@@ -4,6 +4,7 @@ the key path and what is wrong."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -11,13 +12,12 @@ from typing import Any, overload
 
 import yaml
 
+from pipeline_exporter import durations
 from pipeline_exporter.errors import ConfigError
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 IDENTIFIER = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class _Loader(yaml.SafeLoader):
@@ -123,6 +123,8 @@ class Node:
         value = self.get(name, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(name, f"must be a number, got {kind(value)}")
+        if not math.isfinite(value):
+            raise self.fail(name, f"must be a finite number, got {value}")
         if value < minimum:
             raise self.fail(name, f"must be at least {minimum:g}, got {value}")
         return float(value)
@@ -143,10 +145,10 @@ class Node:
 
     def duration(self, name: str, default: float) -> float:
         value = self.get(name, default)
-        seconds = parse_duration(value)
-        if seconds is None or seconds <= 0:
-            raise self.fail(name, f"must be a positive duration such as 30s, 5m or 1h, got {value!r}")
-        return seconds
+        try:
+            return durations.parse_positive(value)
+        except ValueError as exc:
+            raise self.fail(name, str(exc)) from None
 
     def mapping(self, name: str) -> Node:
         return Node(self.get(name, {}), self.origin, self.key(name))
@@ -167,16 +169,3 @@ class Node:
 def kind(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
             type(None): "nothing"}.get(type(value), type(value).__name__)
-
-
-def parse_duration(value: Any) -> float | None:
-    """Seconds from ``90``, ``1.5``, ``500ms``, ``30s``, ``5m``, ``1h`` or ``1d``; None if invalid."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        match = DURATION.match(value.strip())
-        if match:
-            return float(match.group(1)) * DURATION_UNITS[match.group(2)]
-    return None

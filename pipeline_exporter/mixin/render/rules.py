@@ -1,9 +1,9 @@
-"""Rule types and their YAML: the generated files keep each rule's reason as a comment above it."""
+"""Rule declarations to Prometheus rule files: each rule's reason stays as a comment above it."""
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,19 +41,36 @@ class Alert:
     value: str = ""              # the formatted value, for the notification templates
     area: str = "system"         # the overview status stat that counts it
     why: str = ""
+    keep_firing_for: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         annotations = {"summary": self.summary, "description": self.description}
         if self.value:
             annotations["value"] = self.value
         annotations.update({"resolved": self.resolved, "runbook_url": self.runbook_url,
-                            "dashboard_url": self.dashboard_url})
-        return {"alert": self.name, "expr": _block(self.expr), "for": self.for_,
-                "labels": {"severity": self.severity, "service": SERVICE},
-                "annotations": annotations}
+                            "dashboard_url": self.dashboard_url, **self.annotations})
+        rule: dict[str, Any] = {"alert": self.name, "expr": _block(self.expr), "for": self.for_}
+        if self.keep_firing_for:
+            rule["keep_firing_for"] = self.keep_firing_for
+        rule["labels"] = {"severity": self.severity, "service": SERVICE, **self.labels}
+        rule["annotations"] = annotations
+        return rule
 
 
-Rule = Recording | Alert
+@dataclass(frozen=True)
+class Raw:
+    """The escape hatch: a rule exactly as Prometheus reads it."""
+
+    rule: Mapping[str, Any]
+    why: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.rule)
+
+
+Rule = Recording | Alert | Raw
 
 
 def _block(expr: str) -> str:
