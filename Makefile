@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo
-LISTEN ?= :9333
+# This machine only, as the README says; `make run LISTEN=:9333` serves every interface (the flag's default).
+LISTEN ?= 127.0.0.1:9333
 
-.PHONY: run test test-fast lint setup tools demo bench clean
+.PHONY: run test test-fast lint setup tools demo bench clean lock
 
 $(BIN)/activate-stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,10 @@ test-fast: $(BIN)/activate-stamp
 lint: $(BIN)/activate-stamp
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# requirements.lock, the image's pinned dependencies: rerun after changing them in pyproject.toml.
+lock:
+	PYTHON=$(PYTHON) bash scripts/lock.sh
 
 bench: $(BIN)/activate-stamp
 	$(BIN)/python bench/bench_perf.py

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
@@ -44,21 +44,24 @@ class Pipeline:
         self.snapshot = Snapshot([job.info for job in self.jobs], clock, keeps(config.queries))
         self.scheduler = Scheduler(self.jobs, self.snapshot, clock, workers=config.max_concurrent_queries)
 
-    def probe(self) -> tuple[int, dict[str, str]]:
+    def probe(self, deadline: float | None = None) -> tuple[int, dict[str, str]]:
         """Check every query's result columns when the database answers.
 
         Returns how many were checked and the errors of queries the database refused (bad SQL, a
         missing table). A ConfigError (a metric reads a column the query does not return)
-        propagates; a database that does not answer leaves the rest to the scheduler.
+        propagates; a database that does not answer, a locked one, or the ``deadline``
+        (time.monotonic) passing leaves the rest to the scheduler.
         """
         checked, failed = 0, {}
         for query in self.config.queries:
+            if deadline is not None and time.monotonic() > deadline:
+                break
             try:
                 probe_columns(query, self.db, dict(self.config.parameters))
                 checked += 1
             except CollectionError as exc:
-                if exc.kind == "connection":
-                    break
+                if exc.kind in ("connection", "timeout") or "locked" in str(exc):
+                    break  # every further query would wait as long: the scheduler reports it once
                 failed[query.name] = str(exc)
         return checked, failed
 
@@ -105,6 +108,12 @@ class Exporter:
         self.registry.register(_Forward(lambda: SelfCollector(
             self.pipeline.snapshot, self.pipeline.memory.caps, lambda: self.pipeline.db.up, lambda: self.reload_ok),
             const_labels))
+
+    def add_process_metrics(self) -> None:
+        """process_cpu_seconds_total, process_resident_memory_bytes, ... (Linux), with the const labels
+        like every other series; the running exporter's, not the tests' (they compare exact pages)."""
+        process = ProcessCollector(registry=None)
+        self.registry.register(_Forward(lambda: process, lambda: self.pipeline.config.const_labels))
 
     @property
     def snapshot(self) -> Snapshot:

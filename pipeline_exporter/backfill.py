@@ -34,16 +34,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
+from pipeline_exporter import durations
 from pipeline_exporter.backfill_windows import collect_windows, plan_windows, render_windows
-from pipeline_exporter.config import Config, MetricSpec, QuerySpec, load_config
+from pipeline_exporter.config import Config, load_config
 from pipeline_exporter.db import Database
 from pipeline_exporter.errors import CollectionError, ConfigError
-from pipeline_exporter.model import MetricData
+from pipeline_exporter.flags import Parser
+from pipeline_exporter.model import MetricData, MetricSpec, QuerySpec
 from pipeline_exporter.progress import Progress
 from pipeline_exporter.redact import mask_url
 from pipeline_exporter.shaping import OTHER, CapMemory, Shaper, label_value, number
 from pipeline_exporter.sql import expand_macros
-from pipeline_exporter.validation import parse_duration
 
 EXIT_CONFIG = 2
 DEFAULT_JOB = "pipeline-exporter"  # the job name of prometheus/prometheus.yml and of every rule
@@ -314,7 +315,7 @@ def write(out: TextIO, chunks: Iterable[str]) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="pipeline-exporter backfill",
         description="Write the counters' history, rebuilt from the rows' own timestamps, as OpenMetrics text "
                     "for `promtool tsdb create-blocks-from openmetrics FILE DATA_DIR`.")
@@ -329,7 +330,8 @@ def parser() -> argparse.ArgumentParser:
                    help="another target label to write on every series (repeatable)")
     p.add_argument("--config.file", dest="config_file", type=Path,
                    help="the exporter's YAML config (packs, label NULL words and caps; default: built-in pack)")
-    p.add_argument("--database-url", dest="database_url", default=os.environ.get("PIPELINE_EXPORTER_DATABASE_URL"),
+    p.add_argument("--database.url", "--database-url", dest="database_url",
+                   default=os.environ.get("PIPELINE_EXPORTER_DATABASE_URL"),
                    help="SQLAlchemy URL (default from the config, else sqlite:///db/sites.db)")
     p.add_argument("--query-timeout", default="10m", help="time limit of each grouped query (default 10m)")
     return p
@@ -356,13 +358,19 @@ def main(argv: list[str]) -> int:
         print(f"pipeline-exporter backfill: {message}", file=sys.stderr)
         return EXIT_CONFIG
 
-    step = parse_duration(args.step)
-    if step is None or step < 1 or not float(step).is_integer():
+    try:
+        step = durations.parse(args.step)
+    except ValueError:
+        step = 0.0
+    if step < 1 or not float(step).is_integer():
         return fail(f"--step must be a whole number of seconds such as 15s, 5m or 1h, got {args.step!r}")
     if not (args.days > 0 and math.isfinite(args.days)) or args.days * 86400 < step:
         return fail(f"--days must be positive and at least one step, got {args.days}")
-    timeout = parse_duration(args.query_timeout)
-    if not timeout or timeout <= 0:
+    try:
+        timeout = durations.parse_positive(args.query_timeout)
+    except ValueError:
+        timeout = 0.0
+    if timeout <= 0:
         return fail(f"--query-timeout must be a duration such as 10m, got {args.query_timeout!r}")
     try:
         end = parse_end(args.end)
@@ -371,9 +379,6 @@ def main(argv: list[str]) -> int:
     target = {"job": args.job} if args.job else {}
     if args.instance:
         target["instance"] = args.instance
-    else:
-        print("pipeline-exporter backfill: no --instance given: the history joins the scraped series only "
-              "if their instance label is absent too", file=sys.stderr)
     for item in args.label:
         name, sep, value = item.partition("=")
         if not sep or not LABEL_NAME.match(name) or name.startswith("__"):
@@ -384,6 +389,9 @@ def main(argv: list[str]) -> int:
         db = Database(config.database_url)
     except ConfigError as exc:
         return fail(f"invalid configuration: {exc}")
+    if not args.instance:
+        print("pipeline-exporter backfill: no --instance given: the history joins the scraped series only "
+              "if their instance label is absent too", file=sys.stderr)
     plans = plan(config, warn=lambda message: print(f"pipeline-exporter backfill: {message}", file=sys.stderr))
     for p in plans:
         clash = set(p.metric.label_names) & set(target)
@@ -411,8 +419,13 @@ def main(argv: list[str]) -> int:
     tail = render_windows(windows, recent, grid.start, grid.step, target, _escape, _number)
     chunks = _counted(render(plans, data, grid, target, tail), writing)
     if args.out == "-":
-        write(sys.stdout, chunks)
-        sys.stdout.flush()
+        try:
+            write(sys.stdout, chunks)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader stopped (`| head`): what it wanted was written, end quietly
+            # Point stdout at /dev/null so the interpreter's own flush at exit cannot fail a second time.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     else:
         out = Path(args.out)
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline_exporter.config import Config, MetricSpec, QuerySpec
+from pipeline_exporter.config import Config
 from pipeline_exporter.db import Database
-from pipeline_exporter.model import MetricData
+from pipeline_exporter.model import MetricData, MetricSpec, QuerySpec
 from pipeline_exporter.shaping import OTHER, CapMemory, Shaper, label_value, number, scale
 from pipeline_exporter.sql import render, window_labels
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline_exporter.config import QuerySpec
 from pipeline_exporter.errors import ConfigError
+from pipeline_exporter.model import QuerySpec
 
 
 def check_columns(query: QuerySpec, columns: list[str]) -> None:

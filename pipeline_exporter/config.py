@@ -1,7 +1,7 @@
 """The validated configuration as frozen dataclasses, and ``load_config`` that builds it.
 
 Every problem is reported as a ConfigError naming the file, the key path and what is wrong,
-so the exporter fails at start and never at scrape time. Packs are read by ``exporter.packs``.
+so the exporter fails at start and never at scrape time. Packs are read by ``packloader``.
 """
 
 from __future__ import annotations
@@ -9,164 +9,41 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from pipeline_exporter.errors import ConfigError
-from pipeline_exporter.validation import Node, kind, read_yaml
+from pipeline_exporter.metricnames import check_metric_consistency
 
-MetricType = Literal["gauge", "counter", "histogram", "info"]
-Aggregate = Literal["sum", "max", "min"]
-Dialect = Literal["sqlite", "postgresql", "mysql"]
-METRIC_TYPES: tuple[str, ...] = get_args(MetricType)
-AGGREGATES: tuple[str, ...] = get_args(Aggregate)
-DIALECTS: tuple[str, ...] = get_args(Dialect)
-RESERVED_LABELS = ("job", "instance", "le", "quantile")
-RESERVED_PARAMETERS = ("now", "last_key", "window_start", "window_key", "window_key_end", "month_start")
+# The query specs live in model (which imports nothing of ours), so the pack reader and this module
+# share them without importing each other; they are re-exported here for the modules that read them.
+from pipeline_exporter.model import (  # noqa: F401
+    AGGREGATES,
+    DIALECTS,
+    METRIC_TYPES,
+    MONTH,
+    RESERVED_LABELS,
+    RESERVED_PARAMETERS,
+    HistoryPart,
+    HistorySpec,
+    IncrementalSpec,
+    KeySearch,
+    LabelSpec,
+    MetricSpec,
+    ParameterSpec,
+    QuerySpec,
+    WindowSpec,
+)
+from pipeline_exporter.packloader import (
+    Defaults,
+    Pack,
+    explicit_defaults,
+    load_pack,
+    read_query,
+)
+from pipeline_exporter.parameters import bound
+from pipeline_exporter.validation import Node, kind, read_text, read_yaml
+
 DEFAULT_PACK = "method333"
-
-
-@dataclass(frozen=True)
-class LabelSpec:
-    """One exported label: its name, the result column it reads, the NULL word and the cap."""
-
-    name: str
-    column: str
-    null: str = "none"
-    cap: int = 20  # 0 means uncapped
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One metric fed by a query's rows."""
-
-    name: str
-    type: str
-    help: str
-    labels: tuple[LabelSpec, ...] = ()
-    value: str | None = None
-    values_label: str | None = None
-    values: tuple[tuple[str, str], ...] = ()  # (label value, column) pairs
-    buckets: tuple[float, ...] = ()
-    filter: str | None = None
-    aggregate: str = "sum"
-    decimals: int = 0  # the value column holds integer units of 10**-decimals (see $fixed)
-    window_label: str | None = None  # set for windowed queries: the label naming the window
-
-    @property
-    def label_names(self) -> tuple[str, ...]:
-        """Every label name of the exported series, in order."""
-        extra = (self.values_label,) if self.values_label else ()
-        window = (self.window_label,) if self.window_label else ()
-        return tuple(label.name for label in self.labels) + extra + window
-
-    def columns(self) -> set[str]:
-        """The result columns this metric reads."""
-        cols = {label.column for label in self.labels} | {col for _, col in self.values}
-        if self.value:
-            cols.add(self.value)
-        if self.filter:
-            cols.add(self.filter)
-        return cols
-
-
-@dataclass(frozen=True)
-class IncrementalSpec:
-    """How a counter query is collected as deltas under the counter rule (docs/metrics.md).
-
-    The SQL counts the events whose key is above the bound parameter ``:last_key`` and returns,
-    per group, the largest key it saw in the ``max_key`` column. The key is an ever-growing row id,
-    or (``time: true``) the events' Unix time. Events above the last settled key are counted afresh
-    on every run, so a row committed late is counted as soon as it is visible; keys older than
-    ``settle_after`` are settled into running totals. The first run counts everything; a recount
-    every ``full_every`` (0: never) only raises a total where it finds more than was counted.
-    """
-
-    key: str
-    max_key: str = "max_key"
-    full_every: float = 3600.0
-    start: int = -1
-    settle_after: float = 600.0
-    time: bool = False
-
-    def columns(self) -> set[str]:
-        """The result columns the engine itself reads (a time key settles by the clock)."""
-        return set() if self.time else {self.max_key}
-
-
-MONTH = "month"  # a window from the start of the current calendar month (UTC)
-
-
-@dataclass(frozen=True)
-class HistoryPart:
-    """One series group of a counter's history: the rows of ``table`` matching ``where``, dated by
-    the SQL expression ``time`` (Unix seconds, usually ``$epoch(col)``), counted (``value`` None)
-    or summing the SQL expression ``value``."""
-
-    time: str
-    value: str | None = None
-    where: str | None = None
-
-
-@dataclass(frozen=True)
-class HistorySpec:
-    """Where a counter's events are in the database, for ``pipeline-exporter backfill``: the
-    table, the SQL expression of each label column (by the query's result-column name), and one
-    part per value of the counter's ``values`` label (key None for a plain ``value``)."""
-
-    table: str
-    labels: Mapping[str, str]
-    parts: Mapping[str | None, HistoryPart]
-
-
-@dataclass(frozen=True)
-class KeySearch:
-    """Where a windowed query over an append-only table finds the first key of its oldest window:
-    ``column`` grows with ``time``, so a binary search by point reads of the key finds it; ``slack``
-    is how far out of order the two may be (late commits)."""
-
-    table: str
-    column: str
-    time: str
-    slack: float = 600.0
-
-
-@dataclass(frozen=True)
-class WindowSpec:
-    """A windowed query: its rows are events with their Unix time in the ``time`` column; the
-    engine counts (or sums) them for each period ending now, in one statement."""
-
-    time: str
-    periods: tuple[tuple[str, float], ...]  # (label value, seconds; 0 for the calendar month)
-    label: str | None = "window"
-    key: KeySearch | None = None
-
-
-@dataclass(frozen=True)
-class QuerySpec:
-    """One SQL query, how often it runs, and the metrics it feeds."""
-
-    name: str
-    sql: Mapping[str, str]  # dialect (or "default") -> SQL text
-    interval: float
-    timeout: float
-    stale_after: float
-    metrics: tuple[MetricSpec, ...]
-    origin: str  # the file (or built-in pack) the query comes from
-    incremental: IncrementalSpec | None = None
-    windows: WindowSpec | None = None
-
-    @property
-    def is_histogram(self) -> bool:
-        """True when the query returns one row per observation for histograms."""
-        return self.metrics[0].type == "histogram"
-
-    def sql_for(self, dialect: str) -> str:
-        """The pack's SQL text for a dialect, macros unexpanded (``exporter.sql.render`` expands them)."""
-        text = self.sql.get(dialect) or self.sql.get("default")
-        if text is None:
-            raise ConfigError(self.origin, f"queries.{self.name}.sql",
-                              f"no SQL for dialect {dialect!r} and no default")
-        return text
 
 
 @dataclass(frozen=True)
@@ -214,7 +91,8 @@ class Config:
     origin: str = "<defaults>"  # the config file, or <defaults> without one
     database_url: str = "sqlite:///db/sites.db"
     queries: tuple[QuerySpec, ...] = ()
-    parameters: Mapping[str, Any] = field(default_factory=dict)
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # name -> the value bound into SQL
+    parameter_specs: Mapping[str, ParameterSpec] = field(default_factory=dict)  # name -> type, default, help
     files: FilesConfig = FilesConfig()
     checks: ChecksConfig = ChecksConfig()
     max_concurrent_queries: int = 2
@@ -234,25 +112,13 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
     ``overrides`` holds the CLI's explicit values: database_url, coverage, e2e_report, and
     ``packs`` (``--pack NAME``), which replaces the config file's ``packs:``.
     """
-    from pipeline_exporter.packloader import (
-        Defaults,
-        Pack,
-        check_metric_consistency,
-        explicit_defaults,
-        load_pack,
-        read_query,
-    )
-
     overrides = dict(overrides or {})
     if path is None:
         data: dict[str, Any] = {}
         origin, base_dir = "<defaults>", Path.cwd()
     else:
         origin, base_dir = str(path), path.resolve().parent
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(origin, "", f"cannot read config file: {exc.strerror}") from None
+        text = read_text(path, "config file")
         data = read_yaml(text, origin, base_dir) or {}
     root = Node(data, origin, "")
     explicit = explicit_defaults(root.mapping("defaults"))
@@ -271,19 +137,20 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
             read_query(qname, inline.get(qname), origin, inline.key(str(qname)), defaults)
             for qname in list(inline.data))))
     queries: dict[str, QuerySpec] = {}
-    parameters: dict[str, Any] = {}
+    specs: dict[str, ParameterSpec] = {}
     history: dict[str, HistorySpec] = {}
     for pack in packs:
-        parameters.update(pack.parameters)
+        specs.update(pack.parameters)
         history.update(pack.history)
         for query in pack.queries:
             queries[query.name] = query  # a later pack replaces a query of the same name
     user_params = root.mapping("parameters")
+    parameters = {name: spec.default for name, spec in specs.items()}
     for key in user_params.data:
-        if key not in parameters:
-            known = ", ".join(sorted(parameters)) or "none"
+        if key not in specs:
+            known = ", ".join(sorted(specs)) or "none"
             raise user_params.fail(str(key), f"no pack declares this parameter (known: {known})")
-        parameters[key] = user_params.get(key)
+        parameters[key] = bound(user_params, str(key), specs[key].type, user_params.get(key))
     check_metric_consistency(list(queries.values()))
     files = _read_files(root.mapping("files"), base_dir, overrides)
     checks = _read_checks(root.mapping("checks"))
@@ -299,6 +166,7 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         database_url=database_url,
         queries=tuple(queries.values()),
         parameters=parameters,
+        parameter_specs=specs,
         files=files,
         checks=checks,
         max_concurrent_queries=max_concurrent,

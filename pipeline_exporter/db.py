@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import bindparam, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -51,9 +51,9 @@ class Database:
                  read_timeout: float = READ_TIMEOUT):
         try:
             self.url = make_url(url)
-        except ArgumentError:
+        except (ArgumentError, ValueError):  # ValueError: a port that is no number, its text quoting the URL
             raise DatabaseURLError("invalid database URL (expected e.g. sqlite:///db/sites.db or "
-                             "postgresql://user@host/db)") from None
+                                   "postgresql://user@host:5432/db; the port, if any, a number)") from None
         if self.url.drivername in DEFAULT_DRIVERS:
             self.url = self.url.set(drivername=DEFAULT_DRIVERS[self.url.drivername])
         backend = self.url.get_backend_name()
@@ -234,7 +234,13 @@ class Database:
 
     @staticmethod
     def _run(conn: Connection, sql: str, params: Mapping[str, Any]) -> Result:
-        result = conn.execute(text(sql), dict(params))
+        statement = text(sql)
+        if any(isinstance(value, list) for value in params.values()):
+            # A list parameter (a pack's type: list) binds expanding: ``WHERE status IN :statuses``.
+            named = statement.compile().binds
+            statement = statement.bindparams(*(bindparam(name, expanding=True) for name, value in params.items()
+                                               if isinstance(value, list) and name in named))
+        result = conn.execute(statement, dict(params))
         return Result(columns=list(result.keys()), rows=[tuple(row) for row in result.fetchall()])
 
     def _arm_timeout(self, conn: Connection, timeout: float) -> None:

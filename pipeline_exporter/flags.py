@@ -10,25 +10,26 @@ environment, true/false, 1/0, yes/no.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from pipeline_exporter import __version__, packloader
-from pipeline_exporter.validation import parse_duration
+from pipeline_exporter import __version__, durations, packloader
 
 ENV_PREFIX = "PIPELINE_EXPORTER_"
 COLLECTORS = ("host", "database-size", "database-integrity", "coverage", "e2e")
 
 
 def seconds(text: str) -> float:
-    """A positive duration: 10, 2.5, 500ms, 10s, 1m."""
-    value = parse_duration(text)
-    if value is None or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive duration such as 10s or 500ms, got {text!r}")
-    return value
+    """A flag's duration above zero (``10``, ``2.5``, ``500ms``, ``10s``, ``1m30s``): argparse's error."""
+    try:
+        return durations.parse_positive(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_int(text: str) -> int:
@@ -46,6 +47,16 @@ def boolean(text: str) -> bool:
     if text.strip().lower() not in words:
         raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}")
     return words[text.strip().lower()]
+
+
+def listen_address(text: str) -> str:
+    """``host:port`` with a port 0..65535 (``:9333`` means every interface, ``[::1]:9333`` IPv6)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"must look like :9333 or 127.0.0.1:9333, got {text!r}")
+    if int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"the port must be 0..65535, got {port}")
+    return text
 
 
 def telemetry_path(text: str) -> str:
@@ -81,7 +92,7 @@ FLAGS: tuple[Flag, ...] = (
          aliases=("database-url",)),
     Flag("pack", "pack", f"run one pack (a built-in one: {', '.join(packloader.names())}; or a pack file or folder) "
          "instead of the config file's packs:", str),
-    Flag("web.listen-address", "listen", "address to serve on", default=":9333"),
+    Flag("web.listen-address", "listen", "address to serve on", listen_address, default=":9333"),
     Flag("web.telemetry-path", "telemetry_path", "path of the metrics", telemetry_path, default="/metrics"),
     Flag("web.config.file", "web_config_file", "exporter-toolkit web config: TLS, basic auth, HTTP headers "
          "(reread on SIGHUP)", Path),
@@ -90,8 +101,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("web.read-timeout", "read_timeout", "time a client has to send its whole request, TLS handshake "
          "included", seconds, default=10.0),
     Flag("web.write-timeout", "write_timeout", "time a client has to take the whole answer", seconds, default=30.0),
-    Flag("web.max-connections", "max_connections", "connections served at once, each a thread; more get 503",
-         positive_int, default=128),
+    Flag("web.max-connections", "max_connections", "connections open at once (an idle one holds no thread); "
+         "past it an idle keep-alive connection is closed, else the newcomer gets 503", positive_int, default=1024),
+    Flag("web.max-requests", "max_requests", "requests handled at once; more get 503", positive_int, default=40),
     Flag("collector.coverage.file", "coverage", "Istanbul json-summary (default coverage/coverage-summary.json; "
          "missing there = not in use)", Path, aliases=("coverage-file",)),
     Flag("collector.e2e.file", "e2e_report", "JUnit XML of the end-to-end tests (default "
@@ -104,8 +116,30 @@ FLAGS: tuple[Flag, ...] = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the problem, a close flag name if there is one, and "see --help"
+    (argparse's own error prints the whole usage block first, burying the one useful line). No
+    abbreviations, as in Prometheus's flags: ``--site`` is a typo to point out, not ``--sites``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}{self.suggestion(message)} (see {self.prog} --help)\n")
+
+    def suggestion(self, message: str) -> str:
+        """``; did you mean --x?`` for the first unknown flag close to a known one."""
+        known = [name for name in self._option_string_actions if name.startswith("--")]
+        for word in re.findall(r"(--[\w.-]+)", message.partition(":")[2] if "unrecognized" in message else ""):
+            close = difflib.get_close_matches(word, known, n=1, cutoff=0.75)
+            if close:
+                return f"; did you mean {close[0]}?"
+        return ""
+
+
 def run_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="pipeline-exporter",
         description="Prometheus exporter for the 333 Method pipeline database. Every flag can also be set "
                     f"from the environment as {ENV_PREFIX}<FLAG> (e.g. {FLAGS[2].env}). Subcommands: demo-db "

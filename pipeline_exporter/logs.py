@@ -7,6 +7,8 @@ import logging
 import time
 
 STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
+          logging.CRITICAL: "error"}
 
 
 class _Formatter(logging.Formatter):
@@ -15,8 +17,10 @@ class _Formatter(logging.Formatter):
         self.fmt = fmt
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + "Z",
-                  "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
+        # Millisecond timestamps and Go's level names, as Prometheus's own exporters write them.
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        fields = {"ts": stamp, "level": LEVELS.get(record.levelno, record.levelname.lower()),
+                  "logger": record.name, "msg": record.getMessage()}
         fields.update({k: v for k, v in vars(record).items() if k not in STANDARD})
         if record.exc_info:
             fields["exc"] = self.formatException(record.exc_info)
@@ -38,4 +42,4 @@ def setup(level: str = "info", fmt: str = "logfmt") -> None:
     handler.setFormatter(_Formatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel({"warn": "WARNING"}.get(level, level.upper()))

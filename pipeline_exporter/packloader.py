@@ -12,24 +12,26 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline_exporter.config import (
+from pipeline_exporter import durations
+from pipeline_exporter.errors import ConfigError
+from pipeline_exporter.model import (
     AGGREGATES,
     DIALECTS,
     METRIC_TYPES,
     MONTH,
     RESERVED_LABELS,
-    RESERVED_PARAMETERS,
     HistoryPart,
     HistorySpec,
     IncrementalSpec,
     KeySearch,
     LabelSpec,
     MetricSpec,
+    ParameterSpec,
     QuerySpec,
     WindowSpec,
 )
-from pipeline_exporter.errors import ConfigError
-from pipeline_exporter.validation import IDENTIFIER, LABEL_NAME, METRIC_NAME, Node, kind, parse_duration, read_yaml
+from pipeline_exporter.parameters import read_parameters
+from pipeline_exporter.validation import IDENTIFIER, LABEL_NAME, METRIC_NAME, Node, kind, read_yaml
 
 # --------------------------------------------------------------------------- the built-in packs
 
@@ -237,8 +239,11 @@ def _read_windows(node: Node, sql: Mapping[str, str]) -> WindowSpec:
         raise win.fail("time", f"the time column is an identifier, got {time_col!r}")
     periods: list[tuple[str, float]] = []
     for i, raw in enumerate(win.sequence("periods", ["15m", "1h", "24h", "7d"])):
-        seconds = 0.0 if raw == MONTH else parse_duration(raw)
-        if seconds is None or seconds < 0 or (seconds == 0 and raw != MONTH):
+        try:
+            seconds = 0.0 if raw == MONTH else durations.parse_positive(raw)
+        except ValueError:
+            seconds = -1.0
+        if seconds < 0:
             raise ConfigError(node.origin, f"{win.key('periods')}[{i}]",
                               f"a period is a duration such as 15m, 1h, 7d, or {MONTH!r}, got {raw!r}")
         if any(seconds == known or str(raw) == label for label, known in periods):
@@ -313,7 +318,7 @@ class Pack:
     name: str
     origin: str
     queries: tuple[QuerySpec, ...]
-    parameters: Mapping[str, Any]
+    parameters: Mapping[str, ParameterSpec]
     history: Mapping[str, HistorySpec] = field(default_factory=dict)  # counter -> its events' dates
 
 
@@ -331,11 +336,7 @@ def load_pack_text(text: str, origin: str, base_dir: Path, overrides: Mapping[st
     """
     node = Node(read_yaml(text, origin, base_dir, secrets=False), origin, "")
     name = node.required_string("name")
-    parameters = node.mapping("parameters")
-    params = {key: parameters.get(key) for key in parameters.data}
-    for key in params:
-        if not IDENTIFIER.match(str(key)) or key in RESERVED_PARAMETERS:
-            raise parameters.fail(str(key), "parameter names are identifiers other than 'now'")
+    params = read_parameters(node.mapping("parameters"))
     pack_defaults = replace(_read_defaults(node.mapping("defaults"), Defaults()), **(overrides or {}))
     queries_node = node.mapping("queries")
     queries = tuple(read_query(qname, queries_node.get(qname), origin, queries_node.key(str(qname)),
@@ -432,56 +433,3 @@ def _load_folder(folder: Path, origin: str, base_dir: Path, overrides: Mapping[s
     extra = read_history(node.mapping("history"), pack.queries)
     node.done()
     return replace(pack, history={**extra, **pack.history})
-
-
-# Metric names the exporter itself serves: a pack may not take them.
-RESERVED_PREFIX = "pipeline_exporter_"
-BUILTIN_METRICS = frozenset({
-    "pipeline_code_coverage_ratio", "pipeline_code_coverage_report_timestamp_seconds", "pipeline_e2e_tests",
-    "pipeline_e2e_duration_seconds", "pipeline_e2e_report_timestamp_seconds", "pipeline_database_size_bytes",
-    "pipeline_database_integrity_ok", "pipeline_host_cpu_utilization_ratio", "pipeline_host_memory_used_bytes",
-    "pipeline_host_memory_total_bytes", "pipeline_host_disk_used_bytes", "pipeline_host_disk_total_bytes",
-    "pipeline_llm_budget_usd"})
-
-
-def sample_names(metric: MetricSpec) -> set[str]:
-    """The sample names a metric puts on the page."""
-    if metric.type == "histogram":
-        return {f"{metric.name}_bucket", f"{metric.name}_count", f"{metric.name}_sum"}
-    return {metric.name}
-
-
-def check_metric_consistency(queries: list[QuerySpec]) -> None:
-    """Each metric is fed by one query: two would each cap and aggregate on their own, and their
-    series would overwrite each other. (UNION the rows in one query instead.) No metric takes a
-    name the exporter serves itself, and no two metrics put the same sample name on the page, or a
-    histogram's name beside another metric's (``x`` histogram beside ``x_total`` counter)."""
-    seen: dict[str, QuerySpec] = {}
-    samples: dict[str, str] = {}
-    families: dict[str, MetricSpec] = {}
-    for query in queries:
-        for i, metric in enumerate(query.metrics):
-            where = f"queries.{query.name}.metrics[{i}].name"
-            if metric.name in seen and seen[metric.name].name != query.name:
-                raise ConfigError(query.origin, f"queries.{query.name}.metrics[{i}]",
-                                  f"metric {metric.name} is already fed by query {seen[metric.name].name}; "
-                                  "a metric comes from one query (UNION the rows there)")
-            seen[metric.name] = query
-            if metric.name.startswith(RESERVED_PREFIX) or metric.name in BUILTIN_METRICS:
-                raise ConfigError(query.origin, where, f"{metric.name} is a name the exporter serves itself")
-            for sample in sample_names(metric):
-                if sample in samples and samples[sample] != metric.name:
-                    raise ConfigError(query.origin, where, f"{metric.name} would put {sample} on the page, "
-                                      f"as {samples[sample]} does")
-                samples[sample] = metric.name
-            family = metric.name.removesuffix("_total") if metric.type == "counter" else metric.name
-            other = families.get(family)
-            if other is not None and other.name != metric.name and "histogram" in (other.type, metric.type):
-                raise ConfigError(query.origin, where, f"{metric.name} and {other.name} are both the family "
-                                  f"{family}, and one is a histogram: the page would be invalid")
-            families.setdefault(family, metric)
-    for sample, name in samples.items():  # a histogram's samples beside a metric of that very name
-        if sample in families and families[sample].name != name and families[sample].type != "counter":
-            query = seen[name]
-            raise ConfigError(query.origin, f"queries.{query.name}", f"{name} would put {sample} on the page, "
-                              f"the name of {families[sample].name}")

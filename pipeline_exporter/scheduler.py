@@ -37,6 +37,8 @@ class Scheduler:
         self._wake = threading.Condition()
         self._stopping = False
         self._running: set[str] = set()
+        self._unreachable: set[str] = set()  # jobs whose last run found no database
+        self._outage = False  # "database not answering" was logged and no job has recovered since
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> None:
@@ -66,13 +68,29 @@ class Scheduler:
         else:
             self._log_change(name, *self.snapshot.record(name, started, time.monotonic() - t0, data=data))
 
-    @staticmethod
-    def _log_change(name: str, previous: str | None, current: str | None, kind: str | None = None) -> None:
-        # One line per change of state, never one per failing cycle.
-        if current and current != previous:
-            log.warning("job failing", extra={"job": name, "kind": kind, "error": current})
-        elif previous and not current:
-            log.info("job recovered", extra={"job": name})
+    def _log_change(self, name: str, previous: str | None, current: str | None, kind: str | None = None) -> None:
+        # One line per change of state, never one per failing cycle; and one line, not one per
+        # query, while the database does not answer (every query fails the same way then).
+        with self._wake:
+            if current and current != previous:
+                if kind != "connection":
+                    self._unreachable.discard(name)
+                    log.warning("job failing", extra={"job": name, "kind": kind, "error": current})
+                    return
+                self._unreachable.add(name)
+                if self._outage:
+                    log.debug("job failing", extra={"job": name, "kind": kind, "error": current})
+                    return
+                self._outage = True
+                log.warning("database not answering; its queries wait for it", extra={"error": current})
+            elif previous and not current:
+                if name not in self._unreachable:
+                    log.info("job recovered", extra={"job": name})
+                    return
+                self._unreachable.discard(name)
+                if self._outage:
+                    self._outage = False
+                    log.info("database answering again")
 
     # ------------------------------------------------------------------ background loop
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeline_exporter.config import QuerySpec
-from pipeline_exporter.model import MetricData
+from pipeline_exporter.model import MetricData, QuerySpec
 
 MONTH_SECONDS = 31 * 86400.0  # a calendar-month window, at its longest
 MAX_REMEMBERED = 10_000  # label sets remembered per metric: a runaway label cannot grow it forever

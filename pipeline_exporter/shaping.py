@@ -10,8 +10,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pipeline_exporter.config import MetricSpec, QuerySpec
-from pipeline_exporter.model import Histogram, MetricData, Result
+from pipeline_exporter.model import Histogram, MetricData, MetricSpec, QuerySpec, Result
 
 OTHER = "other"
 COMBINE: dict[str, Callable[[float, float], float]] = {"sum": lambda a, b: a + b, "max": max, "min": min}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from pipeline_exporter.config import KeySearch, MetricSpec, QuerySpec
+from pipeline_exporter.model import KeySearch, MetricSpec, QuerySpec
 
 FIXED_MACRO = re.compile(r"\$fixed\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*,\s*(\d)\s*\)")
 FIXED_SQL = {

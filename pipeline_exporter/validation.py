@@ -4,6 +4,8 @@ the key path and what is wrong."""
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import re
 from pathlib import Path
@@ -11,13 +13,12 @@ from typing import Any, overload
 
 import yaml
 
+from pipeline_exporter import durations
 from pipeline_exporter.errors import ConfigError
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 IDENTIFIER = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class _Loader(yaml.SafeLoader):
@@ -50,10 +51,25 @@ def _make_loader(base_dir: Path, secrets: bool = True) -> type[_Loader]:
         except OSError as exc:
             raise yaml.constructor.ConstructorError(
                 None, None, f"cannot read {path} (from !file): {exc.strerror}", node.start_mark) from None
+        except UnicodeDecodeError as exc:  # never the bytes themselves: the file holds a secret
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{path} (from !file) is not UTF-8 text (byte {exc.start})", node.start_mark) from None
 
     loader.add_constructor("!env", env_tag)
     loader.add_constructor("!file", file_tag)
     return loader
+
+
+def read_text(path: Path, what: str) -> str:
+    """A config file's text; a missing file or one that is not UTF-8 is a ConfigError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read {what}: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ConfigError(str(path), f"line {line}", f"{what} is not UTF-8 text (byte {exc.start} of the file; "
+                          "save it as UTF-8)") from None
 
 
 def read_yaml(text: str, origin: str, base_dir: Path, secrets: bool = True) -> Any:
@@ -91,6 +107,9 @@ class Node:
         self.seen.add(name)
         if name not in self.data or self.data[name] is None:
             if required:
+                typo = difflib.get_close_matches(name, [k for k in self.data if isinstance(k, str)], n=1, cutoff=0.75)
+                if typo:  # `cert_fle: x` is a misspelt key, the more useful thing to say than "cert_file missing"
+                    raise self.fail(typo[0], f"unknown key (did you mean {name}?)")
                 raise self.fail(name, "is required")
             return default
         return self.data[name]
@@ -123,6 +142,8 @@ class Node:
         value = self.get(name, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(name, f"must be a number, got {kind(value)}")
+        if not math.isfinite(value):
+            raise self.fail(name, f"must be a finite number, got {value}")
         if value < minimum:
             raise self.fail(name, f"must be at least {minimum:g}, got {value}")
         return float(value)
@@ -143,10 +164,10 @@ class Node:
 
     def duration(self, name: str, default: float) -> float:
         value = self.get(name, default)
-        seconds = parse_duration(value)
-        if seconds is None or seconds <= 0:
-            raise self.fail(name, f"must be a positive duration such as 30s, 5m or 1h, got {value!r}")
-        return seconds
+        try:
+            return durations.parse_positive(value)
+        except ValueError as exc:
+            raise self.fail(name, str(exc)) from None
 
     def mapping(self, name: str) -> Node:
         return Node(self.get(name, {}), self.origin, self.key(name))
@@ -160,23 +181,12 @@ class Node:
     def done(self) -> None:
         unknown = sorted(set(self.data) - self.seen)
         if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), sorted(self.seen), n=1, cutoff=0.75)
             raise self.fail(str(unknown[0]), "unknown key" + (
+                f" (did you mean {close[0]}?)" if close else
                 f" (known keys here: {', '.join(sorted(self.seen))})" if self.seen else ""))
 
 
 def kind(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
             type(None): "nothing"}.get(type(value), type(value).__name__)
-
-
-def parse_duration(value: Any) -> float | None:
-    """Seconds from ``90``, ``1.5``, ``500ms``, ``30s``, ``5m``, ``1h`` or ``1d``; None if invalid."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        match = DURATION.match(value.strip())
-        if match:
-            return float(match.group(1)) * DURATION_UNITS[match.group(2)]
-    return None

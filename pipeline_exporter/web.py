@@ -3,166 +3,28 @@
 from __future__ import annotations
 
 import html
-import io
 import logging
-import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from socketserver import ThreadingMixIn, _SocketWriter  # type: ignore[attr-defined]
 from typing import Any
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from pipeline_exporter import __version__
 from pipeline_exporter.app import Exporter
 from pipeline_exporter.errors import ConfigError, ListenAddressError
 from pipeline_exporter.exposition import ExpositionCache
+from pipeline_exporter.httpserver import Server, ServerLimits, listen
 from pipeline_exporter.redact import mask_url
-from pipeline_exporter.webconfig import AuthBusy, BasicAuth, TLSConfig, WebConfig, load_web_config
+from pipeline_exporter.webconfig import AuthBusy, BasicAuth, WebConfig, load_web_config
 
 log = logging.getLogger("pipeline_exporter.web")
-TLS_HANDSHAKE_TIMEOUT = 10.0  # a client that stalls the handshake holds one thread this long, never the listener
 # Left open with basic auth: liveness probes need no secret and the answer reveals nothing.
 UNAUTHENTICATED_PATHS = frozenset({"/-/healthy"})
 
 Start = Callable[..., object]  # WSGI start_response(status, headers[, exc_info])
-
-
-@dataclass(frozen=True)
-class ServerLimits:
-    """What one client may hold: time to send its request, time to take the answer, connections."""
-
-    read_timeout: float = 10.0  # the whole request line and headers, however slowly they trickle in
-    write_timeout: float = 30.0  # the whole answer, however slowly the client reads
-    max_connections: int = 128  # open at once (each holds a thread); more are refused with 503
-
-
-class _DeadlineReader(io.RawIOBase):
-    """A socket's reads under one deadline for the whole request, not a timeout per read: a client
-    sending a byte every few seconds cannot hold a connection open past it."""
-
-    def __init__(self, sock: socket.socket, deadline: float):
-        self.sock, self.deadline = sock, deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("request not received in time")
-        self.sock.settimeout(remaining)
-        return self.sock.recv_into(buffer)
-
-
-class _Handler(WSGIRequestHandler):
-    """One request per connection, read under the read deadline, answered under the write timeout."""
-
-    limits = ServerLimits()
-
-    def setup(self) -> None:
-        self.connection = self.request
-        deadline = time.monotonic() + self.limits.read_timeout
-        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, deadline), 65536)
-        self.wfile = _SocketWriter(self.connection)
-
-    def parse_request(self) -> bool:
-        parsed = super().parse_request()
-        self.connection.settimeout(self.limits.write_timeout)
-        return parsed
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except (TimeoutError, ConnectionError, ssl.SSLError, OSError):
-            pass  # a client too slow or gone: its connection closes, nothing else is affected
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Access logs stay off: Prometheus scrapes every few seconds."""
-
-
-REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-           b"Content-Length: 22\r\nRetry-After: 1\r\nConnection: close\r\n\r\nToo many connections.\n")
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    """A thread per connection, at most ``limits.max_connections`` of them; past that, a plain-text
-    503 is sent from the accept loop without blocking, and the connection closed."""
-
-    daemon_threads = True
-    request_queue_size = 128  # 50+ concurrent scrapers must not meet a full accept queue
-    limits = ServerLimits()
-
-    def server_activate(self) -> None:
-        super().server_activate()
-        self._slots = threading.BoundedSemaphore(self.limits.max_connections)
-        self.refused_total = 0
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.refused_total += 1
-            self._refuse(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except RuntimeError:  # "can't start new thread": the OS limit came first (a container's pids limit)
-            self._slots.release()
-            self.refused_total += 1
-            self._refuse(request)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def _refuse(self, request: socket.socket) -> None:
-        try:
-            if not isinstance(request, ssl.SSLSocket):  # before a TLS handshake, nothing can be said
-                request.setblocking(False)
-                request.send(REFUSAL)
-        except OSError:
-            pass
-        finally:
-            self.shutdown_request(request)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-
-class _TLSServer(_ThreadingServer):
-    """Accepts plain sockets and runs each TLS handshake in the request's own thread."""
-
-    ssl_context: ssl.SSLContext
-    tls: TLSConfig
-
-    def get_request(self) -> tuple[socket.socket, object]:
-        sock, addr = self.socket.accept()
-        return self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            try:
-                request.settimeout(min(TLS_HANDSHAKE_TIMEOUT, self.limits.read_timeout))
-                request.do_handshake()
-            except (ssl.SSLError, OSError) as exc:
-                log.debug("TLS handshake failed", extra={"client": str(client_address), "error": str(exc)})
-                self.shutdown_request(request)
-                return
-            if not self.tls.allows(request.getpeercert()):
-                log.debug("client certificate names none of client_allowed_sans", extra={"client": str(client_address)})
-                return
-            # The request's own deadline applies from here, as on plain HTTP (_Handler.setup).
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-            self._slots.release()
 
 
 def accepts_gzip(header: str) -> bool:
@@ -350,21 +212,13 @@ def parse_listen_address(address: str) -> tuple[str, int]:
 
 
 def serve(exporter: Exporter, address: str, web: WebState | WebConfig | None = None,
-          limits: ServerLimits = ServerLimits()) -> tuple[WSGIServer, threading.Thread]:
+          limits: ServerLimits | None = None) -> tuple[Server, threading.Thread]:
     """Start serving in a background thread; return the server (its port may have been chosen)."""
     state = web if isinstance(web, WebState) else WebState(web)
     host, port = parse_listen_address(address)
     tls = state.config.tls
-    base = _TLSServer if tls else _ThreadingServer
-    server_class = type("_Server", (base,), {"limits": limits})
-    if ":" in host:
-        server_class = type("_Server6", (server_class,), {"address_family": socket.AF_INET6})
-    handler = type("_LimitedHandler", (_Handler,), {"limits": limits})
-    server: Any = make_server(host, port, make_app(exporter, state), server_class, handler)
-    if tls:
-        server.tls = tls
-        server.ssl_context = tls.context()
-        server.base_environ["wsgi.url_scheme"] = "https"
+    sock = listen(host, port)
+    server = Server(make_app(exporter, state), sock, limits or ServerLimits(), tls.context() if tls else None, tls)
     state.server = server
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_exporter.errors import ConfigError
-from pipeline_exporter.validation import Node, read_yaml
+from pipeline_exporter.validation import Node, read_text, read_yaml
 
 TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
                 "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
@@ -75,7 +75,9 @@ CURVES = {"CurveP256": "prime256v1", "CurveP384": "secp384r1", "CurveP521": "sec
 # The response headers exporter-toolkit lets a web config set.
 HEADERS = ("Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options", "X-XSS-Protection",
            "Content-Security-Policy")
-BCRYPT_HASH = re.compile(r"^\$2[aby]?\$\d\d\$[./A-Za-z0-9]{53}$")
+BCRYPT_HASH = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
+# bcrypt's first version: Go's bcrypt checks it, Python's bcrypt cannot (it says "Invalid salt" at every login).
+BCRYPT_V0 = re.compile(r"^\$2\$\d\d\$[./A-Za-z0-9]{53}$")
 CACHE_SIZE = 1024
 BCRYPT_MAX_PASSWORD = 72  # bcrypt reads no further: a longer password would match on its first 72 bytes
 BCRYPT_CONCURRENCY = 2  # checks at once: a flood of wrong passwords queues here, not in every thread
@@ -103,7 +105,8 @@ class TLSConfig:
         ctx.minimum_version = TLS_VERSIONS[self.min_version]
         if self.max_version:
             ctx.maximum_version = TLS_VERSIONS[self.max_version]
-        ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
+        # A passphrase callback that gives none: OpenSSL would otherwise ask for one on the terminal.
+        ctx.load_cert_chain(str(self.cert_file), str(self.key_file), password=_no_passphrase)
         if self.client_ca_file:
             ctx.load_verify_locations(str(self.client_ca_file))
         ctx.verify_mode = CLIENT_AUTH[self.client_auth_type]
@@ -136,10 +139,7 @@ class WebConfig:
 def load_web_config(path: Path) -> WebConfig:
     """Read and validate a web config file; every problem is a ConfigError naming file, key and problem."""
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, "", f"cannot read web config file: {exc.strerror}") from None
+    text = read_text(path, "web config file")
     base = path.resolve().parent
     root = Node(read_yaml(text, source, base) or {}, source, "")
     tls = _read_tls(root.mapping("tls_server_config"), base) if root.get("tls_server_config") is not None else None
@@ -214,13 +214,47 @@ def _read_tls(node: Node, base: Path) -> TLSConfig:
     try:
         tls.context()  # a key that does not match the certificate fails here, at start
     except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(node.origin, node.path, f"cannot load the certificate and key: {exc}") from None
+        name, problem = _tls_problem(tls, exc)
+        raise node.fail(name, problem) from None
     return tls
+
+
+def _no_passphrase() -> bytes:
+    raise ssl.SSLError("the key is encrypted with a passphrase")
+
+
+PRIVATE_KEY = re.compile(rb"-----BEGIN (?:(?:RSA|EC|DSA) )?PRIVATE KEY-----")
+
+
+def _tls_problem(tls: TLSConfig, exc: Exception) -> tuple[str, str]:
+    """Which file of a TLS config OpenSSL refused, and why, in words (its own message is
+    ``[SSL] PEM lib (_ssl.c:3905)`` for most of them)."""
+    def loads_as_certificate(path: Path) -> bool:
+        try:
+            ssl.create_default_context(cafile=str(path))
+            return True
+        except (ssl.SSLError, OSError, ValueError):
+            return False
+
+    if not loads_as_certificate(tls.cert_file):
+        return "cert_file", f"{tls.cert_file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+    key = tls.key_file.read_bytes()
+    if b"ENCRYPTED" in key.split(b"-----END", 1)[0]:
+        return "key_file", f"{tls.key_file} is encrypted with a passphrase; the exporter needs an unencrypted key"
+    if not PRIVATE_KEY.search(key):
+        return "key_file", f"{tls.key_file} holds no PEM private key (-----BEGIN PRIVATE KEY-----)"
+    if tls.client_ca_file and not loads_as_certificate(tls.client_ca_file):
+        return "client_ca_file", f"{tls.client_ca_file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+    if "KEY_VALUES_MISMATCH" in str(exc) or "key values mismatch" in str(exc):
+        return "key_file", f"{tls.key_file} is not the private key of the certificate in {tls.cert_file}"
+    reason = getattr(exc, "reason", None) or type(exc).__name__
+    return "cert_file", f"the certificate {tls.cert_file} and key {tls.key_file} cannot be loaded ({reason})"
 
 
 def bcrypt_cost(hashed: str | bytes) -> int:
     """The cost of a bcrypt hash (``$2b$12$...``: 12)."""
-    return int(hashed[4:6])
+    text = hashed.decode() if isinstance(hashed, bytes) else hashed
+    return int(text.split("$")[2])
 
 
 def _read_users(node: Node) -> dict[str, bytes]:
@@ -229,6 +263,9 @@ def _read_users(node: Node) -> dict[str, bytes]:
         if not isinstance(user, str) or not user or ":" in user:
             raise node.fail(str(user), "user names are non-empty strings without ':'")
         hashed = node.get(user)
+        if isinstance(hashed, str) and BCRYPT_V0.match(hashed):
+            raise node.fail(user, "is a $2$ bcrypt hash (bcrypt's first version), which cannot be checked here: "
+                                  "make a $2b$ or $2y$ one, e.g. with htpasswd -nBC 12 \"\"")
         if not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed):
             # Never echo the value: a plain-text password put here by mistake must not reach the logs.
             raise node.fail(user, "must be a bcrypt hash ($2b$..., 60 characters), not a plain-text password")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -9,6 +10,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from pipeline_exporter import __version__
+from pipeline_exporter.revision import revision
 from pipeline_exporter.shaping import CapMemory
 from pipeline_exporter.snapshot import DURATION_BUCKETS, Snapshot
 
@@ -24,9 +26,10 @@ class SelfCollector(Collector):
         self.reload_ok = reload_ok
 
     def collect(self) -> Iterator[Metric]:
-        info = GaugeMetricFamily("pipeline_exporter_build_info", "The exporter's version; always 1.",
-                                 labels=["version"])
-        info.add_metric([__version__], 1)
+        info = GaugeMetricFamily("pipeline_exporter_build_info",
+                                 "The exporter's version and source revision; always 1.",
+                                 labels=["version", "revision", "pythonversion"])
+        info.add_metric([__version__, revision(), platform.python_version()], 1)
         yield info
         up = self.database_up()
         yield GaugeMetricFamily("pipeline_exporter_database_up",

@@ -1,8 +1,8 @@
-"""The one config that the rules and the dashboards are generated from (node-mixin's config.libsonnet).
+"""The one config every pack's rules and dashboards are rendered with (node-mixin's config.libsonnet).
 
-Every selector, threshold, volume guard, window and URL that a rule or a panel uses comes from a
-``MixinConfig``. The committed files in alerts/ and grafana/dashboards/ are the output of the
-defaults below; a user with another scrape job or other URLs regenerates them with
+The job selectors and URLs come from here; the thresholds are the packs' own parameters
+(``alerts.yaml``), overridden by name from ``parameters``. The committed files are the output of
+the defaults; a user with another scrape job or other URLs renders them with
 ``pipeline-exporter mixin --job NAME --grafana-url URL --out DIR`` or a YAML file of overrides.
 """
 
@@ -17,65 +17,15 @@ from typing import Any
 
 import yaml
 
+from pipeline_exporter import durations
 from pipeline_exporter.errors import ConfigError
 
-# The values of the exporter's `window` label (metrics.md, Version 2).
-EXPORTER_WINDOWS = ("15m", "1h", "24h", "7d")
-WINDOW_SECONDS = {"15m": 900, "1h": 3600, "24h": 86400, "7d": 604800}
 LABEL_VALUE = re.compile(r'^[^"\\\n]+$')
 
 
 def seconds(duration: str) -> int:
-    """A config duration (``90s``, ``15m``, ``24h``, ``7d``) in seconds."""
-    match = re.fullmatch(r"(\d+)([smhd])", duration)
-    if not match:
-        raise ValueError(f"not a duration such as 15m or 24h: {duration!r}")
-    return int(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
-
-
-@dataclass(frozen=True)
-class Levels:
-    """An alert level and, for alerts with two severities, the critical one."""
-
-    warning: float
-    critical: float | None = None
-
-
-@dataclass(frozen=True)
-class Windows:
-    """Which of the exporter's windows each alert and per-period panel reads."""
-
-    # A bad batch shows here; deliverability alerts also need it, so they clear within an hour.
-    fast: str = "1h"
-    # Deliverability's main window, the per-day bars and the "last 24 h" stats.
-    slow: str = "24h"
-    # HTTP 429 bursts.
-    burst: str = "15m"
-    # The reply rate's baseline (ReplyRateDropped).
-    baseline: str = "7d"
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Alert levels and guards; the thresholds table in docs/alerting.md is rendered from these."""
-
-    bounce_rate: Levels = Levels(0.05, 0.10)            # Resend's alert level, and twice it
-    complaint_rate: Levels = Levels(0.001, 0.005)
-    sms_failure_rate: Levels = Levels(0.05)             # carrier filtering
-    min_sends: int = 20                                 # sends in a window before a ratio counts
-    min_events: int = 3                                 # bounces, complaints or failures, likewise
-    forbidden_per_window: int = 20                      # HTTP 403 from one source in the fast window
-    rate_limited_per_window: int = 10                   # HTTP 429 from one source in the burst window
-    coverage: Levels = Levels(0.70)                     # line coverage alert level
-    coverage_target: float = 0.80                       # drawn on the dashboards, never alerts
-    sites_stuck: int = 50                               # stuck sites in one processing status
-    cron_stale_intervals: float = 2.0                   # CronJobStale: intervals without a start
-    query_failing_for: str = "15m"                      # PipelineExporterQueryFailing's `for`
-    disk_fill_horizon: str = "24h"                      # HostDiskWillFillIn24h: fills within ...
-    disk_fill_pace: str = "6h"                          # ... at the pace of the last ...
-    outreach_stall_for: str = "1h"                      # no send in the fast window for this long
-    reply_drop_factor: float = 0.5                      # 24 h reply rate under this x the 7-day one
-    reply_min_expected: int = 10                        # replies the 7-day rate predicts for 24 h
+    """A Prometheus duration (``90s``, ``15m``, ``1m30s``, ``7d``) in whole seconds (``durations``)."""
+    return int(durations.parse_promql(duration))
 
 
 @dataclass(frozen=True)
@@ -87,11 +37,10 @@ class MixinConfig:
     alertmanager_job: str = "alertmanager"
     grafana_url: str = "http://localhost:3000"          # as operators reach it, no trailing slash
     runbook_url: str = "https://github.com/333method/pipeline-exporter/blob/main/docs/runbooks.md"
-    # A monthly LLM budget for setups whose exporter has no llm_monthly_budget_usd: used only
-    # where pipeline_llm_budget_usd is absent, as provider="total".
-    llm_monthly_budget_usd: float | None = None
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    windows: Windows = field(default_factory=Windows)
+    # Overrides of the packs' parameters (thresholds, windows, guards) by name; each pack takes
+    # the names it declares in its alerts.yaml, checked against the declared type.
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    origin: str = "mixin config"                        # where the parameters came from, for errors
 
     @property
     def selector(self) -> str:
@@ -119,58 +68,43 @@ def validate(config: MixinConfig, source: str = "mixin config") -> MixinConfig:
         url = getattr(config, key)
         if not re.match(r"^https?://\S+$", url) or url.endswith("/"):
             raise ConfigError(source, key, f"must be an http(s) URL without a trailing slash, got {url!r}")
-    for key, window in dataclasses.asdict(config.windows).items():
-        if window not in EXPORTER_WINDOWS:
-            raise ConfigError(source, f"windows.{key}",
-                              f"must be one of the exporter's windows {', '.join(EXPORTER_WINDOWS)}, got {window!r}")
-    for key in ("query_failing_for", "disk_fill_horizon", "disk_fill_pace", "outreach_stall_for"):
-        value = getattr(config.thresholds, key)
-        if not re.fullmatch(r"\d+[smhd]", value) or seconds(value) == 0:
-            raise ConfigError(source, f"thresholds.{key}", f"must be a duration such as 15m or 6h, got {value!r}")
-    budget = config.llm_monthly_budget_usd
-    if budget is not None and not budget > 0:
-        raise ConfigError(source, "llm_monthly_budget_usd", f"must be a positive number, got {budget!r}")
     return config
 
 
-def merge(base: Any, overrides: Mapping[str, Any], source: str, path: str = "") -> Any:
-    """A copy of a config dataclass with ``overrides`` applied; unknown keys are errors."""
-    fields = {item.name: item for item in dataclasses.fields(base)}
-    changes: dict[str, Any] = {}
-    for key, value in overrides.items():
-        where = f"{path}{key}"
-        if key not in fields:
-            raise ConfigError(source, where, f"unknown key; known: {', '.join(sorted(fields))}")
-        current = getattr(base, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, Mapping):
-                raise ConfigError(source, where, "must be a mapping")
-            changes[key] = merge(current, value, source, f"{where}.")
-        else:
-            changes[key] = _coerce(current, value, source, where)
-    return dataclasses.replace(base, **changes)
+SETTINGS = ("job", "prometheus_job", "alertmanager_job", "grafana_url", "runbook_url")
 
 
-def _coerce(current: Any, value: Any, source: str, where: str) -> Any:
-    """A YAML scalar checked against the type of the default it replaces (None: an optional number)."""
-    if isinstance(current, str):
-        if not isinstance(value, str):
-            raise ConfigError(source, where, f"must be a string, got {value!r}")
-        return value
-    if value is None and current is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(source, where, f"must be a number, got {value!r}")
-    if isinstance(current, int) and not isinstance(current, bool):
-        if not float(value).is_integer():
-            raise ConfigError(source, where, f"must be a whole number, got {value!r}")
-        return int(value)
-    return float(value)
+def flatten(document: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Parameters from a config file: ``parameters:``, and the older ``thresholds:`` / ``windows:``
+    / ``llm_monthly_budget_usd`` keys under their parameter names (``thresholds.bounce_rate.critical``
+    is ``bounce_rate_critical``, a bare level the warning one; ``windows.fast`` is ``window_fast``)."""
+    out: dict[str, Any] = {}
+    for key in ("parameters", "thresholds", "windows"):
+        section = document.get(key, {})
+        if not isinstance(section, Mapping):
+            raise ConfigError(source, key, "must be a mapping")
+        for name, value in section.items():
+            if key == "windows":
+                out[f"window_{name}"] = value
+            elif key == "thresholds" and isinstance(value, Mapping):
+                out.update({f"{name}_{level}": item for level, item in value.items()})
+            elif key == "thresholds" and name in LEVELS:
+                out[f"{name}_warning"] = value
+            else:
+                out[str(name)] = value
+    if "llm_monthly_budget_usd" in document:
+        out["llm_monthly_budget_usd"] = document["llm_monthly_budget_usd"]
+    return out
 
 
-def load(path: Path | None = None, **overrides: Any) -> MixinConfig:
+# method333's thresholds that had a warning and a critical level before they became parameters.
+LEVELS = ("bounce_rate", "complaint_rate", "sms_failure_rate", "coverage")
+
+
+def load(path: Path | None = None, parameters: Mapping[str, Any] | None = None, **overrides: Any) -> MixinConfig:
     """The defaults, then a YAML file's keys, then command-line overrides (None = not given)."""
     config = DEFAULT
+    source = str(path) if path else "command line"
     if path is not None:
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -178,22 +112,15 @@ def load(path: Path | None = None, **overrides: Any) -> MixinConfig:
             raise ConfigError(str(path), "", f"cannot read: {exc}") from None
         if not isinstance(document, Mapping):
             raise ConfigError(str(path), "", "must be a mapping of config keys")
-        config = merge(config, _levels_from_yaml(document), str(path))
+        known = (*SETTINGS, "parameters", "thresholds", "windows", "llm_monthly_budget_usd")
+        for key, value in document.items():
+            if key not in known:
+                raise ConfigError(str(path), str(key), f"unknown key; known: {', '.join(sorted(known))}")
+            if key in SETTINGS and not isinstance(value, str):
+                raise ConfigError(str(path), str(key), f"must be a string, got {value!r}")
+        settings = {key: document[key] for key in SETTINGS if key in document}
+        config = dataclasses.replace(config, **settings, parameters=flatten(document, str(path)), origin=str(path))
     given = {key: value for key, value in overrides.items() if value is not None}
-    config = merge(config, given, "command line")
-    return validate(config, str(path) if path else "command line")
-
-
-def _levels_from_yaml(document: Mapping[str, Any]) -> dict[str, Any]:
-    """YAML writes a Levels as {warning: x, critical: y}; keep every other key as it is."""
-    thresholds = document.get("thresholds")
-    if not isinstance(thresholds, Mapping):
-        return dict(document)
-    converted = {key: (value if not isinstance(value, (int, float)) or key not in _LEVEL_KEYS
-                       else {"warning": value})
-                 for key, value in thresholds.items()}
-    return {**document, "thresholds": converted}
-
-
-_LEVEL_KEYS = {item.name for item in dataclasses.fields(Thresholds)
-               if isinstance(getattr(Thresholds(), item.name), Levels)}
+    config = dataclasses.replace(config, **given,
+                                 parameters={**config.parameters, **(parameters or {})})
+    return validate(config, source)

@@ -15,9 +15,9 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from pipeline_exporter.config import FilesConfig, LabelSpec, MetricSpec
+from pipeline_exporter.config import FilesConfig
 from pipeline_exporter.errors import CollectionError
-from pipeline_exporter.model import Job, JobInfo, MetricData
+from pipeline_exporter.model import Job, JobInfo, LabelSpec, MetricData, MetricSpec
 from pipeline_exporter.shaping import CapMemory, Capper, label_value
 
 COVERAGE_KINDS = ("lines", "statements", "functions", "branches")

@@ -90,3 +90,62 @@ def test_the_committed_rules_have_no_budget_of_their_own():
     rules = (REPO / "alerts" / "recording-rules.yml").read_text(encoding="utf-8")
     record = rules.split("record: provider:pipeline_llm_budget_usd:max", 1)[1]
     assert "pipeline_exporter_build_info" not in record
+
+
+def test_a_packs_thresholds_come_from_the_config_and_the_exporter_config(promtool, tmp_path):
+    """`--pack botflow --config x.yml` and the exporter config's parameters reach botflow's rules,
+    and only the pack's own files are written (the main ones are not rendered)."""
+    mixin_config = tmp_path / "mixin.yml"
+    mixin_config.write_text("parameters: {error_rate: 0.3, min_conversations: 50}\n", encoding="utf-8")
+    exporter_config = tmp_path / "exporter.yml"
+    exporter_config.write_text("parameters: {handoff_rate: 0.4, active_window_seconds: 600}\n", encoding="utf-8")
+    out = tmp_path / "out"
+    generate(out, "--pack", "botflow", "--config", str(mixin_config), "--exporter-config", str(exporter_config))
+    assert not (out / "alerts" / "pipeline-alerts.yml").exists()
+    assert not (out / "grafana" / "dashboards").exists()
+    rules = out / "alerts" / "packs" / "botflow"
+    text = (rules / "botflow-alerts.yml").read_text(encoding="utf-8")
+    assert 'outcome="failed"} > 0.3\n' in text and ">= 50\n" in text and 'outcome="handoff"} > 0.4\n' in text
+    assert "> 0.1\n" not in text and ">= 20\n" in text          # min_messages keeps its default
+    result = run([promtool, "check", "rules", *map(str, sorted(rules.glob("*.yml")))])
+    assert result.returncode == 0, result.stdout + result.stderr
+    board = (out / "grafana" / "packs" / "botflow" / "botflow-bot-performance.json").read_text(encoding="utf-8")
+    assert board
+
+
+def test_an_unknown_parameter_is_refused_naming_the_file(tmp_path):
+    config = tmp_path / "mixin.yml"
+    config.write_text("parameters: {eror_rate: 0.3}\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "pipeline_exporter", "mixin", "--pack", "botflow",
+                             "--config", str(config), "--out", str(tmp_path / "out")],
+                            cwd=REPO, capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert str(config) in result.stderr and "eror_rate" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_pack_folder_outside_the_repository_renders_rules_promtool_accepts(promtool, tmp_path):
+    """`mixin --pack DIR`: a user's own declarations, rendered for their job; promtool accepts them."""
+    from tests.unit.test_mixin_render import ALERTS, DASHBOARD, write_pack
+
+    folder = write_pack(tmp_path / "shop", ALERTS, DASHBOARD)
+    out = tmp_path / "out"
+    generate(out, "--pack", str(folder), "--job", "shop-exporter", "--llm-budget", "5")
+    rules = sorted((out / "alerts" / "packs" / "shop").glob("*.yml"))
+    assert [p.name for p in rules] == ["shop-alerts.yml", "shop-recording-rules.yml"]
+    result = run([promtool, "check", "rules", *map(str, rules)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'shop_orders_stuck{job="shop-exporter"} > 50' in rules[0].read_text(encoding="utf-8")
+    assert (out / "grafana" / "packs" / "shop" / "shop-home.json").exists()
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "alerts/packs/shop/shop-alerts.yml", "alerts/packs/shop/shop-recording-rules.yml",
+        "grafana/packs/shop/shop-home.json"]
+
+
+def test_windows_set_to_the_same_span_render_rules_promtool_accepts(promtool, tmp_path):
+    """windows.fast = windows.burst = 15m: the shared recording rules are written once, not twice."""
+    config = tmp_path / "mixin.yml"
+    config.write_text("windows: {fast: 15m}\n", encoding="utf-8")
+    generate(tmp_path / "out", "--config", str(config))
+    for path in sorted((tmp_path / "out" / "alerts").glob("*.yml")):
+        result = run([promtool, "check", "rules", str(path)])
+        assert result.returncode == 0 and "duplicate" not in result.stdout + result.stderr, result.stdout

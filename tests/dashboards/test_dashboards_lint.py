@@ -42,9 +42,10 @@ def mixin(*args: str) -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------- generated from one config
 
 def test_generated_json_is_committed():
-    """`python grafana/generate.py --check` passes: the JSON is what the code generates."""
-    result = subprocess.run([sys.executable, str(REPO / "grafana" / "generate.py"), "--check"],
-                            capture_output=True, text=True, check=False)
+    """`pipeline-exporter mixin --out . --check` passes: every committed rule file, dashboard and
+    docs table is what the packs' declarations render (CI runs this)."""
+    result = subprocess.run([sys.executable, "-m", "pipeline_exporter", "mixin", "--out", str(REPO), "--check"],
+                            cwd=REPO, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
 
 
@@ -83,17 +84,38 @@ def test_a_bad_config_key_exits_2_naming_it(tmp_path):
     config.write_text("thresholds:\n  bounce_rate: {warning: 0.05, critcal: 0.1}\n")
     result = mixin("--config", str(config), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
-    assert "thresholds.bounce_rate.critcal" in result.stderr and str(config) in result.stderr
+    assert "parameters.bounce_rate_critcal" in result.stderr and str(config) in result.stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_a_config_file_sets_thresholds_and_windows(tmp_path):
+def test_a_config_file_sets_thresholds_old_and_new_keys(tmp_path):
     config = tmp_path / "mixin.yml"
-    config.write_text("thresholds: {sites_stuck: 80, sms_failure_rate: 0.07}\nwindows: {fast: 15m}\n")
+    config.write_text("thresholds: {sites_stuck: 80, sms_failure_rate: 0.07}\n"
+                      "parameters: {min_sends: 40}\n")
     assert mixin("--config", str(config), "--out", str(tmp_path)).returncode == 0
     rules = (tmp_path / "alerts" / "pipeline-alerts.yml").read_text(encoding="utf-8")
     assert "> 80" in rules and 'channel="sms"} > 0.07' in rules
-    assert "ratio15m{" in rules
+    assert ">= 40\n" in rules and ">= 20\n" not in rules
+
+
+def test_a_parameter_of_the_wrong_type_exits_2_naming_it(tmp_path):
+    config = tmp_path / "mixin.yml"
+    config.write_text("parameters: {min_sends: lots}\n")
+    result = mixin("--config", str(config), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "parameters.min_sends" in result.stderr and "must be a number" in result.stderr
+    assert str(config) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_windows_are_parameters_old_key_and_new(tmp_path):
+    config = tmp_path / "mixin.yml"
+    config.write_text("windows: {fast: 15m}\n")
+    assert mixin("--config", str(config), "--out", str(tmp_path)).returncode == 0
+    rules = (tmp_path / "alerts" / "pipeline-alerts.yml").read_text(encoding="utf-8")
+    assert "ratio15m{" in rules and "ratio1h{" not in rules
+    config.write_text("parameters: {window_slow: 2h}\n")
+    result = mixin("--config", str(config), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "window_slow" in result.stderr and "15m, 1h, 24h, 7d" in result.stderr
 
 
 # ---------------------------------------------------------------- settings

@@ -1,9 +1,11 @@
 """Every dashboard query of each further pack returns data from a real Prometheus scraping the
-exporter (``--pack NAME``) on that pack's demo, with the pack's recording rules loaded."""
+exporter (``--pack NAME``) on that pack's demo, with the pack's recording rules loaded; and
+``promtool check metrics`` finds nothing to say about the pack's exposition."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,11 @@ def test_every_dashboard_query_of_the_pack_returns_data(pack: str, tmp_path: Pat
     with stack.exporter(tmp_path, db, extra=["--pack", pack, "--no-collector.host"]) as exporter, \
             stack.prometheus(tmp_path, exporter.address, overrides={"rule_files": rules}) as prom:
         stack.wait_for_scrapes(prom, 3)
+        # promtool's lint of the pack's exposition: names, units (botflow once had `_kb_`), types.
+        lint = subprocess.run([require_binary("promtool"), "check", "metrics"], input=exporter.get("/metrics").content,
+                              capture_output=True, timeout=60, check=False)
+        assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), \
+            lint.stdout.decode() + lint.stderr.decode()
         wait_for(lambda: stack.query(prom, rule) or None, timeout=30, what="the recording rules")
         empty = []
         for path in dashboards:

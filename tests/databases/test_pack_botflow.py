@@ -89,8 +89,9 @@ def check(got: dict, types: dict[str, str]) -> None:
     assert v(got, "botflow_conversations_finished_recent", bot="alpha", outcome="handoff", window="1h") == 1
     assert v(got, "botflow_conversations_finished_recent", bot="alpha", outcome="success", window="24h") == 0
     assert v(got, "botflow_conversations_finished_recent", bot="alpha", outcome="success", window="7d") == 1
-    assert v(got, "botflow_conversations_with_kb_hit_recent", bot="alpha", outcome="success", window="7d") == 1
-    assert v(got, "botflow_conversations_with_kb_hit_recent", bot="alpha", outcome="handoff", window="7d") == 0
+    kb_hit = "botflow_conversations_with_knowledge_base_hit_recent"
+    assert v(got, kb_hit, bot="alpha", outcome="success", window="7d") == 1
+    assert v(got, kb_hit, bot="alpha", outcome="handoff", window="7d") == 0
     assert v(got, "botflow_tokens_recent", bot="alpha", outcome="handoff", window="1h") == 700
     assert v(got, "botflow_cost_usd_recent", bot="alpha", outcome="success", window="7d") == pytest.approx(0.001234)
     # the histogram: the last hour's answers, alpha 6.0 s; beta 0.3 s and 2.5 s

@@ -1,4 +1,5 @@
-"""100 concurrent scrapers on the real process, and proof that the exporter never writes the database."""
+"""100 concurrent scrapers on the real process (bounded by count), and proof that the exporter never
+writes the database."""
 
 from __future__ import annotations
 
@@ -17,26 +18,36 @@ from tests.support.faults import exporter, fast_config
 from tests.support.sqlite import make_exporter
 
 SCRAPERS = 100
-SECONDS = 30
+SCRAPES = 3  # complete answers each scraper collects: the work is bounded by count, not by a clock
+ATTEMPTS = 60  # a scraper told to come back (503 past --web.max-requests) retries at most this often
 
 
-def test_100_concurrent_scrapers_for_30_seconds(tmp_path, demo_db):
+def test_100_concurrent_scrapers_each_get_complete_answers(tmp_path, demo_db):
+    """100 scrapers at once, each until it has SCRAPES complete answers: every answer is complete or
+    a clean refusal (503 with Retry-After), never a short or garbled page. Throughput figures are
+    bench/bench_http.py's, not a test's: they depend on the machine."""
     db = shutil.copy(demo_db, tmp_path / "sites.db")
     with exporter(tmp_path, db) as svc:
         first = svc.get("/metrics").text
         names = [f.name for f in text_string_to_metric_families(first)]
         last_family = names[-1]
-        deadline = time.monotonic() + SECONDS
-        counts, errors, lock = [], [], threading.Lock()
+        complete, refused, errors, lock = [], [], [], threading.Lock()
 
-        def scrape_until_deadline() -> None:
-            session, done = requests.Session(), 0
+        def scrape_until_done() -> None:
+            session, done, told_to_wait = requests.Session(), 0, 0
             session.headers["Accept-Encoding"] = "identity"  # Content-Length then counts the body we check
-            while time.monotonic() < deadline and len(errors) < 10:  # bounded: stop early on failure
+            for _ in range(ATTEMPTS):
+                if done == SCRAPES or len(errors) >= 10:  # bounded: stop early on failure
+                    break
+                problem = None
                 try:
-                    response = session.get(svc.url + "/metrics", timeout=30)
+                    response = session.get(svc.url + "/metrics", timeout=60)
                     body = response.text
-                    problem = None
+                    if response.status_code == 503 and response.headers.get("Retry-After") == "1" \
+                            and "in flight" in body:
+                        told_to_wait += 1
+                        time.sleep(0.05 + 0.1 * (told_to_wait % 3))  # a clean refusal: come back
+                        continue
                     if response.status_code != 200:
                         problem = f"status {response.status_code}"
                     elif len(response.content) != int(response.headers["Content-Length"]):
@@ -47,22 +58,24 @@ def test_100_concurrent_scrapers_for_30_seconds(tmp_path, demo_db):
                         problem = "families differ"
                 except Exception as exc:
                     problem = repr(exc)
-                with lock:
-                    if problem:
+                if problem:
+                    with lock:
                         errors.append(problem)
-                done += 1
+                else:
+                    done += 1
             with lock:
-                counts.append(done)
+                complete.append(done)
+                refused.append(told_to_wait)
 
-        threads = [threading.Thread(target=scrape_until_deadline) for _ in range(SCRAPERS)]
+        threads = [threading.Thread(target=scrape_until_done) for _ in range(SCRAPERS)]
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(SECONDS + 60)
+            thread.join(ATTEMPTS * 60)
         assert not any(thread.is_alive() for thread in threads)
         assert errors == [], errors[:5]
-        print(f"{sum(counts)} complete scrapes by {SCRAPERS} scrapers in {SECONDS} s")
-        assert len(counts) == SCRAPERS and min(counts) >= 1 and sum(counts) >= SCRAPERS * 2, counts
+        print(f"{sum(complete)} complete scrapes by {SCRAPERS} scrapers; {sum(refused)} clean refusals")
+        assert complete == [SCRAPES] * SCRAPERS, complete
         tail = svc.get("/metrics").text.rstrip().splitlines()[-1]
         assert tail.startswith(last_family.split("{")[0]), tail
         assert svc.proc.poll() is None

@@ -233,7 +233,7 @@ def test_the_dsn_password_never_shows(tmp_path):
         with exporter(tmp_path, None, fast_config(tmp_path), url=url, ready=False) as svc:
             page = svc.get("/").text
             assert "***" in page and secret not in page
-            wait_for(lambda: 'msg="job failing" job=site_count kind=connection' in svc.log_text(),
+            wait_for(lambda: 'msg="database not answering' in svc.log_text(),
                      timeout=20, what="a logged connection failure")
             assert svc.value("pipeline_exporter_database_up") == 0
             assert secret not in svc.get("/").text and secret not in svc.get("/metrics").text

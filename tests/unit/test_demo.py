@@ -20,11 +20,11 @@ from pipeline_exporter.packs.method333.demo import (
     RUNNING_JOB,
     STALE_JOB,
     TABLES,
-    UNKNOWN_STATUSES,
     build_demo,
     build_demo_url,
     write_demo_files,
 )
+from pipeline_exporter.packs.method333.sites import UNKNOWN_STATUSES
 from tests.support.docs import database_tables
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)

@@ -59,3 +59,55 @@ def test_modules_import_only_what_the_map_allows():
         if extra:
             wrong[unit] = sorted(extra)
     assert wrong == {}, f"imports the README's module map does not list: {wrong}"
+
+
+def import_cycle() -> list[str]:
+    """One cycle in the units' import graph (function-level imports count too), or []."""
+    graph = {unit: imports_of(unit) & set(module_map()) for unit in module_map()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(unit: str, path: list[str]) -> list[str]:
+        state[unit] = 1
+        for other in sorted(graph[unit]):
+            if state.get(other) == 1:
+                return path[path.index(other):] + [unit, other] if other in path else [unit, other]
+            if other not in state and (found := visit(other, path + [unit])):
+                return found
+        state[unit] = 2
+        return []
+
+    for unit in sorted(graph):
+        if unit not in state and (found := visit(unit, [])):
+            return found
+    return []
+
+
+def test_no_two_modules_import_each_other_even_through_others():
+    assert import_cycle() == []
+
+
+def test_the_specs_module_imports_nothing_of_ours_but_the_error_types():
+    # config and the pack reader both build on model: if model imported either, they would circle.
+    assert imports_of("model") <= {"errors"}
+    assert "config" not in imports_of("packloader")
+
+
+def test_the_cycle_check_finds_a_cycle(monkeypatch):
+    real = imports_of
+
+    def with_circle(unit: str) -> set[str]:
+        return real(unit) | ({"config"} if unit == "packloader" else set())
+
+    monkeypatch.setitem(globals(), "imports_of", with_circle)
+    cycle = import_cycle()
+    assert cycle and cycle[0] == cycle[-1] and {"config", "packloader"} <= set(cycle)
+
+
+# The mixin's Python dashboards and alerts give way to the packs' declarations (issue 20).
+TOO_LONG_UNTIL_REPLACED = {"mixin/alerts.py", "mixin/dashboards/common.py"}
+
+
+def test_no_module_is_over_500_lines():
+    long = {str(path.relative_to(PACKAGE)): n for path in PACKAGE.rglob("*.py")
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 500}
+    assert set(long) <= TOO_LONG_UNTIL_REPLACED, long

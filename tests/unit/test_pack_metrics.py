@@ -288,9 +288,13 @@ def test_host_metrics(fams):
 
 
 def test_self_metrics(fams):
-    from pipeline_exporter import __version__
+    import platform
 
-    assert value(fams, "pipeline_exporter_build_info", version=__version__) == 1
+    from pipeline_exporter import __version__
+    from pipeline_exporter.revision import revision
+
+    assert value(fams, "pipeline_exporter_build_info", version=__version__, revision=revision(),
+                 pythonversion=platform.python_version()) == 1
     assert value(fams, "pipeline_exporter_database_up") == 1
     assert value(fams, "pipeline_exporter_query_errors_total", query="sites") == 0
     assert value(fams, "pipeline_exporter_query_duration_seconds_count", query="outreaches") == 1

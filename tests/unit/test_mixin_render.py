@@ -1,0 +1,126 @@
+"""The declaration format (docs/packs/format.md) and its renderer, on a small pack of our own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_exporter.errors import ConfigError
+from pipeline_exporter.mixin import DEFAULT, MixinConfig, load_pack, packs, render_pack
+from pipeline_exporter.mixin.render.format import Values
+
+ALERTS = {
+    "format": 1,
+    "parameters": {
+        "stuck_rows": {"type": "integer", "default": 50, "help": "rows stuck before it warns"},
+        "error_ratio": 0.1,
+        "hold": {"type": "duration", "default": "15m"},
+        "budget": {"type": "number", "default": None},
+    },
+    "recording": [{"name": "shop.recording", "rules": [
+        {"record": "shop:orders:sum", "expr": "sum by (job, instance) (shop_orders{%{job}})"},
+        {"record": "shop:budget", "expr": "vector(%{budget})", "if": "budget"},
+        {"raw": {"record": "shop:raw", "expr": "vector(1)", "labels": {"team": "shop"}}},
+    ]}],
+    "groups": [{"name": "shop.alerts", "why": "The shop's alerts.", "rules": [
+        {"alert": "ShopOrdersStuck", "severity": "warning",
+         "expr": "shop_orders_stuck{%{job}} > %{stuck_rows}", "for": "%{hold}", "keep_firing_for": "5m",
+         "summary": "Orders are stuck.", "description": "{{ $value }} orders stuck (over %{stuck_rows}).",
+         "resolved": "Orders flow again.", "dashboard": "shop-home",
+         "condition": "> %{stuck_rows} stuck, errors over %{error_ratio|percent}, for %{hold|human}"},
+    ]}],
+}
+DASHBOARD = {
+    "format": 1, "uid": "shop-home", "title": "Shop", "description": "The shop.",
+    "variables": [{"name": "store", "label": "Store", "query": "label_values(shop_orders{%{job}}, store)"}],
+    "rows": [{"title": "Now", "panels": [
+        {"title": "Orders", "kind": "stat", "unit": "short", "metric": "shop_orders", "by": "store",
+         "matchers": ['store=~"$store"'], "thresholds": ["green", ["%{stuck_rows}", "orange"]],
+         "links": [{"runbook": "ShopOrdersStuck"}]},
+        {"title": "Over time", "kind": "timeseries", "unit": "short", "bars": True, "interval": "1d",
+         "queries": [{"expr": "sum(shop_orders{%{target}})", "legend": "orders"}],
+         "grafana": {"options": {"tooltip": {"sort": "none"}}}},
+        {"raw": {"type": "news", "title": "Raw"}, "size": [24, 3]},
+    ]}],
+}
+
+
+def write_pack(folder: Path, alerts: dict, dashboard: dict) -> Path:
+    (folder / "dashboards").mkdir(parents=True)
+    (folder / "alerts.yaml").write_text(yaml.safe_dump(alerts, sort_keys=False), encoding="utf-8")
+    (folder / "dashboards" / f"{dashboard['uid']}.yaml").write_text(yaml.safe_dump(dashboard), encoding="utf-8")
+    return folder
+
+
+def render(tmp_path: Path, config: MixinConfig = DEFAULT, alerts: dict = ALERTS,
+           dashboard: dict = DASHBOARD) -> dict[str, str]:
+    return render_pack(load_pack(write_pack(tmp_path / "shop", alerts, dashboard)), config)
+
+
+def test_rules_fill_the_job_and_the_parameters(tmp_path):
+    files = render(tmp_path, MixinConfig(job="mine"))
+    rules = yaml.safe_load(files["alerts/packs/shop/shop-alerts.yml"])["groups"][0]["rules"][0]
+    assert rules["expr"] == 'shop_orders_stuck{job="mine"} > 50\n'
+    assert rules["for"] == "15m" and rules["keep_firing_for"] == "5m"
+    assert rules["labels"] == {"severity": "warning", "service": "pipeline"}
+    assert rules["annotations"]["dashboard_url"] == "http://localhost:3000/d/shop-home?orgId=1"
+    assert rules["annotations"]["runbook_url"].endswith("/docs/packs/shop.md#shopordersstuck")
+    recording = yaml.safe_load(files["alerts/packs/shop/shop-recording-rules.yml"])["groups"][0]["rules"]
+    assert [rule["record"] for rule in recording] == ["shop:orders:sum", "shop:raw"]  # budget unset
+    assert recording[1]["labels"] == {"team": "shop"}
+
+
+def test_parameters_are_overridden_by_name_and_checked(tmp_path):
+    files = render(tmp_path, MixinConfig(parameters={"stuck_rows": 80, "hold": "1h30m", "budget": 300}))
+    text = files["alerts/packs/shop/shop-alerts.yml"]
+    assert "> 80\n" in text and "for: 1h30m" in text
+    assert "vector(300)" in files["alerts/packs/shop/shop-recording-rules.yml"]
+    with pytest.raises(ConfigError, match="parameters.stuck_rows.*whole number"):
+        render(tmp_path / "b", MixinConfig(parameters={"stuck_rows": 1.5}))
+    with pytest.raises(ConfigError, match="parameters.hold.*duration"):
+        render(tmp_path / "c", MixinConfig(parameters={"hold": "soon"}))
+
+
+def test_dashboard_panels_layout_and_escape_hatches(tmp_path):
+    board = json.loads(render(tmp_path)["grafana/packs/shop/shop-home.json"])
+    assert board["uid"] == "shop-home" and "pipeline" in board["tags"]
+    names = [v["name"] for v in board["templating"]["list"]]
+    assert names == ["datasource", "instance", "store"]
+    row, stat, series, raw = board["panels"]
+    assert row["type"] == "row" and [p["id"] for p in (row, stat, series, raw)] == [1, 2, 3, 4]
+    assert stat["targets"][0]["expr"] == \
+        'sum by (store) (shop_orders{job="pipeline-exporter", instance=~"$instance", store=~"$store"})'
+    assert stat["targets"][0]["instant"] is True
+    assert stat["fieldConfig"]["defaults"]["thresholds"]["steps"][1] == {"color": "orange", "value": 50}
+    assert stat["links"][0]["url"].endswith("/docs/packs/shop.md#shopordersstuck")
+    assert series["targets"][0]["instant"] is False and series["interval"] == "1d"
+    assert series["fieldConfig"]["defaults"]["custom"]["drawStyle"] == "bars"
+    assert series["options"]["tooltip"] == {"mode": "multi", "sort": "none"}   # the grafana: patch
+    assert raw["type"] == "news" and raw["gridPos"] == {"h": 3, "w": 24, "x": 0, "y": 9}
+
+
+def test_a_file_without_a_known_format_is_refused_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"alerts\.yaml: format"):
+        render(tmp_path, alerts={**ALERTS, "format": 7})
+    with pytest.raises(ConfigError, match="shop-home.yaml: format"):
+        render(tmp_path / "b", dashboard={key: value for key, value in DASHBOARD.items() if key != "format"})
+
+
+def test_an_unknown_placeholder_or_filter_names_the_file(tmp_path):
+    bad = {**DASHBOARD, "description": "%{nope}"}
+    with pytest.raises(ConfigError, match=r"shop-home\.yaml: description: unknown placeholder %\{nope\}"):
+        render(tmp_path, dashboard=bad)
+    values = Values(MixinConfig(), {"x": 0.5}, "f.yaml")
+    assert values.text("%{x|times} / %{x|percent} / %{x:.0%} / %%{x}") == "half / 50 % / 50% / %{x}"
+    with pytest.raises(ConfigError, match="unknown filter"):
+        values.text("%{x|loud}")
+
+
+def test_the_built_in_packs_are_found_by_their_folders():
+    assert set(packs()) == {"method333", "botflow", "crm", "scraper"}
+    for pack in packs().values():
+        assert pack.dashboards and pack.alerts.get("groups")
+        assert all(len(uid) <= 40 for uid in pack.dashboards)
