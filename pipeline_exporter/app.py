@@ -22,6 +22,7 @@ from pipeline_exporter.jobs import build_jobs, probe_columns
 from pipeline_exporter.memory import Memory
 from pipeline_exporter.redact import mask_url
 from pipeline_exporter.scheduler import Scheduler
+from pipeline_exporter.seen import keeps
 from pipeline_exporter.snapshot import Snapshot
 from pipeline_exporter.states import FastPath
 
@@ -41,7 +42,7 @@ class Pipeline:
             query.sql_for(self.db.dialect)  # a query without SQL for this dialect fails at start
         self.memory = memory or Memory()
         self.jobs = build_jobs(config, self.db, self.memory)
-        self.snapshot = Snapshot([job.info for job in self.jobs], clock)
+        self.snapshot = Snapshot([job.info for job in self.jobs], clock, keeps(config.queries))
         self.scheduler = Scheduler(self.jobs, self.snapshot, clock, workers=config.max_concurrent_queries)
 
     def probe(self, deadline: float | None = None) -> tuple[int, dict[str, str]]:
