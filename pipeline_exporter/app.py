@@ -108,7 +108,7 @@ class Exporter:
         self.registry.register(_Forward(lambda: SnapshotCollector(self.pipeline.snapshot), const_labels))
         self.registry.register(_Forward(lambda: SelfCollector(
             self.pipeline.snapshot, self.pipeline.memory.caps, lambda: self.pipeline.db.up, lambda: self.reload_ok,
-            self.fast_paths), const_labels))
+            self.fast_paths, self.pipeline.memory.nonfinite.totals), const_labels))
 
     def fast_paths(self) -> dict[str, FastPath]:
         """Per query of the running config with a fast path: whether it is in use, and why not."""

@@ -68,6 +68,7 @@ def _counting_run(query: QuerySpec, db: Database, parameters: dict[str, Any], me
             check_columns(query, result.columns)                                # check
         shaped = {name: shaper.shape_uncapped([result]) for name, result in results.items()}  # shape
         totals = counting.fold(shaped, results, plan, now)                      # fold
+        memory.nonfinite.record(query, results)                                 # values left out
         return [memory.guard.apply(shaper.cap(metric, data))                    # cap, never down
                 for metric, data in zip(query.metrics, totals)]
 

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from pipeline_exporter.config import QuerySpec
 from pipeline_exporter.model import MetricData
+from pipeline_exporter.nonfinite import NonFinite
 from pipeline_exporter.shaping import CapMemory
 from pipeline_exporter.states import BucketState, CounterState, FastPath
 
@@ -57,6 +58,7 @@ class Memory:
     guard: CounterGuard = field(default_factory=CounterGuard)
     counters: dict[str, tuple[QuerySpec, CounterState]] = field(default_factory=dict)
     windows: dict[str, tuple[QuerySpec, BucketState]] = field(default_factory=dict)
+    nonfinite: NonFinite = field(default_factory=NonFinite)  # values left out of counters' sums
 
     def counter_state(self, query: QuerySpec) -> CounterState:
         """The counting state of this query: kept when it counts the same way as before (its SQL,

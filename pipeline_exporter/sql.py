@@ -18,6 +18,18 @@ FIXED_SQL = {
     "mysql": "(CASE WHEN {0} BETWEEN -1e{2} AND 1e{2} THEN CAST(ROUND({0} * 1e{1}) AS SIGNED) END)",
 }
 
+# `$finite(col)`: the value where it is a finite number, else NULL (not summed); `$nonfinite(col)`: 1
+# where a value is there but is no finite number (infinity, NaN, text), else 0: summed into a
+# `pe_nonfinite_<col>` column, the engine counts those rows in pipeline_exporter_nonfinite_values_total.
+# NaN is above every number in PostgreSQL's ordering, so BETWEEN leaves it out too; SQLite stores NaN
+# as NULL and orders text above numbers; MariaDB's DOUBLE holds neither infinity nor NaN.
+FINITE_MACRO = re.compile(r"\$finite\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)")
+NONFINITE_MACRO = re.compile(r"\$nonfinite\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)")
+FINITE = "{0} BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"
+FINITE_SQL = "(CASE WHEN " + FINITE + " THEN {0} END)"
+NONFINITE_SQL = "(CASE WHEN {0} IS NULL OR " + FINITE + " THEN 0 ELSE 1 END)"
+NONFINITE_COLUMN = "pe_nonfinite_"
+
 EPOCH_MACRO = re.compile(r"\$epoch\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)")
 EPOCH_SQL = {
     # SQLite's date functions read both 'YYYY-MM-DD HH:MM:SS' and ISO-8601 with T and Z, and give
@@ -46,8 +58,11 @@ def sql_body(sql: str) -> str:
 
 
 def expand_macros(sql: str, dialect: str) -> str:
-    """Expand ``$epoch(col)`` (Unix seconds), ``$fixed(col, n)`` (integer units of 10**-n) and
+    """Expand ``$epoch(col)`` (Unix seconds), ``$fixed(col, n)`` (integer units of 10**-n),
+    ``$finite(col)`` and ``$nonfinite(col)`` (finite values; 1 for a value that is not) and
     ``$scan(table)`` (read the whole table) for a dialect."""
+    sql = NONFINITE_MACRO.sub(lambda m: NONFINITE_SQL.format(m.group(1)), sql)
+    sql = FINITE_MACRO.sub(lambda m: FINITE_SQL.format(m.group(1)), sql)
     sql = FIXED_MACRO.sub(lambda m: FIXED_SQL[dialect].format(m.group(1), m.group(2), 15 - int(m.group(2))), sql)
     sql = EPOCH_MACRO.sub(lambda m: EPOCH_SQL[dialect].format(m.group(1)), sql)
     return SCAN_MACRO.sub(lambda m: SCAN_SQL[dialect].format(m.group(1)), sql)
@@ -81,7 +96,8 @@ def histogram_sql(base: str, metric: MetricSpec, dialect: str) -> str:
     labels = [label.column for label in metric.labels]
     value = metric.value
     assert value is not None
-    where = f"{value} IS NOT NULL" + (f" AND {metric.filter} <> 0" if metric.filter else "")
+    # infinity and NaN are no observation either: they would make the sum non-finite
+    where = FINITE.format(value) + (f" AND {metric.filter} <> 0" if metric.filter else "")
     if dialect == "sqlite":  # a number stored as text is no observation: not in a bucket, not in the sum
         where += f" AND typeof({value}) IN ('integer', 'real')"
     select = ", ".join(

@@ -21,12 +21,14 @@ class SelfCollector(Collector):
 
     def __init__(self, snapshot: Snapshot, dropped: CapMemory, database_up: Callable[[], bool | None],
                  reload_ok: Callable[[], bool] = lambda: True,
-                 fast_paths: Callable[[], dict[str, FastPath]] = dict):
+                 fast_paths: Callable[[], dict[str, FastPath]] = dict,
+                 nonfinite: Callable[[], dict[tuple[str, str], float]] = dict):
         self.snapshot = snapshot
         self.dropped = dropped
         self.database_up = database_up
         self.reload_ok = reload_ok
         self.fast_paths = fast_paths
+        self.nonfinite = nonfinite
 
     def collect(self) -> Iterator[Metric]:
         info = GaugeMetricFamily("pipeline_exporter_build_info",
@@ -55,6 +57,12 @@ class SelfCollector(Collector):
         for query, path in self.fast_paths().items():
             fast.add_metric([query], 1 if path.on else 0)
         yield fast
+        nonfinite = CounterMetricFamily("pipeline_exporter_nonfinite_values",
+                                        "Values a counter query left out of its sums because they are no finite "
+                                        "number (infinity, NaN), by query and column.", labels=["query", "column"])
+        for (query, column), left_out in sorted(self.nonfinite().items()):
+            nonfinite.add_metric([query, column], left_out)
+        yield nonfinite
 
     def _jobs(self) -> Iterator[Metric]:
         duration = HistogramMetricFamily("pipeline_exporter_query_duration_seconds",

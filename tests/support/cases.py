@@ -242,6 +242,54 @@ def late_commit_before_first_settle(store: Store, tmp: Path) -> None:
         exp.stop()
 
 
+NONFINITE = "pipeline_exporter_nonfinite_values_total"
+
+
+def nonfinite_values(store: Store, tmp: Path) -> None:
+    """One infinity (or NaN) in a summed column: that row is left out of the sum and counted in
+    pipeline_exporter_nonfinite_values_total; the series' other events are counted at once, not
+    when the bad row settles. SQLite holds inf (9e999) but stores NaN as NULL; PostgreSQL holds
+    both; MariaDB's DOUBLE holds neither (the case checks the finite rows there)."""
+    clock = Clock()
+    bad = {"sqlite": ["9e999"], "postgresql": ["'Infinity'::float8", "'NaN'::float8"]}.get(store.dialect, [])
+
+    def usage(cost: float) -> dict:
+        return {"stage": "score", "provider": "p", "model": "m", "prompt_tokens": 10, "completion_tokens": 1,
+                "cost_usd": cost, "created_at": store.stamp(clock.now - 1)}
+
+    store.insert("llm_usage", [usage(0.25)])
+    exp = exporter(store, tmp, clock)
+    try:
+        def run() -> dict[tuple, float]:
+            clock.now += 60
+            return scrape(exp, "llm_usage")
+
+        samples = run()
+        assert counter(samples, "pipeline_llm_cost_usd") == 0.25
+        for value in bad:  # a bad cost, and on SQLite a bad token count (an INTEGER column takes a REAL inf)
+            tokens = value if store.dialect == "sqlite" else "10"
+            store.execute("INSERT INTO llm_usage (stage, provider, model, prompt_tokens, completion_tokens, cost_usd, "
+                          f"created_at) VALUES ('score', 'p', 'm', {tokens}, 1, {value}, :t)",
+                          {"t": store.stamp(clock.now - 1)})
+        store.insert("llm_usage", [usage(0.5), usage(0.25)])
+        expected_prompt = 10 + 20 + (0 if store.dialect == "sqlite" else 10 * len(bad))
+        for step in range(5):  # at once, and unchanged through the settle and the hourly recount
+            samples = run()
+            assert counter(samples, "pipeline_llm_cost_usd") == 1.0, step
+            assert counter(samples, "pipeline_llm_requests") == 3 + len(bad), step
+            assert counter(samples, "pipeline_llm_tokens", type="prompt") == expected_prompt, step
+            assert counter(samples, "pipeline_llm_tokens", type="completion") == 3 + len(bad), step
+            got = {dict(labels)["column"]: value for (name, labels), value in samples.items()
+                   if name == NONFINITE and dict(labels)["query"] == "llm_usage"}
+            want = {"cost_usd": float(len(bad))} if bad else {}
+            if store.dialect == "sqlite":
+                want["prompt_tokens"] = 1.0
+            assert {k: v for k, v in got.items() if v} == want, step
+            clock.now += 900
+    finally:
+        exp.stop()
+
+
 WINDOW_CASES = [history_out_of_time_order, future_rows, window_keys_go_back, late_commit_before_first_settle]
-COUNTER_CASES = [counter_keys_go_back, deleted_before_settling, timestamp_moves_back]
+COUNTER_CASES = [counter_keys_go_back, deleted_before_settling, timestamp_moves_back, nonfinite_values]
 CASES = pytest.mark.parametrize("case", WINDOW_CASES + COUNTER_CASES, ids=lambda case: case.__name__)
