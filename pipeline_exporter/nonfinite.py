@@ -5,8 +5,9 @@ Two ways a counter query's rows reach this count: a ``pe_nonfinite_<column>`` re
 pack sums ``$nonfinite(column)`` next to ``SUM($finite(column))``; the bad row is left out of the
 sum and the series' other events count at once), or a summed value that comes back non-finite
 itself (the pack sums a column bare): the engine cannot tell that row from the others, so the
-series' value of that statement is dropped, at least one row is counted under the metric's value
-column, and one log line says to wrap the column in ``$finite``.
+series' value of that statement is dropped (the series keeps its value; its events read with that
+row go uncounted), at least one row is counted under the summed column's name, and one log line
+says to wrap the column in ``$finite``.
 """
 
 from __future__ import annotations
@@ -87,9 +88,9 @@ class NonFinite:
                     self._totals[key] = self._totals.get(key, 0.0) + added
                     if column in bare and key not in self._warned:
                         self._warned.add(key)
-                        log.warning("a summed value is not a finite number: that series' events of this run "
-                                    "are not counted until the row settles; wrap the column in $finite() and "
-                                    "sum $nonfinite() as pe_nonfinite_<column> in the pack's SQL",
+                        log.warning("a summed value is not a finite number: the series keeps its value and "
+                                    "its events read with that row are not counted; wrap the column in "
+                                    "$finite() and sum $nonfinite() as pe_nonfinite_<column> in the pack's SQL",
                                     extra={"query": query.name, "column": column})
             self._future[query.name] = bad_counts(query, results[FUTURE])[0] if FUTURE in results else {}
 

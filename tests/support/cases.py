@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_exporter.sql import expand_macros
 from pipeline_exporter.web import status_page
 from tests.support.numbers import Clock, Store, counter, exporter, scrape, window_samples
 
@@ -290,6 +291,36 @@ def nonfinite_values(store: Store, tmp: Path) -> None:
         exp.stop()
 
 
+def nonfinite_sales(store: Store, tmp: Path) -> None:
+    """The macros on the dialect itself, and sales whose amount is infinite or NaN: left out of the
+    revenue counter (counted in the self-metric) and of the amounts histogram's buckets and sum."""
+    clock = Clock()
+    bad = {"sqlite": ["9e999", "-9e999"],
+           "postgresql": ["'Infinity'::float8", "'-Infinity'::float8", "'NaN'::float8"]}.get(store.dialect, [])
+    store.insert("sites", [{"id": 1, "domain": "a.example", "status": "found"}])
+    store.insert("sales", [{"site_id": 1, "channel": "sms", "amount_usd": 120.5, "sold_at": store.stamp(clock.now - 1)}])
+    for amount in bad:
+        store.execute(f"INSERT INTO sales (site_id, channel, amount_usd, sold_at) VALUES (1, 'sms', {amount}, :t)",
+                      {"t": store.stamp(clock.now - 1)})
+    store.insert("sales", [{"site_id": 1, "channel": "sms", "amount_usd": 80, "sold_at": store.stamp(clock.now - 1)}])
+    macros = expand_macros("SELECT $finite(amount_usd), $nonfinite(amount_usd) FROM sales ORDER BY id", store.dialect)
+    assert store.execute(macros) == [(120.5, 0), *[(None, 1)] * len(bad), (80, 0)]
+    exp = exporter(store, tmp, clock)
+    try:
+        for step in range(3):
+            clock.now += 60
+            samples = scrape(exp, "sales", "sale_amounts")
+            assert counter(samples, "pipeline_sales") == 2 + len(bad), step
+            assert counter(samples, "pipeline_sales_revenue_usd") == 200.5, step
+            left_out = samples.get((NONFINITE, (("column", "amount_usd"), ("query", "sales"))), 0)
+            assert left_out == len(bad), step
+            assert samples[("pipeline_sale_amount_usd_count", (("channel", "sms"),))] == 2, step
+            assert samples[("pipeline_sale_amount_usd_sum", (("channel", "sms"),))] == 200.5, step
+    finally:
+        exp.stop()
+
+
 WINDOW_CASES = [history_out_of_time_order, future_rows, window_keys_go_back, late_commit_before_first_settle]
-COUNTER_CASES = [counter_keys_go_back, deleted_before_settling, timestamp_moves_back, nonfinite_values]
+COUNTER_CASES = [counter_keys_go_back, deleted_before_settling, timestamp_moves_back, nonfinite_values,
+                 nonfinite_sales]
 CASES = pytest.mark.parametrize("case", WINDOW_CASES + COUNTER_CASES, ids=lambda case: case.__name__)
