@@ -298,11 +298,12 @@ def nonfinite_sales(store: Store, tmp: Path) -> None:
     bad = {"sqlite": ["9e999", "-9e999"],
            "postgresql": ["'Infinity'::float8", "'-Infinity'::float8", "'NaN'::float8"]}.get(store.dialect, [])
     store.insert("sites", [{"id": 1, "domain": "a.example", "status": "found"}])
-    store.insert("sales", [{"site_id": 1, "channel": "sms", "amount_usd": 120.5, "sold_at": store.stamp(clock.now - 1)}])
+    sold = store.stamp(clock.now - 1)
+    store.insert("sales", [{"site_id": 1, "channel": "sms", "amount_usd": 120.5, "sold_at": sold}])
     for amount in bad:
         store.execute(f"INSERT INTO sales (site_id, channel, amount_usd, sold_at) VALUES (1, 'sms', {amount}, :t)",
-                      {"t": store.stamp(clock.now - 1)})
-    store.insert("sales", [{"site_id": 1, "channel": "sms", "amount_usd": 80, "sold_at": store.stamp(clock.now - 1)}])
+                      {"t": sold})
+    store.insert("sales", [{"site_id": 1, "channel": "sms", "amount_usd": 80, "sold_at": sold}])
     macros = expand_macros("SELECT $finite(amount_usd), $nonfinite(amount_usd) FROM sales ORDER BY id", store.dialect)
     assert store.execute(macros) == [(120.5, 0), *[(None, 1)] * len(bad), (80, 0)]
     exp = exporter(store, tmp, clock)
