@@ -13,7 +13,7 @@ import yaml
 
 from pipeline_exporter import flags, packloader, validation
 from pipeline_exporter.errors import ConfigError
-from pipeline_exporter.mixin import own
+from pipeline_exporter.mixin import kubernetes, own
 from pipeline_exporter.mixin.config import MixinConfig, load
 from pipeline_exporter.mixin.render import Pack, documents, known_parameters, load_pack, packs, render_pack
 from pipeline_exporter.mixin.render.format import check
@@ -54,6 +54,7 @@ def parser() -> argparse.ArgumentParser:
                              f"metrics; docs/packs/derived.md) (repeatable; built in: {', '.join(packs())})")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if the files in --out differ from the rendered ones")
+    kubernetes.add_arguments(parser)
     return parser
 
 
@@ -157,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                    if pack.output("docs") and (args.out / pack.output("docs")).exists()}
         if present:
             files.update(documents(args.out, config, present))
+        # deploy/kubernetes/mixin/<pack>/ from the same rendering, with --kubernetes (docs/kubernetes.md)
+        files.update(kubernetes.from_args(args, selected, config))
     except ConfigError as exc:
         print(f"pipeline-exporter mixin: {exc}", file=sys.stderr)
         return EXIT_CONFIG
