@@ -20,7 +20,11 @@ WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY pyproject.toml README.md* LICENSE ./
 COPY pipeline_exporter ./pipeline_exporter
-RUN pip wheel --no-deps --wheel-dir /wheels .
+# build_info's revision: .git is not in the build context, so the build argument is written into the
+# package (pipeline_exporter/revision.py reads it); without it the image reports revision="unknown".
+ARG REVISION=unknown
+RUN if [ "$REVISION" != unknown ]; then printf '%s\n' "$REVISION" > pipeline_exporter/REVISION; fi \
+    && pip wheel --no-deps --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
 ARG PYTHON_IMAGE
@@ -51,9 +55,12 @@ RUN useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin
 USER 10001:10001
 WORKDIR /data
 EXPOSE 9333
-# No curl in slim images: python's urllib asks the exporter's own health endpoint.
+# The running exporter (PID 1) is asked with its own flags and environment, so the check follows
+# --web.listen-address, the telemetry path and the web config's TLS (pipeline_exporter/probe.py).
+# /-/healthy needs no password under basic auth. Kubernetes ignores HEALTHCHECK and uses the probes
+# of deploy/kubernetes instead; with client certificates required, disable it (--no-healthcheck).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9333/-/healthy', timeout=4).status == 200 else 1)"]
+    CMD ["python", "-m", "pipeline_exporter.probe", "/-/healthy"]
 ENTRYPOINT ["pipeline-exporter"]
 # Every flag can also come from the environment: PIPELINE_EXPORTER_DATABASE_URL, ...
 CMD ["--database.url", "sqlite:////data/db/sites.db", "--web.listen-address", ":9333"]

@@ -22,7 +22,9 @@ from pipeline_exporter.jobs import build_jobs, probe_columns
 from pipeline_exporter.memory import Memory
 from pipeline_exporter.redact import mask_url
 from pipeline_exporter.scheduler import Scheduler
+from pipeline_exporter.seen import keeps
 from pipeline_exporter.snapshot import Snapshot
+from pipeline_exporter.states import FastPath
 
 log = logging.getLogger("pipeline_exporter")
 
@@ -40,7 +42,7 @@ class Pipeline:
             query.sql_for(self.db.dialect)  # a query without SQL for this dialect fails at start
         self.memory = memory or Memory()
         self.jobs = build_jobs(config, self.db, self.memory)
-        self.snapshot = Snapshot([job.info for job in self.jobs], clock)
+        self.snapshot = Snapshot([job.info for job in self.jobs], clock, keeps(config.queries))
         self.scheduler = Scheduler(self.jobs, self.snapshot, clock, workers=config.max_concurrent_queries)
 
     def probe(self, deadline: float | None = None) -> tuple[int, dict[str, str]]:
@@ -105,8 +107,12 @@ class Exporter:
         const_labels = lambda: self.pipeline.config.const_labels  # noqa: E731 - read at each scrape (reloads)
         self.registry.register(_Forward(lambda: SnapshotCollector(self.pipeline.snapshot), const_labels))
         self.registry.register(_Forward(lambda: SelfCollector(
-            self.pipeline.snapshot, self.pipeline.memory.caps, lambda: self.pipeline.db.up, lambda: self.reload_ok),
-            const_labels))
+            self.pipeline.snapshot, self.pipeline.memory.caps, lambda: self.pipeline.db.up, lambda: self.reload_ok,
+            self.fast_paths), const_labels))
+
+    def fast_paths(self) -> dict[str, FastPath]:
+        """Per query of the running config with a fast path: whether it is in use, and why not."""
+        return self.pipeline.memory.fast_paths(query.name for query in self.pipeline.config.queries)
 
     def add_process_metrics(self) -> None:
         """process_cpu_seconds_total, process_resident_memory_bytes, ... (Linux), with the const labels

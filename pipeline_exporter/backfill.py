@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pipeline_exporter import durations
+from pipeline_exporter.backfill_windows import collect_windows, plan_windows, render_windows
 from pipeline_exporter.config import Config, load_config
 from pipeline_exporter.db import Database
 from pipeline_exporter.errors import CollectionError, ConfigError
@@ -271,9 +272,9 @@ def _number(value: float) -> str:
 
 
 def render(plans: list[Plan], data: Mapping[str, dict[tuple, dict[int, float]]], grid: Grid,
-           target: Mapping[str, str]) -> Iterator[str]:
+           target: Mapping[str, str], tail: Iterable[str] = ()) -> Iterator[str]:
     """OpenMetrics text, one series at a time: each family's samples together, each series in time
-    order, a value at every step (so no gap ever goes stale), ``# EOF`` last."""
+    order, a value at every step (so no gap ever goes stale), then ``tail`` (more families), ``# EOF`` last."""
     stamps = [f" {grid.start + i * grid.step}\n" for i in range(grid.count)]
     target_pairs = [f'{k}="{_escape(v)}"' for k, v in target.items()]
     for p in plans:
@@ -291,6 +292,7 @@ def render(plans: list[Plan], data: Mapping[str, dict[tuple, dict[int, float]]],
                     total += steps[i]
                 lines.append(head + _number(total / scale if scale > 1 else total) + stamp)
             yield "".join(lines)
+    yield from tail
     yield "# EOF\n"
 
 
@@ -396,19 +398,26 @@ def main(argv: list[str]) -> int:
         if clash:
             return fail(f"--label {', '.join(sorted(clash))} is already a label of {p.metric.name}")
     grid = Grid.covering(end, args.days, int(step))
+    windows = plan_windows(config, int(step), lambda message: print(f"pipeline-exporter backfill: {message}",
+                                                                     file=sys.stderr))
     started = time.monotonic()
     reading = Progress("backfill: reading", len({(name, tuple(label.column for label in p.metric.labels))
-                                                 for p in plans for _, name, _ in p.parts}), "statements")
+                                                 for p in plans for _, name, _ in p.parts}) + len(windows),
+                       "statements")
     try:
         data = collect(db, plans, grid, timeout, reading.advance)
+        recent = collect_windows(db, windows, config.parameters, grid.start, grid.end, grid.step, grid.count,
+                                 timeout, bucket_sql)
+        reading.advance(len(windows))
     except CollectionError as exc:
         print(f"pipeline-exporter backfill: reading {mask_url(config.database_url)} failed: {exc}", file=sys.stderr)
         return 1
     finally:
         reading.done()
         db.close()
-    writing = Progress("backfill: writing", len(plans), "counters")
-    chunks = _counted(render(plans, data, grid, target), writing)
+    writing = Progress("backfill: writing", len(plans) + sum(len(w.metrics) for w in windows), "families")
+    tail = render_windows(windows, recent, grid.start, grid.step, target, _escape, _number)
+    chunks = _counted(render(plans, data, grid, target, tail), writing)
     if args.out == "-":
         try:
             write(sys.stdout, chunks)
@@ -428,8 +437,12 @@ def main(argv: list[str]) -> int:
             tmp.unlink(missing_ok=True)
     nseries = sum(len(series) for series in data.values())
     samples = nseries * grid.count
+    nseries += sum(len(series) for series in recent.values())
+    samples += sum(len(steps) for series in recent.values() for steps in series.values())
     when = lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
-    print(f"backfill: {len(plans)} counters, {nseries} series, {samples} samples every {int(step)}s "
+    gauges = sum(len(w.metrics) for w in windows)
+    print(f"backfill: {len(plans)} counters, {gauges} windowed gauges, {nseries} series, "
+          f"{samples} samples every {int(step)}s "
           f"from {when(grid.start)} to {when(grid.end)} ({grid.start}..{grid.end}) written to {args.out} "
           f"in {time.monotonic() - started:.1f}s", file=sys.stderr)
     return 0

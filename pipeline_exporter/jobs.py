@@ -61,11 +61,13 @@ def _counting_run(query: QuerySpec, db: Database, parameters: dict[str, Any], me
     def run(now: float) -> list[MetricData]:
         # A failed run leaves the state untouched: the next run counts the same events again.
         plan = counting.plan(now)
-        binds = [{**parameters, "now": now, **bind} for bind in counting.bind(plan)]
-        results = db.read(lambda execute: [execute(sql, bind) for bind in binds], query.timeout)  # fetch
-        check_columns(query, results[0].columns)                                # check
-        shaped = [shaper.shape_uncapped([result]) for result in results]        # shape
-        totals = counting.fold(shaped, counting.largest_key(results), plan, now)  # fold
+        bind = {**parameters, "now": now}
+        results = db.read(lambda execute: counting.read(                        # fetch
+            lambda key: execute(sql, {**bind, "last_key": key}), plan), query.timeout)
+        for result in results.values():
+            check_columns(query, result.columns)                                # check
+        shaped = {name: shaper.shape_uncapped([result]) for name, result in results.items()}  # shape
+        totals = counting.fold(shaped, results, plan, now)                      # fold
         return [memory.guard.apply(shaper.cap(metric, data))                    # cap, never down
                 for metric, data in zip(query.metrics, totals)]
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from pipeline_exporter.config import QuerySpec
-from pipeline_exporter.incremental import CounterState
 from pipeline_exporter.model import MetricData
 from pipeline_exporter.shaping import CapMemory
-from pipeline_exporter.windows import BucketState
+from pipeline_exporter.states import BucketState, CounterState, FastPath
 
 log = logging.getLogger("pipeline_exporter.memory")
 
@@ -67,6 +66,11 @@ class Memory:
     def bucket_state(self, query: QuerySpec) -> BucketState:
         """The buckets of this windowed query: kept when it counts the same way as before, else new."""
         return _kept(self.windows, query, BucketState)
+
+    def fast_paths(self, queries: Iterable[str]) -> dict[str, FastPath]:
+        """Per query of ``queries`` with a fast path (keyed windows): whether it is in use, and why not."""
+        names = set(queries)
+        return {name: state.fast for name, (_, state) in sorted(self.windows.items()) if name in names}
 
     def checkpoint(self) -> tuple[dict[str, tuple[QuerySpec, CounterState]], dict[str, tuple[QuerySpec, BucketState]]]:
         """What to restore if a reload that is being built fails."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from pipeline_exporter.model import JobInfo, MetricData
+from pipeline_exporter.seen import Keep, Seen, fill
 
 # Buckets of pipeline_exporter_query_duration_seconds.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -27,6 +28,7 @@ class JobState:
     runs_total: int = 0
     duration_counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
     duration_sum: float = 0.0
+    seen: Seen = field(default_factory=dict)  # windowed label sets and when last exported (seen.py)
 
     def fresh(self, now: float) -> bool:
         """True while the last good values are younger than the staleness limit."""
@@ -36,9 +38,10 @@ class JobState:
 class Snapshot:
     """Thread-safe store of job states; ``version`` changes whenever any state does."""
 
-    def __init__(self, jobs: list[JobInfo], clock: Callable[[], float]):
+    def __init__(self, jobs: list[JobInfo], clock: Callable[[], float], keep: Mapping[str, Keep] | None = None):
         self._lock = threading.Lock()
         self._states = {job.name: JobState(job) for job in jobs}
+        self._keep = dict(keep or {})  # windowed queries whose label sets stay at 0 for a while
         self.clock = clock
         self.version = 0
 
@@ -55,7 +58,8 @@ class Snapshot:
             bucket = next((i for i, bound in enumerate(DURATION_BUCKETS) if duration <= bound), len(DURATION_BUCKETS))
             state.duration_counts[bucket] += 1
             if error is None:
-                state.data = data or []
+                keep = self._keep.get(name)
+                state.data = fill(data or [], state.seen, keep, started) if keep else (data or [])
                 state.last_success = started
                 state.error = state.error_kind = None
             else:

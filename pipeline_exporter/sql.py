@@ -97,6 +97,7 @@ def probe_sql(query: QuerySpec, dialect: str) -> str:
 
 
 SINCE = "pe_since_{}"
+LOWER = "pe_lower"  # the oldest window's first instant that counts
 
 
 def window_columns(query: QuerySpec) -> Iterator[tuple[str, MetricSpec, str | None, int]]:
@@ -117,13 +118,24 @@ def window_labels(query: QuerySpec) -> list[str]:
     return list(columns)
 
 
-def window_sql(query: QuerySpec, dialect: str) -> str:
-    """One statement for every window: ``SUM(CASE WHEN time >= :pe_since_N ...)`` per window and value."""
+def in_window(query: QuerySpec, window: int) -> str:
+    """The condition of one window on the time column, within (oldest start, now]: after its start
+    (at or after it, for a calendar month)."""
     assert query.windows is not None
-    time, labels = query.windows.time, window_labels(query)
+    time, seconds = query.windows.time, query.windows.periods[window][1]
+    return f"{time} {'>=' if seconds == 0 else '>'} :{SINCE.format(window)}"
+
+
+def window_sql(query: QuerySpec, dialect: str) -> str:
+    """One statement for every window: ``SUM(CASE WHEN <in the window> ...)`` per window and value.
+    The engine, not the pack's SQL, keeps each window to (now - period, now]: a row dated in the
+    future counts when its time comes. The time is named few times: SQLite computes it once per
+    mention."""
+    assert query.windows is not None
+    labels, time = window_labels(query), query.windows.time
     selects = list(labels)
     for alias, metric, column, window in window_columns(query):
-        condition = f"{time} >= :{SINCE.format(window)}"
+        condition = in_window(query, window)
         if metric.filter:
             condition += f" AND {metric.filter} <> 0"
         if metric.aggregate == "sum":
@@ -131,7 +143,8 @@ def window_sql(query: QuerySpec, dialect: str) -> str:
         else:
             selects.append(f"{metric.aggregate.upper()}(CASE WHEN {condition} THEN {column} END) AS {alias}")
     group = f" GROUP BY {', '.join(labels)}" if labels else ""
-    return f"SELECT {', '.join(selects)} FROM ({render(query, dialect)}\n) pe_events{group}"
+    return (f"SELECT {', '.join(selects)} FROM ({render(query, dialect)}\n) pe_events "
+            f"WHERE {time} >= :{LOWER} AND {time} <= :now{group}")
 
 
 def key_bounds_sql(search: KeySearch) -> str:
@@ -173,21 +186,24 @@ def minute_sql(column: str, dialect: str) -> str:
 
 
 def bucket_sql(query: QuerySpec, dialect: str) -> str:
-    """The events of a key range summed per label values and minute of their time."""
+    """The events of a key range summed per label values and minute of their time; an event dated
+    after ``:now`` keeps its own time (``pe_future``), to count when that time comes."""
     assert query.windows is not None
     labels = window_labels(query)
-    minute = minute_sql(query.windows.time, dialect)
-    selects = [*labels, f"{minute} AS pe_minute", *_bucket_aggregates(query)]
-    return (f"SELECT {', '.join(selects)} FROM ({render(query, dialect)}\n) pe_events "
-            f"GROUP BY {', '.join([*labels, minute])}")
+    time = query.windows.time
+    minute = minute_sql(time, dialect)
+    selects = [*labels, f"{minute} AS pe_minute", f"CASE WHEN {time} > :now THEN {time} END AS pe_future",
+               *_bucket_aggregates(query)]
+    group = ", ".join(str(i + 1) for i in range(len(labels) + 2))  # by position: one :now, not two
+    return f"SELECT {', '.join(selects)} FROM ({render(query, dialect)}\n) pe_events GROUP BY {group}"
 
 
-def edge_sql(query: QuerySpec, dialect: str) -> str:
-    """The events of a key range with a time before ``:pe_edge_end`` (the base reads from
-    ``:window_start``), summed per label values: a window's first, partial minute."""
+def edge_sql(query: QuerySpec, dialect: str, inclusive: bool = False) -> str:
+    """The events of a key range with a time after ``:window_start`` (at or after, for a calendar
+    month) and before ``:pe_edge_end``, summed per label values: a window's first, partial minute."""
     assert query.windows is not None
-    labels = window_labels(query)
+    labels, time = window_labels(query), query.windows.time
     group = f" GROUP BY {', '.join(labels)}" if labels else ""
     return (f"SELECT {', '.join([*labels, *_bucket_aggregates(query)])} FROM ({render(query, dialect)}\n) "
-            f"pe_events WHERE {query.windows.time} < :pe_edge_end{group}")
-
+            f"pe_events WHERE {time} {'>=' if inclusive else '>'} :window_start AND {time} < :pe_edge_end "
+            f"AND {time} <= :now{group}")

@@ -170,7 +170,10 @@ def status_page(exporter: Exporter, telemetry_path: str = "/metrics") -> str:
     """An HTML table of every query and source: last status, duration and age."""
     now = time.time()
     rows = []
+    paths = exporter.fast_paths()
     for state in sorted(exporter.snapshot.states(), key=lambda s: s.info.name):
+        path = paths.get(state.info.name)
+        fast = "-" if path is None else ("yes" if path.on else f"no: {path.reason}")
         status = "never run" if state.last_attempt is None else ("failing" if state.error else "ok")
         age = f"{now - state.last_success:.0f}s ago" if state.last_success else "never"
         duration = f"{state.last_duration * 1000:.1f} ms" if state.last_duration is not None else "-"
@@ -187,6 +190,7 @@ def status_page(exporter: Exporter, telemetry_path: str = "/metrics") -> str:
                     age,
                     state.errors_total,
                     state.error or "",
+                    fast,
                 )
             )
             + "</tr>"
@@ -199,7 +203,7 @@ def status_page(exporter: Exporter, telemetry_path: str = "/metrics") -> str:
 &middot; <a href="{html.escape(telemetry_path)}">{html.escape(telemetry_path)}</a>
 &middot; <a href="/-/ready">/-/ready</a></p>
 <table><tr><th>query</th><th>kind</th><th>interval</th><th>status</th><th>last duration</th>
-<th>last success</th><th>errors</th><th>last error</th></tr>
+<th>last success</th><th>errors</th><th>last error</th><th>fast path</th></tr>
 {"".join(rows)}</table></body></html>"""
 
 

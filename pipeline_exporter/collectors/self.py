@@ -13,17 +13,20 @@ from pipeline_exporter import __version__
 from pipeline_exporter.revision import revision
 from pipeline_exporter.shaping import CapMemory
 from pipeline_exporter.snapshot import DURATION_BUCKETS, Snapshot
+from pipeline_exporter.states import FastPath
 
 
 class SelfCollector(Collector):
     """Build info, database reachability, per-job durations, errors and last success, dropped series."""
 
     def __init__(self, snapshot: Snapshot, dropped: CapMemory, database_up: Callable[[], bool | None],
-                 reload_ok: Callable[[], bool] = lambda: True):
+                 reload_ok: Callable[[], bool] = lambda: True,
+                 fast_paths: Callable[[], dict[str, FastPath]] = dict):
         self.snapshot = snapshot
         self.dropped = dropped
         self.database_up = database_up
         self.reload_ok = reload_ok
+        self.fast_paths = fast_paths
 
     def collect(self) -> Iterator[Metric]:
         info = GaugeMetricFamily("pipeline_exporter_build_info",
@@ -45,6 +48,13 @@ class SelfCollector(Collector):
         for metric, count in sorted(self.dropped.totals().items()):
             dropped.add_metric([metric], count)
         yield dropped
+        fast = GaugeMetricFamily("pipeline_exporter_query_fast_path",
+                                 "1 while a query's fast path (key ranges) holds, 0 while the engine found it does "
+                                 "not and counts by the exact path (the reason is on the status page).",
+                                 labels=["query"])
+        for query, path in self.fast_paths().items():
+            fast.add_metric([query], 1 if path.on else 0)
+        yield fast
 
     def _jobs(self) -> Iterator[Metric]:
         duration = HistogramMetricFamily("pipeline_exporter_query_duration_seconds",

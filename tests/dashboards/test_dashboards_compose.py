@@ -54,7 +54,8 @@ def test_services_and_ports(compose):
     default = {name for name, service in compose["services"].items() if not service.get("profiles")}
     assert default == {"demo-init", *PORTS}
     for name, port in PORTS.items():
-        assert compose["services"][name]["ports"] == [f"{port}:{port}"], name
+        # Loopback only by default: the demo stack has no TLS or passwords in front of it.
+        assert compose["services"][name]["ports"] == [f"127.0.0.1:{port}:{port}"], name
 
 
 def test_every_mounted_host_path_exists_or_is_a_named_volume(compose):
@@ -162,7 +163,9 @@ def test_dockerfile():
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", text, flags=re.M)
     assert re.search(r"^USER (?!root|0\b)\S+", final_stage, flags=re.M)
     assert "EXPOSE 9333" in final_stage
-    assert "http://127.0.0.1:9333/-/healthy" in final_stage and "urllib" in final_stage
+    # The health check asks the running exporter with its own flags (listen address, TLS), no fixed URL.
+    healthcheck = re.search(r"^HEALTHCHECK .*\\\n\s*CMD \[.*\]$", final_stage, flags=re.M)[0]
+    assert '"pipeline_exporter.probe", "/-/healthy"' in healthcheck and ":9333" not in healthcheck
     assert 'ENTRYPOINT ["pipeline-exporter"]' in final_stage
     ignored = (REPO / ".dockerignore").read_text(encoding="utf-8")
     assert "!pipeline_exporter/" in ignored and "!pyproject.toml" in ignored

@@ -44,7 +44,9 @@ def mixin(*args: str) -> subprocess.CompletedProcess:
 def test_generated_json_is_committed():
     """`pipeline-exporter mixin --out . --check` passes: every committed rule file, dashboard and
     docs table is what the packs' declarations render (CI runs this)."""
-    result = subprocess.run([sys.executable, "-m", "pipeline_exporter", "mixin", "--out", str(REPO), "--check"],
+    # --kubernetes: deploy/kubernetes/mixin/<pack>/ too (PrometheusRules, dashboard ConfigMaps).
+    result = subprocess.run([sys.executable, "-m", "pipeline_exporter", "mixin", "--out", str(REPO), "--check",
+                             "--kubernetes"],
                             cwd=REPO, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
 

@@ -17,7 +17,18 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from pipeline_exporter import backfill
 from pipeline_exporter.app import Exporter, families
 from pipeline_exporter.packs.method333.demo import build_demo
-from tests.support.backfill import DAY, DAYS, INSTANCE, TARGET, backfilled_prometheus, cli, compare_days, per_day, rows
+from tests.support.backfill import (
+    DAY,
+    DAYS,
+    INSTANCE,
+    TARGET,
+    backfilled_prometheus,
+    cli,
+    compare_days,
+    epoch,
+    per_day,
+    rows,
+)
 from tests.support.paths import DDL
 
 # --------------------------------------------------------------------------- the stack
@@ -28,10 +39,11 @@ def live_counters(db: Path, now: float) -> dict[tuple, float]:
     exporter = Exporter(None, {"database_url": f"sqlite:///{db}", "coverage": db.parent / "none.json",
                                "e2e_report": db.parent / "none.xml"}, clock=lambda: now)
     exporter.pipeline.scheduler.run_once()
+    counters = set(backfill.COUNTERS)  # read from the pack at each access: once, not once a sample
     try:
         return {(s.name, tuple(sorted(s.labels.items()))): s.value
                 for family in families(exporter.registry).values() for s in family.samples
-                if s.name in backfill.COUNTERS}
+                if s.name in counters}
     finally:
         exporter.pipeline.db.close()
 
@@ -98,6 +110,63 @@ def test_daily_differences_equal_the_rows_of_each_day(stack):
         compare_days(prom, selector, per_day(rows(db, sql), end, key), end, agg)
 
 
+WINDOWED = ("pipeline_site_transitions_recent", "pipeline_outreach_sent_recent", "pipeline_outreach_replies_recent",
+            "pipeline_sales_recent", "pipeline_sales_revenue_usd_recent", "pipeline_llm_cost_usd_recent",
+            "pipeline_llm_tokens_recent", "pipeline_conversation_messages_recent", "pipeline_opt_outs_recent",
+            "pipeline_cron_job_runs_recent", "pipeline_http_errors_recent")
+
+
+def daily_or_absent(prom: Any, expr: str, end: int) -> dict[tuple, list[float]]:
+    """Values of ``expr`` at the day boundaries ending at ``end``, 0.0 where the series is absent (a
+    label set with no event for two weeks has no series, as live)."""
+    result = prom.api("/api/v1/query_range", query=expr, start=end - DAYS * DAY, end=end, step=f"{DAY}s")
+    out = {}
+    for series in result:
+        values = [0.0] * (DAYS + 1)
+        for stamp, value in series["values"]:
+            values[DAYS - (end - int(float(stamp))) // DAY] = float(value)
+        labels = {k: v for k, v in series["metric"].items() if k not in ("__name__", "job", "instance", "window")}
+        out[tuple(sorted(labels.items()))] = values
+    return out
+
+
+def test_per_day_bars_of_the_windowed_gauges_equal_the_rows_of_each_day(stack):
+    """What a per-day panel draws from the first minute: the 24 h window at each day boundary b is
+    the rows of (b - 1d, b]; the 7 d window at the cut-over the rows of the last week."""
+    prom, db, end = stack["prom"], stack["db"], stack["end"]
+    by = lambda name: (lambda row: ((name, row[0]),))  # noqa: E731 - the label key of a row
+    checks = [  # (selector of the summed gauge, rows as (labels..., timestamp, value), label key of a row)
+        ('sum by (channel) (pipeline_outreach_sent_recent{window="24h"})',
+         "SELECT channel, sent_at, 1 FROM outreaches WHERE sent_at IS NOT NULL", by("channel")),
+        ('pipeline_outreach_replies_recent{window="24h"}',
+         "SELECT channel, replied_at, 1 FROM outreaches WHERE replied_at IS NOT NULL", by("channel")),
+        ('pipeline_site_transitions_recent{window="24h"}', "SELECT to_status, changed_at, 1 FROM site_status_history",
+         by("to_status")),
+        ('sum(pipeline_llm_cost_usd_recent{window="24h"})', "SELECT created_at, cost_usd FROM llm_usage",
+         lambda row: ()),
+        ('sum by (source, code) (pipeline_http_errors_recent{window="24h"})',
+         "SELECT source, CAST(status_code AS TEXT), created_at, 1 FROM http_errors",
+         lambda row: (("code", row[1]), ("source", row[0]))),
+        ('sum(pipeline_sales_revenue_usd_recent{window="24h"})', "SELECT sold_at, amount_usd FROM sales",
+         lambda row: ()),
+    ]
+    for selector, sql, key in checks:
+        expected = per_day(rows(db, sql), end, key)
+        got = daily_or_absent(prom, selector, end)
+        assert sum(sum(v[1:]) for v in expected.values()) > 0, selector
+        for series, values in got.items():
+            want = expected.get(series, [0.0] * (DAYS + 1))
+            assert values[1:] == pytest.approx(want[1:], rel=1e-9, abs=1e-6), f"{selector} {dict(series)}"
+        assert {k for k, v in expected.items() if sum(v[1:])} <= set(got), selector
+    week = defaultdict(float)
+    for channel, sent in rows(db, "SELECT channel, sent_at FROM outreaches WHERE sent_at IS NOT NULL"):
+        ts = epoch(sent)
+        if ts is not None and end - 7 * DAY < ts <= end:
+            week[(("channel", channel),)] += 1
+    got = prom.api("/api/v1/query", query='sum by (channel) (pipeline_outreach_sent_recent{window="7d"})', time=end)
+    assert {(("channel", r["metric"]["channel"]),): float(r["value"][1]) for r in got} == dict(week)
+
+
 def test_values_at_the_cut_over_equal_the_live_exporter(stack):
     prom, db, end = stack["prom"], stack["db"], stack["end"]
     backfilled = prom.at('{__name__=~"pipeline_.+_total"}', end)
@@ -148,8 +217,12 @@ def test_edge_rows_caps_and_openmetrics_shape(tmp_path):
     assert backfill.main(["--days", "2", "--step", "15m", "--end", str(end), "--out", str(out),
                           "--database-url", f"sqlite:///{db}", "--instance", INSTANCE, "--label", "env=test"]) == 0
     text = out.read_text()
-    fams = list(text_string_to_metric_families(text))  # the strict OpenMetrics parser accepts it
+    every = list(text_string_to_metric_families(text))  # the strict OpenMetrics parser accepts it
+    fams = [f for f in every if f.type == "counter"]
     assert [f.name for f in fams] == [n.removesuffix("_total") for n in backfill.COUNTERS]
+    gauges = {f.name: f for f in every if f.type != "counter"}
+    assert set(gauges) == set(WINDOWED) and all(f.type == "gauge" for f in gauges.values())
+    check_edge_windows(gauges, end)
     steps = 2 * DAY // 900 + 1
     last: dict[tuple, float] = {}
     for family in fams:
@@ -180,6 +253,33 @@ def test_edge_rows_caps_and_openmetrics_shape(tmp_path):
     assert {k[1] for k in last if k[0] == "pipeline_conversation_messages_total"} == \
         {(("channel", "email"), ("direction", "inbound")), (("channel", "email"), ("direction", "outbound"))}
     assert last[("pipeline_conversation_messages_total", (("channel", "email"), ("direction", "inbound")))] == 2
+
+
+def check_edge_windows(gauges: dict[str, Any], end: int) -> None:
+    """The windowed gauges of the edge rows at the cut-over: windows are (t - w, t], a NULL,
+    garbage or future time is in no window, and the cap folds sources as a live run does."""
+    at_end: dict[tuple, float] = {}
+    for name, family in gauges.items():
+        for s in family.samples:
+            labels = {k: v for k, v in s.labels.items() if k not in ("job", "instance", "env")}
+            if float(s.timestamp) == end:
+                at_end[(name, tuple(sorted(labels.items())))] = s.value
+
+    def sent(channel: str, status: str, window: str) -> float | None:
+        return at_end.get(("pipeline_outreach_sent_recent",
+                           (("channel", channel), ("status", status), ("window", window))))
+
+    assert sent("email", "sent", "1h") == 0 and sent("email", "sent", "24h") == 1  # sent exactly 1 h ago
+    assert sent("sms", "complained", "24h") == 0 and sent("sms", "complained", "7d") == 1
+    assert not any(dict(k[1]).get("channel") == "unknown" for k in at_end if k[0] == "pipeline_outreach_sent_recent")
+    windows = {dict(k[1])["window"] for k in at_end if k[0] == "pipeline_outreach_sent_recent"}
+    assert windows == {"15m", "1h", "24h", "7d"}
+    sources = {dict(k[1])["source"] for k in at_end if k[0] == "pipeline_http_errors_recent"}
+    assert len(sources) == 21 and "other" in sources
+    total = sum(v for k, v in at_end.items() if k[0] == "pipeline_http_errors_recent" and dict(k[1])["window"] == "7d")
+    assert total == sum(range(1, 26))  # folded, never dropped
+    assert at_end[("pipeline_conversation_messages_recent",
+                   (("channel", "email"), ("direction", "inbound"), ("window", "15m")))] == 2
 
 
 def test_bad_arguments_exit_2(tmp_path):

@@ -86,7 +86,14 @@ CASES = [
         "H., value: v, buckets: [1]}]\n"
         "  c:\n    incremental: {key: id}\n    sql: SELECT 1 AS n, 1 AS max_key WHERE 1 > :last_key\n"
         "    metrics: [{name: demo_x_total, type: counter, help: C., value: n}]\n",
-        "demo_x_total and demo_x are both the family demo_x, and one is a histogram",
+        "demo_x_total and demo_x are both the family demo_x; one is a histogram",
+    ),
+    (
+        "gauge beside a counter of its family (metrics.md, Version 3)",
+        "queries:\n  g:\n    sql: SELECT 1 AS v\n    metrics: [{name: demo_x, type: gauge, help: G., value: v}]\n"
+        "  c:\n    incremental: {key: id}\n    sql: SELECT 1 AS n, 1 AS max_key WHERE 1 > :last_key\n"
+        "    metrics: [{name: demo_x_total, type: counter, help: C., value: n}]\n",
+        "demo_x_total and demo_x are both the family demo_x; OpenMetrics names both so",
     ),
     (
         "a gauge named like a histogram's sample",
@@ -128,7 +135,7 @@ def test_a_metric_reading_a_column_the_query_lacks_is_a_config_error(tmp_path, c
 def test_check_config_accepts_the_builtin_pack(tmp_path, capsys, make_db):
     db = make_db({})
     assert main(["--check-config", "--database-url", f"sqlite:///{db}"]) == 0
-    assert "configuration OK: 30 queries" in capsys.readouterr().out
+    assert "configuration OK: 34 queries" in capsys.readouterr().out
 
 
 def test_bad_database_url_exits_2(capsys):

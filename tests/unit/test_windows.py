@@ -16,7 +16,8 @@ from pipeline_exporter.windows import first_key, month_start
 from tests.support.sqlite import NOW_TS, ago, build_db, scrape
 
 WINDOWS = {"15m": 900, "1h": 3600, "24h": 86400, "7d": 604800}
-# Offsets around every edge: exactly on it (inside), a second inside, a second outside.
+# Offsets around every edge: exactly on it (outside: a window is (now - w, now]), a second inside,
+# a second outside.
 OFFSETS = sorted({o for w in WINDOWS.values() for o in (w - 1, w, w + 1)} | {0, 30, 2_000_000}
                  | set(range(604_780, 604_860, 3)))  # dense around the oldest edge, where the key search cuts
 
@@ -90,12 +91,12 @@ def expected(family: str, rows: dict[str, list[dict]], now: float) -> dict[tuple
         if keep and not keep(row):
             continue
         ts = epoch(row[column])
-        if ts is None or ts < now - max(WINDOWS.values()):
-            continue
+        if ts is None or ts <= now - max(WINDOWS.values()) or ts > now:
+            continue  # a window is (now - period, now]
         key = tuple(sorted((name, str(row[col])) for name, col in labels.items()))
         groups.add(key)
         for window, seconds in WINDOWS.items():
-            if ts >= now - seconds:
+            if ts > now - seconds:
                 counts[key + (("window", window),)] += row[summed] if summed else 1
     return {tuple(sorted(group + (("window", w),))): counts[group + (("window", w),)]
             for group in groups for w in WINDOWS}
@@ -112,7 +113,7 @@ def test_every_windowed_family_equals_a_plain_count_on_every_window_and_edge(tmp
         for key, value in want.items():
             assert got[key] == pytest.approx(value, abs=1e-9), (family, key)
     tokens = {tuple(sorted(s.labels.items())): s.value for s in fams["pipeline_llm_tokens_recent"].samples}
-    prompt_7d = sum(3 for row in rows["llm_usage"] if epoch(row["created_at"]) >= NOW_TS - WINDOWS["7d"])
+    prompt_7d = sum(3 for row in rows["llm_usage"] if NOW_TS - WINDOWS["7d"] < epoch(row["created_at"]) <= NOW_TS)
     assert sum(v for k, v in tokens.items() if ("type", "prompt") in k and ("window", "7d") in k) == prompt_7d
 
 
