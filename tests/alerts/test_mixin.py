@@ -76,9 +76,9 @@ def test_a_budget_in_the_mixin_config_counts_where_the_exporter_reports_none(pro
                             'provider="total"}', "value": 300},
                  {"labels": 'provider:pipeline_llm_budget_usd:max{job="pipeline-exporter", instance="b:9333", '
                             'provider="total"}', "value": 1000}]},
-            {"expr": 'ALERTS{alertname="LlmBudgetBurnHigh", alertstate="firing"}', "eval_time": "10m",
+            {"expr": 'ALERTS{alertname="LlmBudgetExceeded", alertstate="firing"}', "eval_time": "10m",
              "exp_samples": [
-                 {"labels": 'ALERTS{alertname="LlmBudgetBurnHigh", alertstate="firing", instance="a:9333", '
+                 {"labels": 'ALERTS{alertname="LlmBudgetExceeded", alertstate="firing", instance="a:9333", '
                             'job="pipeline-exporter", provider="total", service="pipeline", severity="critical"}',
                   "value": 1}]},
         ]}])
