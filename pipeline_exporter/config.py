@@ -150,7 +150,8 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         if key not in specs:
             known = ", ".join(sorted(specs)) or "none"
             raise user_params.fail(str(key), f"no pack declares this parameter (known: {known})")
-        parameters[key] = bound(user_params, str(key), specs[key].type, user_params.get(key))
+        spec = specs[key]
+        parameters[key] = bound(user_params, str(key), spec.type, user_params.get(key), spec.min, spec.max)
     check_metric_consistency(list(queries.values()))
     files = _read_files(root.mapping("files"), base_dir, overrides)
     checks = _read_checks(root.mapping("checks"))
