@@ -9,6 +9,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,41 @@ def test_outcome_rates_live_are_shares_and_an_idle_bot_is_no_nan(tmp_path: Path)
             rows = stack.query(prom, substitute(target["expr"]))
             assert rows and all(not math.isnan(float(r["value"][1])) for r in rows), target["expr"]
             assert "idle-bot" not in {r["metric"].get("bot") for r in rows}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("pack", PACKS)
+def test_a_dead_exporter_leaves_every_stat_without_data(pack: str, tmp_path: Path) -> None:
+    """Kill the exporter under a real Prometheus; at the kill time plus two scrape intervals (a query
+    at that evaluation time, not a wait on the clock) no stat of the pack has a value to colour."""
+    require_binary("prometheus")
+    db = tmp_path / f"{pack}.db"
+    demos.build(pack, db)
+    rules = [str(p) for p in sorted((REPO / "alerts" / "packs" / pack).glob("*.yml"))]
+    stats = [(uid, p["title"], substitute(t["expr"])) for uid, d in dashboards() if uid.startswith(pack)
+             for p in content(d) if p["type"] == "stat" for t in p.get("targets", [])
+             if re.search(r"[a-z_:]+\{", t["expr"])]  # a constant (the configured saving) reads no target
+    assert stats
+    with stack.exporter(tmp_path, db, extra=["--pack", pack, "--no-collector.host"]) as exporter, \
+            stack.prometheus(tmp_path, exporter.address, overrides={"rule_files": rules}) as prom:
+        stack.wait_for_scrapes(prom, 3)
+        wait_for(lambda: all(stack.query(prom, expr) for _, _, expr in stats) or None, timeout=60,
+                 what="every stat with data while the exporter is up")
+        assert exporter.proc is not None
+        exporter.proc.terminate()
+        exporter.proc.wait(timeout=30)
+        killed = time.time()  # Prometheus runs on this machine: its clock is ours
+        # Two scrape intervals (1 s) after the kill, plus the one rule evaluation (1 s) a recording
+        # rule's output needs to go stale after the failed scrape: Prometheus's lag, not the panel's.
+        at = killed + 3
+        # `at` must be past for Prometheus too (an @ in the future reads the latest samples).
+        wait_for(lambda: time.time() > at + 1 and stack.query(prom, f'max_over_time(up{{job="pipeline-exporter"}}[10s] @ {at}) == 1'
+                                     f' and on() (up{{job="pipeline-exporter"}} @ {at} == 0)') or None,
+                 timeout=30, what="a failed scrape recorded after the kill")
+        shown = []
+        for uid, title, expr in stats:
+            body = prom.get("/api/v1/query", query=expr, time=str(at)).json()
+            assert body["status"] == "success", body
+            if body["data"]["result"]:
+                shown.append(f"{uid} / {title}: {expr} = {body['data']['result']}")
+        assert not shown, "\n".join(shown)
