@@ -222,9 +222,10 @@ def test_a_dead_exporter_leaves_every_stat_without_data(pack: str, tmp_path: Pat
         # rule's output needs to go stale after the failed scrape: Prometheus's lag, not the panel's.
         at = killed + 3
         # `at` must be past for Prometheus too (an @ in the future reads the latest samples).
-        wait_for(lambda: time.time() > at + 1 and stack.query(prom, f'max_over_time(up{{job="pipeline-exporter"}}[10s] @ {at}) == 1'
-                                     f' and on() (up{{job="pipeline-exporter"}} @ {at} == 0)') or None,
-                 timeout=30, what="a failed scrape recorded after the kill")
+        down = (f'max_over_time(up{{job="pipeline-exporter"}}[10s] @ {at}) == 1'
+                f' and on() (up{{job="pipeline-exporter"}} @ {at} == 0)')
+        wait_for(lambda: time.time() > at + 1 and stack.query(prom, down) or None, timeout=30,
+                 what="a failed scrape recorded after the kill")
         shown = []
         for uid, title, expr in stats:
             body = prom.get("/api/v1/query", query=expr, time=str(at)).json()
