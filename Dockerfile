@@ -23,8 +23,8 @@ COPY pipeline_exporter ./pipeline_exporter
 # build_info's revision: .git is not in the build context, so the build argument is written into the
 # package (pipeline_exporter/revision.py reads it); without it the image reports revision="unknown".
 ARG REVISION=unknown
-RUN if [ "$REVISION" != unknown ]; then printf '%s\n' "$REVISION" > pipeline_exporter/REVISION; fi \
-    && pip wheel --no-deps --wheel-dir /wheels .
+RUN if [ "$REVISION" != unknown ]; then printf '%s\n' "$REVISION" > pipeline_exporter/REVISION; fi
+RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
 ARG PYTHON_IMAGE
