@@ -339,6 +339,8 @@ def load_pack_text(text: str, origin: str, base_dir: Path, overrides: Mapping[st
     params = read_parameters(node.mapping("parameters"))
     pack_defaults = replace(_read_defaults(node.mapping("defaults"), Defaults()), **(overrides or {}))
     queries_node = node.mapping("queries")
+    if not queries_node.data:
+        raise node.fail("queries", "a pack needs at least one query")
     queries = tuple(read_query(qname, queries_node.get(qname), origin, queries_node.key(str(qname)),
                                 pack_defaults) for qname in list(queries_node.data))
     history = read_history(node.mapping("history"), queries)

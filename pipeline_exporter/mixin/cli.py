@@ -158,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(problems)} file(s) differ from `pipeline-exporter mixin`'s output: run "
                   f"pipeline-exporter mixin --out {args.out}", file=sys.stderr)
         return 1 if problems else 0
-    write(args.out, files)
+    try:
+        write(args.out, files)
+    except OSError as exc:
+        # A folder that cannot be made or written: one line, not the chain of the failed mkdir.
+        print(f"pipeline-exporter mixin: --out {args.out}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CONFIG
     print(f"wrote {len(files)} files to {args.out}: " + ", ".join(sorted(files)))
     return 0

@@ -138,4 +138,6 @@ def test_a_pack_s_own_text_passes_the_placeholders_and_templates_untouched(tmp_p
     rules = yaml.safe_load(files["alerts/packs/50-off-shop/50-off-shop-alerts.yml"])["groups"][0]["rules"]
     assert {rule["labels"]["pack"] for rule in rules} == {"50%{off} { {shop} }"}
     board = json.loads(files["grafana/packs/50-off-shop/50-off-shop-overview.json"])
-    assert any("Jobs, %{x} { {y} }." in p.get("description", "") for p in board["panels"])
+    # Grafana shows {{ as text: a dashboard keeps the user's words exactly, only alerts escape it.
+    assert any("Jobs, %{x} {{y}}." in p.get("description", "") for p in board["panels"])
+    assert board["title"] == "50%{off} {{shop}} (derived)" and "{ {" not in json.dumps(board)
