@@ -31,7 +31,7 @@ from pipeline_exporter.model import (
     WindowSpec,
 )
 from pipeline_exporter.parameters import read_parameters
-from pipeline_exporter.validation import IDENTIFIER, LABEL_NAME, METRIC_NAME, Node, kind, read_yaml
+from pipeline_exporter.validation import IDENTIFIER, LABEL_NAME, METRIC_NAME, Node, kind, read_text, read_yaml
 
 # --------------------------------------------------------------------------- the built-in packs
 
@@ -416,22 +416,18 @@ def load_pack(ref: str, base_dir: Path, overrides: Mapping[str, Any] | None = No
         if not (path / PACK_FILE).is_file():
             raise ConfigError(str(path), "", f"a pack folder holds a {PACK_FILE}, and this one has none")
         return _load_folder(path, str(path / PACK_FILE), path, overrides)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read pack: {exc.strerror}") from None
-    return load_pack_text(text, str(path), path.parent, overrides)
+    return load_pack_text(read_text(path, "pack"), str(path), path.parent, overrides)
 
 
 def _load_folder(folder: Path, origin: str, base_dir: Path, overrides: Mapping[str, Any] | None) -> Pack:
     """A pack folder: its pack.yaml, and the history.yaml beside it where there is one (the pack's
     own ``history:`` wins)."""
-    pack = load_pack_text((folder / PACK_FILE).read_text(encoding="utf-8"), origin, base_dir, overrides)
+    pack = load_pack_text(read_text(folder / PACK_FILE, "pack"), origin, base_dir, overrides)
     history_file = folder / HISTORY_FILE
     if not history_file.is_file():
         return pack
     where = origin.replace("builtin pack", "builtin history") if origin.startswith("<") else str(history_file)
-    node = Node(read_yaml(history_file.read_text(encoding="utf-8"), where, folder, secrets=False), where, "")
+    node = Node(read_yaml(read_text(history_file, "history"), where, folder, secrets=False), where, "")
     extra = read_history(node.mapping("history"), pack.queries)
     node.done()
     return replace(pack, history={**extra, **pack.history})

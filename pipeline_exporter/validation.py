@@ -21,7 +21,18 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 IDENTIFIER = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-class _Loader(yaml.SafeLoader):
+try:  # libyaml's parser, several times faster on the packs' many files; the same documents
+    from yaml import CSafeLoader as SafeLoader
+except ImportError:  # PyYAML built without libyaml
+    from yaml import SafeLoader  # type: ignore[assignment]
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` with libyaml's parser where PyYAML has it."""
+    return yaml.load(text, Loader=SafeLoader)
+
+
+class _Loader(SafeLoader):
     """SafeLoader with ``!env NAME`` and ``!file PATH`` tags for secrets."""
 
 

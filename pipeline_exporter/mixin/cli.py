@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from pipeline_exporter import packloader
+from pipeline_exporter import flags, packloader, validation
 from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.mixin import kubernetes, own
 from pipeline_exporter.mixin.config import MixinConfig, load
@@ -21,7 +21,7 @@ EXIT_CONFIG = 2
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = flags.Parser(
         prog="pipeline-exporter mixin",
         description="Render every pack's alerting and recording rules and Grafana dashboards (declared "
                     "in pipeline_exporter/packs/<name>/, docs/packs/format.md) for your own scrape job, "
@@ -86,7 +86,7 @@ def drift(out: Path, files: Mapping[str, str]) -> list[str]:
 def _exporter_parameters(path: Path, known: set[str]) -> dict[str, Any]:
     """The exporter config's ``parameters:`` that some pack's alerts declare."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        document = validation.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(str(path), "", f"cannot read: {exc}") from None
     section = document.get("parameters", {}) if isinstance(document, Mapping) else None

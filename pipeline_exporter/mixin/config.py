@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from pipeline_exporter import durations
+from pipeline_exporter import durations, validation
 from pipeline_exporter.errors import ConfigError
 
 LABEL_VALUE = re.compile(r'^[^"\\\n]+$')
@@ -107,7 +107,7 @@ def load(path: Path | None = None, parameters: Mapping[str, Any] | None = None, 
     source = str(path) if path else "command line"
     if path is not None:
         try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            document = validation.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(str(path), "", f"cannot read: {exc}") from None
         if not isinstance(document, Mapping):

@@ -189,3 +189,19 @@ def test_config_check_without_a_database_says_the_columns_were_not_checked(tmp_p
     assert len(lines) == 1
     assert "columns NOT checked" in lines[0] and "did not answer" in lines[0]
     assert not (tmp_path / "db").exists()  # read-only: the check created nothing
+
+
+def test_mixin_with_a_misspelt_flag(tmp_path):
+    """The mixin's flags fail as the exporter's do: one line, a close name, no usage block."""
+    line = one_line_failure(run("mixin", "--out", str(tmp_path / "out"), "--grafana-ur", "http://g", cwd=tmp_path),
+                            "--grafana-ur", "did you mean --grafana-url?", "see pipeline-exporter mixin --help")
+    assert not line.startswith("usage:")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_pack_file_that_is_not_utf8(tmp_path):
+    pack = tmp_path / "pack.yaml"
+    pack.write_bytes("name: shop\n# caf\u00e9\n".encode("latin-1"))
+    line = one_line_failure(run("mixin", "--pack", str(pack), "--out", str(tmp_path / "out"), cwd=tmp_path),
+                            str(pack), "line 2", "not UTF-8")
+    assert "pack" in line

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from pipeline_exporter import validation
 from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.mixin.config import MixinConfig, seconds
 
@@ -74,7 +75,7 @@ FILTERS: dict[str, Callable[[Any], Any]] = {
 def read(path: Path) -> dict[str, Any]:
     """One declaration file: a mapping with a known ``format``."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = validation.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(str(path), "", f"cannot read: {exc}") from None
     if not isinstance(document, dict):
