@@ -96,6 +96,7 @@ class Config:
     queries: tuple[QuerySpec, ...] = ()
     parameters: Mapping[str, Any] = field(default_factory=dict)  # name -> the value bound into SQL
     parameter_specs: Mapping[str, ParameterSpec] = field(default_factory=dict)  # name -> type, default, help
+    thresholds: Mapping[str, Any] = field(default_factory=dict)  # alert thresholds set in parameters:, as written
     files: FilesConfig = FilesConfig()
     checks: ChecksConfig = ChecksConfig()
     max_concurrent_queries: int = 2
@@ -162,17 +163,25 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
             for qname in list(inline.data))))
     queries = _merged_queries(packs, [ref in names() for ref in pack_refs] + [False] * (len(packs) - len(pack_refs)))
     specs: dict[str, ParameterSpec] = {}
+    alert_specs: dict[str, ParameterSpec] = {}
     history: dict[str, HistorySpec] = {}
     for pack in packs:
         specs.update(pack.parameters)
+        alert_specs.update(pack.thresholds)
         history.update(pack.history)
     user_params = root.mapping("parameters")
     parameters = {name: spec.default for name, spec in specs.items()}
+    thresholds: dict[str, Any] = {}
     for key in user_params.data:
-        if key not in specs:
-            known = ", ".join(sorted(specs)) or "none"
+        if key in specs:
+            parameters[key] = bound(user_params, str(key), specs[key].type, user_params.get(key))
+        elif key in alert_specs:
+            # An alert threshold: checked as its type, kept as written for `mixin --exporter-config`.
+            bound(user_params, str(key), alert_specs[key].type, user_params.get(key))
+            thresholds[str(key)] = user_params.get(key)
+        else:
+            known = ", ".join(sorted({*specs, *alert_specs})) or "none"
             raise user_params.fail(str(key), f"no pack declares this parameter (known: {known})")
-        parameters[key] = bound(user_params, str(key), specs[key].type, user_params.get(key))
     check_metric_consistency(list(queries.values()))
     files = _read_files(root.mapping("files"), base_dir, overrides)
     checks = _read_checks(root.mapping("checks"))
@@ -189,6 +198,7 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         queries=tuple(queries.values()),
         parameters=parameters,
         parameter_specs=specs,
+        thresholds=thresholds,
         files=files,
         checks=checks,
         max_concurrent_queries=max_concurrent,
