@@ -1,8 +1,9 @@
 """``pipeline-exporter mixin --pack PATH``: the rules and dashboards of a pack file anywhere on disk.
 
 What the pack declares (``alerts.yaml``, ``dashboards/*.yaml`` in its pack folder, or in the
-``<stem>/`` folder beside a pack file ``<stem>.yaml``, docs/packs/format.md) is rendered as declared; what it does not is derived from the pack's metric
-definitions (``derive_alerts.derive_pack``). Both go through the one renderer of the built-in packs.
+``<stem>/`` folder beside a pack file ``<stem>.yaml``, docs/packs/format.md) is rendered as
+declared; what it does not is derived from the pack's metric definitions
+(``derive_alerts.derive_pack``). Both go through the one renderer of the built-in packs.
 """
 
 from __future__ import annotations
