@@ -57,7 +57,8 @@ def test_every_pack_s_exporter_down_mutes_symptoms_and_goes_out_once(tmp_path: P
                    for g in groups)
         # With the exporter's own rules loaded, PipelineExporterDown alone pages.
         post(node, alert("PipelineExporterDown", "critical"))
-        state = wait_for(lambda: (s := inhibited(node, names | {"PipelineExporterDown"})).get("QueueExporterDown") and s,
+        every = names | {"PipelineExporterDown"}
+        state = wait_for(lambda: (s := inhibited(node, every)).get("QueueExporterDown") and s,
                          timeout=15, what="the packs' ExporterDown muted by PipelineExporterDown")
         assert state == {"TicketDeskExporterDown": True, "QueueExporterDown": True, "TicketDeskQueryFailing": True,
                          "PipelineExporterDown": False}
