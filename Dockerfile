@@ -20,7 +20,11 @@ WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY pyproject.toml README.md* LICENSE ./
 COPY pipeline_exporter ./pipeline_exporter
-RUN pip wheel --no-deps --wheel-dir /wheels .
+# build_info's revision: .git is not in the build context, so the build argument is written into the
+# package (pipeline_exporter/revision.py reads it); without it the image reports revision="unknown".
+ARG REVISION=unknown
+RUN if [ "$REVISION" != unknown ]; then printf '%s\n' "$REVISION" > pipeline_exporter/REVISION; fi \
+    && pip wheel --no-deps --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
 ARG PYTHON_IMAGE

@@ -174,10 +174,12 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
     thresholds: dict[str, Any] = {}
     for key in user_params.data:
         if key in specs:
-            parameters[key] = bound(user_params, str(key), specs[key].type, user_params.get(key))
+            spec = specs[key]
+            parameters[key] = bound(user_params, str(key), spec.type, user_params.get(key), spec.min, spec.max)
         elif key in alert_specs:
             # An alert threshold: checked as its type, kept as written for `mixin --exporter-config`.
-            bound(user_params, str(key), alert_specs[key].type, user_params.get(key))
+            spec = alert_specs[key]
+            bound(user_params, str(key), spec.type, user_params.get(key), spec.min, spec.max)
             thresholds[str(key)] = user_params.get(key)
         else:
             known = ", ".join(sorted({*specs, *alert_specs})) or "none"

@@ -45,7 +45,7 @@ class ExpositionCache:
     def openmetrics_ok(self) -> bool:
         """False while a counter ``x_total`` and a gauge ``x`` are both served: OpenMetrics names both
         families ``x`` and strict parsers refuse the page, so such a page is served as text 0.0.4
-        (e.g. pipeline_conversation_messages_total beside pipeline_conversation_messages)."""
+        (e.g. pipeline_conversation_messages_total beside pipeline_conversation_message_rows)."""
         return not name_clash(self.registry.collect())
 
     def render_only(self, names: set[str], accept: str = "", gzipped: bool = False) -> tuple[bytes, str]:

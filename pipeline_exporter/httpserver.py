@@ -271,7 +271,7 @@ class Server:
         if "transfer-encoding" in fields:
             raise _Refuse(NO_CHUNKED)
         length_text = fields.get("content-length", "0")
-        if not length_text.isdigit():
+        if not (length_text.isascii() and length_text.isdigit()):  # '²'.isdigit() is true, int() refuses it
             raise _Refuse(BAD_REQUEST)
         length = int(length_text)
         if length > MAX_BODY:

@@ -48,9 +48,11 @@ def check_metric_consistency(queries: list[QuerySpec]) -> None:
                 samples[sample] = metric.name
             family = metric.name.removesuffix("_total") if metric.type == "counter" else metric.name
             other = families.get(family)
-            if other is not None and other.name != metric.name and "histogram" in (other.type, metric.type):
+            if other is not None and other.name != metric.name:
+                why = ("one is a histogram: the page would be invalid" if "histogram" in (other.type, metric.type)
+                       else "OpenMetrics names both so (metrics.md, Version 3: no gauge x beside a counter x_total)")
                 raise ConfigError(query.origin, where, f"{metric.name} and {other.name} are both the family "
-                                  f"{family}, and one is a histogram: the page would be invalid")
+                                  f"{family}; {why}")
             families.setdefault(family, metric)
     for sample, name in samples.items():  # a histogram's samples beside a metric of that very name
         if sample in families and families[sample].name != name and families[sample].type != "counter":

@@ -237,9 +237,11 @@ PARAMETER_TYPES = ("number", "integer", "duration", "string", "list")
 class ParameterSpec:
     """A pack parameter: its declared (or inferred) type, its default as bound into SQL (a duration
     in seconds) and what it means; the config file's ``parameters:`` override it, checked against
-    the type."""
+    the type and the inclusive ``min``/``max``."""
 
     name: str
     type: str
     default: Any
     help: str = ""
+    min: float | None = None  # inclusive bounds (a duration's in seconds): a config value outside is refused
+    max: float | None = None

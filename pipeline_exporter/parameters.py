@@ -5,7 +5,9 @@ NaN, an infinity or a value of the wrong kind.
 ``name: {type: duration, default: 1d, help: ...}`` declares one; a bare ``name: 42`` still works,
 its type inferred (integer, number, string or list). Types: number (finite), integer, duration
 (a Prometheus duration such as ``1m30s`` or seconds, bound as seconds), string, list (of finite
-numbers or strings, bound expanding: ``WHERE status IN :statuses``).
+numbers or strings, bound expanding: ``WHERE status IN :statuses``). A number, integer or duration
+may declare ``min`` and ``max``, both inclusive (a duration's as durations): the default and every
+override must lie within them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pipeline_exporter import durations
 from pipeline_exporter.model import PARAMETER_TYPES, RESERVED_PARAMETERS, ParameterSpec
 from pipeline_exporter.validation import IDENTIFIER, Node, kind
 
-DECLARATION_KEYS = {"type", "default", "help"}
+DECLARATION_KEYS = {"type", "default", "help", "min", "max"}
+BOUNDED_TYPES = ("number", "integer", "duration")
 
 
 def read_parameters(node: Node) -> dict[str, ParameterSpec]:
@@ -32,8 +35,12 @@ def read_parameters(node: Node) -> dict[str, ParameterSpec]:
             ptype = declared.required_string("type")
             if ptype not in PARAMETER_TYPES:
                 raise declared.fail("type", f"must be one of {', '.join(PARAMETER_TYPES)}, got {ptype!r}")
-            default = bound(declared, "default", ptype, declared.get("default", required=True))
-            specs[name] = ParameterSpec(name=name, type=ptype, default=default, help=declared.string("help", ""))
+            low, high = (_limit(declared, key, ptype) for key in ("min", "max"))
+            if low is not None and high is not None and low > high:
+                raise declared.fail("max", f"must be at least min ({declared.get('min')}), got {declared.get('max')}")
+            default = bound(declared, "default", ptype, declared.get("default", required=True), low, high)
+            specs[name] = ParameterSpec(name=name, type=ptype, default=default, help=declared.string("help", ""),
+                                        min=low, max=high)
             declared.done()
         else:
             ptype = inferred_type(node, name, raw)
@@ -60,12 +67,30 @@ def inferred_type(node: Node, name: str, value: Any) -> str:
     raise node.fail(name, f"must be a number, a string, a list or a declaration {{type, default}}, got {kind(value)}")
 
 
-def bound(node: Node, key: str, ptype: str, value: Any) -> Any:
-    """``value`` as bound into SQL for a parameter of type ``ptype``; the node's error otherwise."""
+def _limit(node: Node, key: str, ptype: str) -> float | None:
+    """A declaration's ``min`` or ``max``, as its type binds it (a duration in seconds)."""
+    raw = node.get(key)
+    if raw is None:
+        return None
+    if ptype not in BOUNDED_TYPES:
+        raise node.fail(key, f"only a {', '.join(BOUNDED_TYPES)} parameter has a {key}, this one is a {ptype}")
+    value: float = bound(node, key, "number" if ptype == "integer" else ptype, raw)
+    return value
+
+
+def bound(node: Node, key: str, ptype: str, value: Any, low: float | None = None, high: float | None = None) -> Any:
+    """``value`` as bound into SQL for a parameter of type ``ptype``, within the inclusive ``low``
+    and ``high`` where given; the node's error otherwise."""
     try:
-        return _bound(ptype, value)
+        out = _bound(ptype, value)
     except ValueError as exc:
         raise node.fail(key, str(exc)) from None
+    unit = "s" if ptype == "duration" else ""
+    if low is not None and out < low:
+        raise node.fail(key, f"must be at least {low:g}{unit}, got {value}")
+    if high is not None and out > high:
+        raise node.fail(key, f"must be at most {high:g}{unit}, got {value}")
+    return out
 
 
 def _bound(ptype: str, value: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.mixin import kubernetes, own
 from pipeline_exporter.mixin.config import MixinConfig, load
 from pipeline_exporter.mixin.render import Pack, documents, known_parameters, load_pack, packs, render_pack
+from pipeline_exporter.mixin.render.format import check
 
 EXIT_CONFIG = 2
 
@@ -115,12 +116,24 @@ def _selected(names: list[str]) -> dict[str, Pack]:
     return out
 
 
+def _check(parameters: Mapping[str, Any], selected: Mapping[str, Pack], origin: str,
+           key: Callable[[str], str]) -> None:
+    """Each value against every pack declaring it, here where the error can name where it came from
+    (merged into the mixin config, it would be blamed on --config)."""
+    for pack in {**packs(), **selected}.values():
+        for name, value in parameters.items():
+            if name in pack.parameters:
+                check(pack.parameters[name], value, origin, key(name))
+
+
 def configure(args: argparse.Namespace, selected: Mapping[str, Pack]) -> MixinConfig:
     """The mixin config from the flags, with every parameter name checked against the packs."""
     known = known_parameters(packs()) | known_parameters(selected)
     parameters = _exporter_parameters(args.exporter_config, known) if args.exporter_config else {}
+    _check(parameters, selected, str(args.exporter_config), lambda name: f"parameters.{name}")
     if args.llm_budget is not None:
         parameters["llm_monthly_budget_usd"] = args.llm_budget
+        _check({"llm_monthly_budget_usd": args.llm_budget}, selected, "command line", lambda name: "--llm-budget")
     config = load(args.config, parameters, job=args.job, prometheus_job=args.prometheus_job,
                   alertmanager_job=args.alertmanager_job, grafana_url=args.grafana_url,
                   runbook_url=args.runbook_url)

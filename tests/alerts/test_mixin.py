@@ -166,3 +166,37 @@ def test_windows_set_to_the_same_span_render_rules_promtool_accepts(promtool, tm
     for path in sorted((tmp_path / "out" / "alerts").glob("*.yml")):
         result = run([promtool, "check", "rules", str(path)])
         assert result.returncode == 0 and "duplicate" not in result.stdout + result.stderr, result.stdout
+
+
+def mixin_failure(tmp_path: Path, *args: str) -> str:
+    """The one line a refused `mixin` run prints; nothing written."""
+    result = subprocess.run([sys.executable, "-m", "pipeline_exporter", "mixin", "--out", str(tmp_path / "out"),
+                             *args], cwd=REPO, capture_output=True, text=True, check=False)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
+    return result.stderr.strip()
+
+
+def test_a_negative_budget_or_a_rate_over_one_is_refused_naming_where_it_came_from(tmp_path):
+    """Thresholds declare min/max (inclusive); an override outside is one line naming its file and key."""
+    mixin_config = tmp_path / "mixin.yml"
+    mixin_config.write_text("parameters: {llm_monthly_budget_usd: -5}\n", encoding="utf-8")
+    assert mixin_failure(tmp_path, "--config", str(mixin_config)).endswith(
+        f"{mixin_config}: parameters.llm_monthly_budget_usd: must be at least 0.01, got -5")
+    # 0 would be taken as "no budget" by the rules' `if:`, so the budget's bound is a cent.
+    assert mixin_failure(tmp_path, "--llm-budget", "0").endswith("--llm-budget: must be at least 0.01, got 0")
+    exporter_config = tmp_path / "exporter.yml"
+    exporter_config.write_text("parameters: {error_rate: 1.5}\n", encoding="utf-8")
+    mixin_config.write_text("parameters: {min_conversations: 50}\n", encoding="utf-8")
+    assert mixin_failure(tmp_path, "--pack", "botflow", "--config", str(mixin_config), "--exporter-config",
+                         str(exporter_config)).endswith(
+        f"{exporter_config}: parameters.error_rate: must be at most 1, got 1.5")
+
+
+def test_a_bound_is_inclusive(tmp_path):
+    mixin_config = tmp_path / "mixin.yml"
+    mixin_config.write_text("parameters: {error_rate: 1, min_conversations: 0}\n", encoding="utf-8")
+    generate(tmp_path, "--pack", "botflow", "--config", str(mixin_config))
+    text = (tmp_path / "alerts" / "packs" / "botflow" / "botflow-alerts.yml").read_text(encoding="utf-8")
+    assert 'outcome="failed"} > 1\n' in text and ">= 0\n" in text

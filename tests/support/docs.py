@@ -37,8 +37,7 @@ class MetricRow:
     def family(self) -> str:
         """The family name a parser of the exposition reports (counters without ``_total``).
 
-        Not unique: the counter ``pipeline_conversation_messages_total`` and the gauge
-        ``pipeline_conversation_messages`` share one, so match on sample names (``series``).
+        Unique within a pack (metrics.md, Version 3), but match on sample names (``series``) anyway.
         """
         return self.name.removesuffix("_total") if self.type == "counter" else self.name
 

@@ -86,7 +86,14 @@ CASES = [
         "H., value: v, buckets: [1]}]\n"
         "  c:\n    incremental: {key: id}\n    sql: SELECT 1 AS n, 1 AS max_key WHERE 1 > :last_key\n"
         "    metrics: [{name: demo_x_total, type: counter, help: C., value: n}]\n",
-        "demo_x_total and demo_x are both the family demo_x, and one is a histogram",
+        "demo_x_total and demo_x are both the family demo_x; one is a histogram",
+    ),
+    (
+        "gauge beside a counter of its family (metrics.md, Version 3)",
+        "queries:\n  g:\n    sql: SELECT 1 AS v\n    metrics: [{name: demo_x, type: gauge, help: G., value: v}]\n"
+        "  c:\n    incremental: {key: id}\n    sql: SELECT 1 AS n, 1 AS max_key WHERE 1 > :last_key\n"
+        "    metrics: [{name: demo_x_total, type: counter, help: C., value: n}]\n",
+        "demo_x_total and demo_x are both the family demo_x; OpenMetrics names both so",
     ),
     (
         "a gauge named like a histogram's sample",

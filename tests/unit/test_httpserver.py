@@ -68,6 +68,7 @@ def test_pipelined_requests_are_answered_in_order_on_one_connection():
     (b"GET / HTTP/1.1\r\n folded: no\r\n\r\n", b"400"),
     (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", b"501"),
     (b"POST / HTTP/1.1\r\nContent-Length: 70000\r\n\r\n", b"413"),
+    (b"POST / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n", b"400"),  # a digit to str.isdigit(), not to int()
     (b"GET / HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", b"431"),
 ])
 def test_malformed_or_oversized_requests_get_a_clear_refusal(request_, status):

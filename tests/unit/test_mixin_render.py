@@ -124,3 +124,24 @@ def test_the_built_in_packs_are_found_by_their_folders():
     for pack in packs().values():
         assert pack.dashboards and pack.alerts.get("groups")
         assert all(len(uid) <= 40 for uid in pack.dashboards)
+
+
+@pytest.mark.parametrize(("spec", "key", "problem"), [
+    ({"type": "number", "default": -1, "min": 0}, "parameters.x.default", "must be at least 0, got -1"),
+    ({"type": "integer", "default": 5, "max": 4}, "parameters.x.default", "must be at most 4, got 5"),
+    ({"type": "duration", "default": "30s", "min": "1m"}, "parameters.x.default", "must be at least 1m, got 30s"),
+    ({"type": "number", "default": 1, "min": 2, "max": 1}, "parameters.x.max", "must be at least min (2), got 1"),
+    ({"type": "string", "default": "a", "min": 0}, "parameters.x.min", "only a number, integer or duration"),
+])
+def test_a_declared_bound_is_checked_naming_the_file(tmp_path, spec, key, problem):
+    alerts = {**ALERTS, "parameters": {**ALERTS["parameters"], "x": spec}}
+    with pytest.raises(ConfigError) as caught:
+        render(tmp_path, alerts=alerts)
+    assert str(caught.value).startswith(f"{tmp_path / 'shop' / 'alerts.yaml'}: {key}: {problem}"), str(caught.value)
+
+
+def test_an_override_outside_a_bound_names_the_config(tmp_path):
+    alerts = {**ALERTS, "parameters": {**ALERTS["parameters"], "stuck_rows": {"type": "integer", "default": 50,
+                                                                              "min": 1}}}
+    with pytest.raises(ConfigError, match="parameters.stuck_rows: must be at least 1, got 0"):
+        render(tmp_path, MixinConfig(parameters={"stuck_rows": 0}), alerts=alerts)

@@ -46,8 +46,8 @@ def test_types_follow_the_contract(fams):
         "pipeline_llm_requests": "counter",
         "pipeline_llm_tokens": "counter",
         "pipeline_llm_cost_usd": "counter",
-        "pipeline_conversation_messages_total": "counter",
-        "pipeline_conversation_messages": "gauge",
+        "pipeline_conversation_messages": "counter",
+        "pipeline_conversation_message_rows": "gauge",
         "pipeline_conversation_messages_unread": "gauge",
         "pipeline_outreaches": "gauge",
         "pipeline_outreach_sent_recent": "gauge",
@@ -217,7 +217,7 @@ def test_conversations(fams):
         (("channel", "sms"), ("direction", "inbound")): 1,
         (("channel", "sms"), ("direction", "outbound")): 1,
     }
-    assert series(fams, "pipeline_conversation_messages") == {
+    assert series(fams, "pipeline_conversation_message_rows") == {
         (("channel", "email"), ("direction", "outbound"), ("sentiment", "none")): 1,
         (("channel", "email"), ("direction", "inbound"), ("sentiment", "positive")): 1,
         (("channel", "email"), ("direction", "inbound"), ("sentiment", "unclassified")): 1,

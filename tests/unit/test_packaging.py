@@ -72,3 +72,15 @@ def test_the_dockerfile_pins_the_base_by_a_build_argument_and_labels_the_image()
     ignore = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
     assert {"!requirements.lock", "!LICENSE"} <= set(ignore), "the lock and the licence reach the build context"
     assert re.search(r"^COPY pyproject\.toml README\.md\* LICENSE \./$", DOCKERFILE, re.M)
+
+
+def test_the_image_build_writes_the_revision_into_the_package_before_the_wheel():
+    """.git is not in the build context: build_info's revision reaches the image only through the
+    REVISION build argument written to pipeline_exporter/REVISION (a package data file) in the
+    build stage, before `pip wheel`."""
+    build_stage = DOCKERFILE.split("FROM ${PYTHON_IMAGE}\n")[0]
+    assert "ARG REVISION" in build_stage
+    written = build_stage.index("> pipeline_exporter/REVISION")
+    assert written < build_stage.index("pip wheel")
+    assert "REVISION" in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["pipeline_exporter"]

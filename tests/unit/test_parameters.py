@@ -16,9 +16,9 @@ from tests.support.sqlite import scrape
 PACK = """\
 name: mine
 parameters:
-  stuck_after: {type: duration, default: 1d, help: A site in one status longer than this is stuck.}
-  budget_usd: {type: number, default: 500}
-  top: {type: integer, default: 3}
+  stuck_after: {type: duration, default: 1d, min: 1s, help: A site in one status longer than this is stuck.}
+  budget_usd: {type: number, default: 500, min: 0}
+  top: {type: integer, default: 3, min: 1, max: 10}
   word: {type: string, default: found}
   statuses: {type: list, default: [found, scraped]}
   bare_int: 42
@@ -88,6 +88,10 @@ def test_a_duration_override_takes_prometheus_durations_and_binds_seconds(tmp_pa
     ("bare_int", "2.5", "must be an integer"),
     ("bare_number", ".nan", "must be a finite number"),
     ("bare_number", "", "needs a value"),
+    ("budget_usd", "-1", "must be at least 0, got -1"),
+    ("top", "0", "must be at least 1, got 0"),
+    ("top", "11", "must be at most 10, got 11"),
+    ("stuck_after", "0.5", "must be at least 1s, got 0.5"),
 ])
 def test_an_override_of_the_wrong_type_names_file_key_and_problem(tmp_path, parameter, value, problem):
     path = write(tmp_path, config=f"parameters:\n  {parameter}: {value}\n")
@@ -109,6 +113,11 @@ def test_an_override_of_the_wrong_type_names_file_key_and_problem(tmp_path, para
     ("x: {default: 1}", "parameters.x.type", "is required"),
     ("x: {type: number, default: 1, unit: usd}", "parameters.x.unit", "unknown key"),
     ("now: 1", "parameters.now", "parameter names are identifiers other than now"),
+    ("x: {type: number, default: -1, min: 0}", "parameters.x.default", "must be at least 0, got -1"),
+    ("x: {type: integer, default: 5, max: 4}", "parameters.x.default", "must be at most 4, got 5"),
+    ("x: {type: number, default: 1, min: 2, max: 1}", "parameters.x.max", "must be at least min (2), got 1"),
+    ("x: {type: number, default: 1, min: low}", "parameters.x.min", "must be a number, got a string"),
+    ("x: {type: string, default: a, min: 0}", "parameters.x.min", "only a number, integer, duration parameter"),
 ])
 def test_a_pack_parameter_of_the_wrong_type_is_refused_at_start(tmp_path, declaration, key, problem):
     pack = PACK.replace("parameters:\n", f"parameters:\n  {declaration}\n", 1)
@@ -125,6 +134,21 @@ def test_config_check_refuses_a_nan_parameter_in_one_line_with_exit_2(tmp_path, 
     assert code == 2
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert f"{path}: parameters.stuck_threshold_seconds: must be a finite duration" in err
+
+
+def test_bounds_are_inclusive(tmp_path):
+    path = write(tmp_path, config="parameters: {budget_usd: 0, top: 10, stuck_after: 1s}\n")
+    parameters = load_config(path).parameters
+    assert (parameters["budget_usd"], parameters["top"], parameters["stuck_after"]) == (0, 10, 1)
+
+
+def test_config_check_refuses_a_negative_threshold_of_a_built_in_pack(tmp_path, capsys):
+    path = tmp_path / "c.yml"
+    path.write_text("packs: [crm]\nparameters: {monthly_revenue_target_usd: -5}\n")
+    code = main(["--config.file", str(path), "--config.check", "--database-url", f"sqlite:///{tmp_path}/none.db"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"{path}: parameters.monthly_revenue_target_usd: must be at least 0, got -5" in err
 
 
 @pytest.mark.parametrize("budget", [".nan", ".inf", "{openrouter: .nan}", "{openrouter: .inf}"])

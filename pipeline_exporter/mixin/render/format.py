@@ -95,6 +95,8 @@ class Parameter:
     default: Any
     help: str = ""
     choices: tuple[Any, ...] = ()
+    min: Any = None  # inclusive bounds, of the parameter's type (a duration as a duration)
+    max: Any = None
 
 
 def infer(value: Any) -> str:
@@ -117,7 +119,28 @@ def parameter(name: str, spec: Any, origin: str) -> Parameter:
     if kind not in TYPES:
         raise ConfigError(origin, f"parameters.{name}.type", f"must be one of {', '.join(TYPES)}, got {kind!r}")
     param = Parameter(name, kind, spec.get("default"), str(spec.get("help", "")), tuple(spec.get("choices", ())))
+    for key in ("min", "max"):
+        if spec.get(key) is not None:
+            if kind not in ("number", "integer", "duration"):
+                raise ConfigError(origin, f"parameters.{name}.{key}",
+                                  f"only a number, integer or duration parameter has a {key}, this one is a {kind}")
+            plain = Parameter(name, "number" if kind == "integer" else kind, None)  # no bounds, no choices
+            limit = check(plain, spec[key], origin, f"parameters.{name}.{key}")
+            param = replace(param, **{key: limit})
+    if param.min is not None and param.max is not None and _size(param, param.min) > _size(param, param.max):
+        raise ConfigError(origin, f"parameters.{name}.max",
+                          f"must be at least min ({_show(param.min)}), got {_show(param.max)}")
     return replace(param, default=check(param, param.default, origin, f"parameters.{name}.default"))
+
+
+def _show(value: Any) -> str:
+    """A bound or value as written (``0``, not ``0.0``)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _size(param: Parameter, value: Any) -> float:
+    """A value of the parameter's type as a number to compare (a duration in seconds)."""
+    return float(seconds(value)) if param.type == "duration" else float(value)
 
 
 def check(param: Parameter, value: Any, origin: str, key: str) -> Any:
@@ -143,6 +166,10 @@ def check(param: Parameter, value: Any, origin: str, key: str) -> Any:
         raise ConfigError(origin, key, f"must be a list, got {value!r}")
     elif kind == "string" and not isinstance(value, str):
         raise ConfigError(origin, key, f"must be a string, got {value!r}")
+    if param.min is not None and _size(param, value) < _size(param, param.min):
+        raise ConfigError(origin, key, f"must be at least {_show(param.min)}, got {_show(value)}")
+    if param.max is not None and _size(param, value) > _size(param, param.max):
+        raise ConfigError(origin, key, f"must be at most {_show(param.max)}, got {_show(value)}")
     if param.choices and value not in param.choices:
         raise ConfigError(origin, key, f"must be one of {', '.join(map(str, param.choices))}, got {value!r}")
     return value
