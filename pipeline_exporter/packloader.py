@@ -30,7 +30,7 @@ from pipeline_exporter.model import (
     QuerySpec,
     WindowSpec,
 )
-from pipeline_exporter.parameters import inferred_type, read_parameters
+from pipeline_exporter.parameters import bound, inferred_type, read_parameters
 from pipeline_exporter.validation import IDENTIFIER, LABEL_NAME, METRIC_NAME, Node, kind, read_text, read_yaml
 
 # --------------------------------------------------------------------------- the built-in packs
@@ -453,8 +453,12 @@ def thresholds(folder: Path) -> dict[str, ParameterSpec]:
         raw = block.get(name)
         declared = raw if isinstance(raw, dict) else {"default": raw}
         ptype = declared.get("type") or _inferred(block, str(name), declared.get("default"))
+        entry = block.mapping(str(name)) if isinstance(raw, dict) else block
+        limits = [None if declared.get(key) is None else
+                  bound(entry, key, "number" if ptype == "integer" else str(ptype), declared.get(key))
+                  for key in ("min", "max")]
         specs[str(name)] = ParameterSpec(name=str(name), type=str(ptype), default=declared.get("default"),
-                                         help=str(declared.get("help", "")))
+                                         help=str(declared.get("help", "")), min=limits[0], max=limits[1])
     return specs
 
 

@@ -187,7 +187,7 @@ def test_a_negative_budget_or_a_rate_over_one_is_refused_naming_where_it_came_fr
     # 0 would be taken as "no budget" by the rules' `if:`, so the budget's bound is a cent.
     assert mixin_failure(tmp_path, "--llm-budget", "0").endswith("--llm-budget: must be at least 0.01, got 0")
     exporter_config = tmp_path / "exporter.yml"
-    exporter_config.write_text("parameters: {error_rate: 1.5}\n", encoding="utf-8")
+    exporter_config.write_text("packs: [botflow]\nparameters: {error_rate: 1.5}\n", encoding="utf-8")
     mixin_config.write_text("parameters: {min_conversations: 50}\n", encoding="utf-8")
     assert mixin_failure(tmp_path, "--pack", "botflow", "--config", str(mixin_config), "--exporter-config",
                          str(exporter_config)).endswith(
