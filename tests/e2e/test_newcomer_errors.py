@@ -71,7 +71,9 @@ def test_backfill_into_a_closed_pipe_ends_quietly(tmp_path, demo):
         proc.kill()
         proc.wait(timeout=30)
     assert code == 0, stderr
-    assert stderr == ""
+    # Quiet about the pipe: what stderr may hold is the backfill's own notes on windows it cannot write.
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr and "Errno" not in stderr, stderr
+    assert all("not backfilled" in line for line in stderr.splitlines()), stderr
 
 
 @pytest.mark.parametrize("command", [["--config.check"], ["backfill", "--out", "x.om"], ["demo-db", "--sites", "5"]])
