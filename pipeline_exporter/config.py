@@ -6,6 +6,7 @@ so the exporter fails at start and never at scrape time. Packs are read by ``pac
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,12 +39,14 @@ from pipeline_exporter.packloader import (
     Pack,
     explicit_defaults,
     load_pack,
+    names,
     read_query,
 )
 from pipeline_exporter.parameters import bound
 from pipeline_exporter.validation import Node, kind, read_text, read_yaml
 
 DEFAULT_PACK = "method333"
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Config:
     queries: tuple[QuerySpec, ...] = ()
     parameters: Mapping[str, Any] = field(default_factory=dict)  # name -> the value bound into SQL
     parameter_specs: Mapping[str, ParameterSpec] = field(default_factory=dict)  # name -> type, default, help
+    thresholds: Mapping[str, Any] = field(default_factory=dict)  # alert thresholds set in parameters:, as written
     files: FilesConfig = FilesConfig()
     checks: ChecksConfig = ChecksConfig()
     max_concurrent_queries: int = 2
@@ -104,6 +108,27 @@ class Config:
 
 
 # --------------------------------------------------------------------------- the config file
+
+
+def _merged_queries(packs: list[Pack], builtin: list[bool]) -> dict[str, QuerySpec]:
+    """Every pack's queries by name. A user's pack may replace a built-in pack's query of the same
+    name (README, "Adapting a query to another schema"), said once in the log; any other clash
+    would lose one query's metrics silently, so it is refused."""
+    queries: dict[str, QuerySpec] = {}
+    owner: dict[str, int] = {}
+    for i, pack in enumerate(packs):
+        for query in pack.queries:
+            if query.name in owner:
+                first = owner[query.name]
+                if not builtin[first] or builtin[i]:
+                    raise ConfigError(pack.origin, f"queries.{query.name}",
+                                      f"pack {pack.name!r} declares query {query.name!r} that pack "
+                                      f"{packs[first].name!r} declares too: rename one (only a pack of your own "
+                                      "may replace a built-in pack's query)")
+                LOG.info("pack %r replaces query %r of built-in pack %r", pack.name, query.name, packs[first].name)
+            queries[query.name] = query
+            owner[query.name] = i
+    return queries
 
 
 def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
@@ -136,22 +161,29 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         packs.append(Pack(name="inline", origin=origin, parameters={}, queries=tuple(
             read_query(qname, inline.get(qname), origin, inline.key(str(qname)), defaults)
             for qname in list(inline.data))))
-    queries: dict[str, QuerySpec] = {}
+    queries = _merged_queries(packs, [ref in names() for ref in pack_refs] + [False] * (len(packs) - len(pack_refs)))
     specs: dict[str, ParameterSpec] = {}
+    alert_specs: dict[str, ParameterSpec] = {}
     history: dict[str, HistorySpec] = {}
     for pack in packs:
         specs.update(pack.parameters)
+        alert_specs.update(pack.thresholds)
         history.update(pack.history)
-        for query in pack.queries:
-            queries[query.name] = query  # a later pack replaces a query of the same name
     user_params = root.mapping("parameters")
     parameters = {name: spec.default for name, spec in specs.items()}
+    thresholds: dict[str, Any] = {}
     for key in user_params.data:
-        if key not in specs:
-            known = ", ".join(sorted(specs)) or "none"
+        if key in specs:
+            spec = specs[key]
+            parameters[key] = bound(user_params, str(key), spec.type, user_params.get(key), spec.min, spec.max)
+        elif key in alert_specs:
+            # An alert threshold: checked as its type, kept as written for `mixin --exporter-config`.
+            spec = alert_specs[key]
+            bound(user_params, str(key), spec.type, user_params.get(key), spec.min, spec.max)
+            thresholds[str(key)] = user_params.get(key)
+        else:
+            known = ", ".join(sorted({*specs, *alert_specs})) or "none"
             raise user_params.fail(str(key), f"no pack declares this parameter (known: {known})")
-        spec = specs[key]
-        parameters[key] = bound(user_params, str(key), spec.type, user_params.get(key), spec.min, spec.max)
     check_metric_consistency(list(queries.values()))
     files = _read_files(root.mapping("files"), base_dir, overrides)
     checks = _read_checks(root.mapping("checks"))
@@ -168,6 +200,7 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         queries=tuple(queries.values()),
         parameters=parameters,
         parameter_specs=specs,
+        thresholds=thresholds,
         files=files,
         checks=checks,
         max_concurrent_queries=max_concurrent,

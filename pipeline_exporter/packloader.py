@@ -30,7 +30,7 @@ from pipeline_exporter.model import (
     QuerySpec,
     WindowSpec,
 )
-from pipeline_exporter.parameters import read_parameters
+from pipeline_exporter.parameters import bound, inferred_type, read_parameters
 from pipeline_exporter.validation import IDENTIFIER, LABEL_NAME, METRIC_NAME, Node, kind, read_text, read_yaml
 
 # --------------------------------------------------------------------------- the built-in packs
@@ -38,6 +38,7 @@ from pipeline_exporter.validation import IDENTIFIER, LABEL_NAME, METRIC_NAME, No
 PACKS_DIR = Path(__file__).resolve().with_name("packs")
 PACK_FILE = "pack.yaml"
 HISTORY_FILE = "history.yaml"
+ALERTS_FILE = "alerts.yaml"
 
 
 def names() -> list[str]:
@@ -320,6 +321,9 @@ class Pack:
     queries: tuple[QuerySpec, ...]
     parameters: Mapping[str, ParameterSpec]
     history: Mapping[str, HistorySpec] = field(default_factory=dict)  # counter -> its events' dates
+    # The thresholds its alerts.yaml declares: the config's parameters: may set them too (one list
+    # per pack), checked here, read by `mixin --exporter-config`, never bound into SQL.
+    thresholds: Mapping[str, ParameterSpec] = field(default_factory=dict)
 
 
 def explicit_defaults(node: Node) -> dict[str, Any]:
@@ -339,6 +343,8 @@ def load_pack_text(text: str, origin: str, base_dir: Path, overrides: Mapping[st
     params = read_parameters(node.mapping("parameters"))
     pack_defaults = replace(_read_defaults(node.mapping("defaults"), Defaults()), **(overrides or {}))
     queries_node = node.mapping("queries")
+    if not queries_node.data:
+        raise node.fail("queries", "a pack needs at least one query")
     queries = tuple(read_query(qname, queries_node.get(qname), origin, queries_node.key(str(qname)),
                                 pack_defaults) for qname in list(queries_node.data))
     history = read_history(node.mapping("history"), queries)
@@ -414,13 +420,53 @@ def load_pack(ref: str, base_dir: Path, overrides: Mapping[str, Any] | None = No
         if not (path / PACK_FILE).is_file():
             raise ConfigError(str(path), "", f"a pack folder holds a {PACK_FILE}, and this one has none")
         return _load_folder(path, str(path / PACK_FILE), path, overrides)
-    return load_pack_text(read_text(path, "pack"), str(path), path.parent, overrides)
+    pack = load_pack_text(read_text(path, "pack"), str(path), path.parent, overrides)
+    return replace(pack, thresholds=thresholds(declarations_folder(path)))
+
+
+def declarations_folder(path: Path) -> Path:
+    """Where a pack file's dashboards and alerts are declared: the ``<stem>/`` folder beside it
+    (a pack folder's are in the folder itself), so two pack files in one folder share nothing."""
+    return path.with_suffix("") if path.name != PACK_FILE else path.parent
+
+
+def _inferred(node: Node, name: str, value: Any) -> str:
+    """A bare threshold's type, as the mixin infers it: a string that parses as a duration is one."""
+    if isinstance(value, str):
+        try:
+            durations.parse(value)
+        except ValueError:
+            return "string"
+        return "duration"
+    return inferred_type(node, name, value)
+
+
+def thresholds(folder: Path) -> dict[str, ParameterSpec]:
+    """The ``parameters:`` an alerts.yaml in ``folder`` declares (docs/packs/format.md), typed."""
+    path = folder / ALERTS_FILE
+    if not path.is_file():
+        return {}
+    node = Node(read_yaml(read_text(path, "alerts"), str(path), folder, secrets=False), str(path), "")
+    block = node.mapping("parameters")
+    specs = {}
+    for name in list(block.data):
+        raw = block.get(name)
+        declared = raw if isinstance(raw, dict) else {"default": raw}
+        ptype = declared.get("type") or _inferred(block, str(name), declared.get("default"))
+        entry = block.mapping(str(name)) if isinstance(raw, dict) else block
+        limits = [None if declared.get(key) is None else
+                  bound(entry, key, "number" if ptype == "integer" else str(ptype), declared.get(key))
+                  for key in ("min", "max")]
+        specs[str(name)] = ParameterSpec(name=str(name), type=str(ptype), default=declared.get("default"),
+                                         help=str(declared.get("help", "")), min=limits[0], max=limits[1])
+    return specs
 
 
 def _load_folder(folder: Path, origin: str, base_dir: Path, overrides: Mapping[str, Any] | None) -> Pack:
     """A pack folder: its pack.yaml, and the history.yaml beside it where there is one (the pack's
     own ``history:`` wins)."""
     pack = load_pack_text(read_text(folder / PACK_FILE, "pack"), origin, base_dir, overrides)
+    pack = replace(pack, thresholds=thresholds(folder))
     history_file = folder / HISTORY_FILE
     if not history_file.is_file():
         return pack

@@ -93,6 +93,12 @@ def bound(node: Node, key: str, ptype: str, value: Any, low: float | None = None
     return out
 
 
+def as_type(ptype: str, value: Any) -> Any:
+    """``value`` as a parameter of type ``ptype`` takes it (a duration in seconds); ValueError saying
+    what is wrong otherwise. The mixin checks its thresholds with it too: one type system."""
+    return _bound(ptype, value)
+
+
 def _bound(ptype: str, value: Any) -> Any:
     if value is None:
         raise ValueError(f"needs a value ({ptype})")

@@ -9,9 +9,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline_exporter import flags, packloader, validation
+from pipeline_exporter.config import load_config
 from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.mixin import kubernetes, own
 from pipeline_exporter.mixin.config import MixinConfig, load
@@ -33,8 +32,9 @@ def parser() -> argparse.ArgumentParser:
                         help="YAML file: job, prometheus_job, alertmanager_job, grafana_url, runbook_url "
                              "and parameters: {name: value} overriding any pack's thresholds")
     parser.add_argument("--exporter-config", dest="exporter_config", type=Path,
-                        help="the exporter's config file: its parameters: override the packs' thresholds "
-                             "of the same name (names only the SQL uses are left to the exporter)")
+                        help="the exporter's config file, checked as the exporter checks it: its parameters: "
+                             "override the packs' thresholds of the same name (names only the SQL uses are "
+                             "left to the exporter)")
     parser.add_argument("--job", help='the exporter\'s scrape job_name (default "pipeline-exporter")')
     parser.add_argument("--prometheus-job", dest="prometheus_job",
                         help='the job scraping Prometheus itself (default "prometheus")')
@@ -85,14 +85,13 @@ def drift(out: Path, files: Mapping[str, str]) -> list[str]:
 
 
 def _exporter_parameters(path: Path, known: set[str]) -> dict[str, Any]:
-    """The exporter config's ``parameters:`` that some pack's alerts declare."""
-    try:
-        document = validation.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc}") from None
-    section = document.get("parameters", {}) if isinstance(document, Mapping) else None
-    if not isinstance(section, Mapping):
-        raise ConfigError(str(path), "parameters", "must be a mapping")
+    """The exporter config's ``parameters:`` that some pack's alerts declare, as written. The file is
+    first read as the exporter reads it (``!env``, ``!file``, every name and type checked), so a
+    config the mixin takes is one the exporter takes."""
+    load_config(path)
+    text = validation.read_text(path, "config file")
+    document = validation.read_yaml(text, str(path), path.resolve().parent) or {}
+    section = document.get("parameters") or {} if isinstance(document, Mapping) else {}
     return {str(name): value for name, value in section.items() if name in known}
 
 
@@ -171,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(problems)} file(s) differ from `pipeline-exporter mixin`'s output: run "
                   f"pipeline-exporter mixin --out {args.out}", file=sys.stderr)
         return 1 if problems else 0
-    write(args.out, files)
+    try:
+        write(args.out, files)
+    except OSError as exc:
+        # A folder that cannot be made or written: one line, not the chain of the failed mkdir.
+        print(f"pipeline-exporter mixin: --out {args.out}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CONFIG
     print(f"wrote {len(files)} files to {args.out}: " + ", ".join(sorted(files)))
     return 0

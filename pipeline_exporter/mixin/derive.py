@@ -68,7 +68,7 @@ def panel(title: str, kind: str, description: str, unit: str, queries: list[dict
 
 def describe(metric: MetricSpec, what: str) -> str:
     """A panel's description: the metric's own help, then what the panel computes from it."""
-    return f"{names.safe(metric.help.rstrip())} {what} (metric {metric.name}.)"
+    return f"{names.plain(metric.help.rstrip())} {what} (metric {metric.name}.)"
 
 
 # --------------------------------------------------------------------------------------- counters

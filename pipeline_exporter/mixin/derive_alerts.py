@@ -73,7 +73,7 @@ def health_row(pack: Pack) -> dict[str, Any]:
 def dashboard(pack: Pack) -> dict[str, Any]:
     """The pack's derived page: a row per query, then the exporter's health for them."""
     uid = names.uid(pack.name)
-    shown = names.safe(pack.name)
+    shown = names.plain(pack.name)
     return {"format": derive.FORMAT, "uid": uid, "title": f"{shown} (derived)",
             "description": f"Derived by `pipeline-exporter mixin` from the metric definitions of pack {shown} "
                            "(it declares no dashboard): every metric by its type and labels, and the exporter's "

@@ -92,7 +92,13 @@ def legend(labels: Iterable[str]) -> str:
     return " ".join("{{" + name + "}}" for name in names) if names else "total"
 
 
-def safe(text: str) -> str:
+def plain(text: str) -> str:
     """A user's text (a pack's name, a metric's help) kept as it is through the renderer's
-    placeholders (``%{``) and Prometheus's and Grafana's templates (``{{``)."""
-    return text.replace("%{", "%%{").replace("{{", "{ {").replace("}}", "} }")
+    placeholders (``%{``): for dashboards, where Grafana reads ``{{`` as text."""
+    return text.replace("%{", "%%{")
+
+
+def safe(text: str) -> str:
+    """A user's text kept as it is through the placeholders and Prometheus's and Alertmanager's
+    templates (``{{``): for alert annotations and labels only."""
+    return plain(text).replace("{{", "{ {").replace("}}", "} }")

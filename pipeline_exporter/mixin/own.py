@@ -1,8 +1,9 @@
 """``pipeline-exporter mixin --pack PATH``: the rules and dashboards of a pack file anywhere on disk.
 
-What the pack's folder declares (``alerts.yaml``, ``dashboards/*.yaml`` beside the pack file,
-docs/packs/format.md) is rendered as declared; what it does not is derived from the pack's metric
-definitions (``derive_alerts.derive_pack``). Both go through the one renderer of the built-in packs.
+What the pack declares (``alerts.yaml``, ``dashboards/*.yaml`` in its pack folder, or in the
+``<stem>/`` folder beside a pack file ``<stem>.yaml``, docs/packs/format.md) is rendered as
+declared; what it does not is derived from the pack's metric definitions
+(``derive_alerts.derive_pack``). Both go through the one renderer of the built-in packs.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from typing import Any
 
 import yaml
 
+from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.mixin import derive_names as names
 from pipeline_exporter.mixin.derive_alerts import Derived, derive_pack
 from pipeline_exporter.mixin.render import Pack as Declared
 from pipeline_exporter.mixin.render import declared as from_memory
 from pipeline_exporter.mixin.render import load_pack as load_declarations
-from pipeline_exporter.packloader import PACK_FILE, Pack, load_pack
+from pipeline_exporter.packloader import PACK_FILE, Pack, declarations_folder, load_pack
 
 
 def is_path(ref: str) -> bool:
@@ -50,6 +52,12 @@ def declarations(pack: Pack, folder: Path) -> tuple[Derived, dict[str, str]]:
     derived ones as YAML files (``packs/<name>/...``), to copy beside the pack and edit."""
     derived = derive_pack(pack)
     declared = load_declarations(folder, names.slug(pack.name))
+    # A declaration that names its pack must name this one: a copied folder would render another's.
+    for origin, document in [("alerts.yaml", declared.alerts),
+                             *((f"dashboards/{uid}.yaml", board) for uid, board in declared.dashboards.items())]:
+        if "pack" in document and document["pack"] != pack.name:
+            raise ConfigError(str(folder / origin), "pack", f"declares pack {document['pack']!r}, but "
+                              f"{pack.origin} is pack {pack.name!r}")
     base = f"packs/{names.slug(pack.name)}"
     files: dict[str, str] = {}
     alerts: dict[str, Any] = dict(declared.alerts)
@@ -73,17 +81,22 @@ _Dumper.add_representer(str, lambda dumper, data: dumper.represent_scalar(
 
 def to_yaml(declaration: Mapping[str, Any], pack: Pack) -> str:
     """A derived declaration as the YAML a user would write (docs/packs/format.md)."""
+    origin = Path(pack.origin)
+    where = declarations_folder(origin)
     head = (f"# Derived by `pipeline-exporter mixin` from the metric definitions of pack {pack.name}\n"
-            "# (it declares none). Copy it beside the pack file to change it: declared files win.\n")
-    return head + yaml.dump(dict(declaration), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+            f"# (it declares none). To change it, copy packs/{names.slug(pack.name)}/'s alerts.yaml and\n"
+            f"# dashboards/ into {where}/ (the pack's own declarations folder): declared files win.\n")
+    return head + yaml.dump({"pack": pack.name, **declaration}, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                            width=100)
 
 
 def load(ref: str) -> Declared:
     """The pack at ``ref`` as the renderer takes it: its declarations, derived where it has none."""
     path = pack_file(ref).resolve()
     pack = read(ref)
-    decl, _ = declarations(pack, path.parent)
-    return from_memory(names.slug(pack.name), path.parent, decl.alerts, decl.dashboards)
+    folder = declarations_folder(path)
+    decl, _ = declarations(pack, folder)
+    return from_memory(names.slug(pack.name), folder, decl.alerts, decl.dashboards)
 
 
 def derived_files(refs: Iterable[str], builtin: Iterable[str] = ()) -> dict[str, str]:
@@ -91,5 +104,5 @@ def derived_files(refs: Iterable[str], builtin: Iterable[str] = ()) -> dict[str,
     files: dict[str, str] = {}
     for ref in refs:
         if is_own(ref, builtin):
-            files.update(declarations(read(ref), pack_file(ref).resolve().parent)[1])
+            files.update(declarations(read(ref), declarations_folder(pack_file(ref).resolve()))[1])
     return files

@@ -136,7 +136,7 @@ def test_secrets_come_only_from_files():
 
 def test_critical_inhibits_the_warning_of_the_same_problem():
     rules = config()["inhibit_rules"]
-    assert len(rules) == 3
+    assert len(rules) == 4
     rule = rules[0]
     assert rule["source_matchers"] == ['severity="critical"']
     assert rule["target_matchers"] == ['severity="warning"']
@@ -144,12 +144,14 @@ def test_critical_inhibits_the_warning_of_the_same_problem():
 
 
 def test_an_exporter_that_is_down_mutes_its_symptoms():
-    by_instance, whole_job = config()["inhibit_rules"][1:]
+    by_instance, whole_job, packs = config()["inhibit_rules"][1:]
     for rule in (by_instance, whole_job):
-        assert 'alertname="PipelineExporterDown"' in rule["source_matchers"]
-        assert rule["target_matchers"] == ['service="pipeline"', 'alertname!~"PipelineExporterDown|Watchdog"']
+        # Any pack's derived <Pack>ExporterDown too (tests/alerts/test_exporter_down_inhibition.py).
+        assert 'alertname=~".+ExporterDown"' in rule["source_matchers"]
+        assert rule["target_matchers"] == ['service="pipeline"', 'alertname!~".+ExporterDown|Watchdog"']
     assert by_instance["equal"] == ["job", "instance"]
     assert 'instance=""' in whole_job["source_matchers"] and whole_job["equal"] == ["job"]
+    assert packs["source_matchers"] == ['alertname="PipelineExporterDown"'] and packs["equal"] == ["job", "instance"]
 
 
 # ---------------------------------------------------------------- templates

@@ -92,13 +92,19 @@ def test_the_committed_rules_have_no_budget_of_their_own():
     assert "pipeline_exporter_build_info" not in record
 
 
-def test_a_packs_thresholds_come_from_the_config_and_the_exporter_config(promtool, tmp_path):
+def test_a_packs_thresholds_come_from_the_config_and_the_exporter_config(promtool, tmp_path, monkeypatch):
     """`--pack botflow --config x.yml` and the exporter config's parameters reach botflow's rules,
-    and only the pack's own files are written (the main ones are not rendered)."""
+    and only the pack's own files are written (the main ones are not rendered). The exporter config
+    is one the exporter itself accepts: one parameter list per pack, its SQL's and its alerts'."""
     mixin_config = tmp_path / "mixin.yml"
     mixin_config.write_text("parameters: {error_rate: 0.3, min_conversations: 50}\n", encoding="utf-8")
     exporter_config = tmp_path / "exporter.yml"
-    exporter_config.write_text("parameters: {handoff_rate: 0.4, active_window_seconds: 600}\n", encoding="utf-8")
+    exporter_config.write_text("database_url: !env MIXIN_TEST_DB_URL\npacks: [botflow]\n"
+                               "parameters: {handoff_rate: 0.4, active_window_seconds: 600}\n", encoding="utf-8")
+    monkeypatch.setenv("MIXIN_TEST_DB_URL", f"sqlite:///{tmp_path / 'none.db'}")
+    checked = subprocess.run([sys.executable, "-m", "pipeline_exporter", "--config.file", str(exporter_config),
+                              "--config.check"], cwd=REPO, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
     out = tmp_path / "out"
     generate(out, "--pack", "botflow", "--config", str(mixin_config), "--exporter-config", str(exporter_config))
     assert not (out / "alerts" / "pipeline-alerts.yml").exists()
@@ -121,6 +127,17 @@ def test_an_unknown_parameter_is_refused_naming_the_file(tmp_path):
                             cwd=REPO, capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert str(config) in result.stderr and "eror_rate" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_exporter_refuses_an_alert_threshold_of_the_wrong_type_as_the_mixin_does(tmp_path):
+    config = tmp_path / "exporter.yml"
+    config.write_text("packs: [botflow]\nparameters: {handoff_rate: lots}\n", encoding="utf-8")
+    for command in (["--config.file", str(config), "--config.check"],
+                    ["mixin", "--pack", "botflow", "--exporter-config", str(config), "--out", str(tmp_path / "out")]):
+        result = subprocess.run([sys.executable, "-m", "pipeline_exporter", *command],
+                                cwd=REPO, capture_output=True, text=True, check=False)
+        assert result.returncode == 2 and "parameters.handoff_rate: must be a number" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_a_pack_folder_outside_the_repository_renders_rules_promtool_accepts(promtool, tmp_path):
@@ -170,7 +187,7 @@ def test_a_negative_budget_or_a_rate_over_one_is_refused_naming_where_it_came_fr
     # 0 would be taken as "no budget" by the rules' `if:`, so the budget's bound is a cent.
     assert mixin_failure(tmp_path, "--llm-budget", "0").endswith("--llm-budget: must be at least 0.01, got 0")
     exporter_config = tmp_path / "exporter.yml"
-    exporter_config.write_text("parameters: {error_rate: 1.5}\n", encoding="utf-8")
+    exporter_config.write_text("packs: [botflow]\nparameters: {error_rate: 1.5}\n", encoding="utf-8")
     mixin_config.write_text("parameters: {min_conversations: 50}\n", encoding="utf-8")
     assert mixin_failure(tmp_path, "--pack", "botflow", "--config", str(mixin_config), "--exporter-config",
                          str(exporter_config)).endswith(

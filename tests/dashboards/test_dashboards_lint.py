@@ -105,7 +105,7 @@ def test_a_parameter_of_the_wrong_type_exits_2_naming_it(tmp_path):
     config.write_text("parameters: {min_sends: lots}\n")
     result = mixin("--config", str(config), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
-    assert "parameters.min_sends" in result.stderr and "must be a number" in result.stderr
+    assert "parameters.min_sends" in result.stderr and "must be an integer" in result.stderr
     assert str(config) in result.stderr and "Traceback" not in result.stderr
 
 

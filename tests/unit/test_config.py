@@ -173,6 +173,31 @@ def test_a_later_pack_replaces_a_query_by_name(tmp_path):
     assert len(keywords) == 1 and "search_terms" in keywords[0].sql["default"] and keywords[0].interval == 120
 
 
+def test_the_replacement_is_logged_once_and_two_packs_of_one_query_name_are_refused(tmp_path, caplog):
+    mine = textwrap.dedent("""
+        name: {name}
+        queries:
+          keywords:
+            sql: SELECT COUNT(*) AS keywords FROM search_terms
+            metrics: [{{name: pipeline_keywords, type: gauge, help: Keywords., value: keywords}}]
+        """)
+    (tmp_path / "mine.yaml").write_text(mine.format(name="mine"))
+    (tmp_path / "theirs.yaml").write_text(mine.format(name="theirs"))
+    config_path = tmp_path / "c.yml"
+    config_path.write_text("packs: [method333, ./mine.yaml]\n")
+    with caplog.at_level("INFO", logger="pipeline_exporter.config"):
+        load_config(config_path)
+    said = [r.getMessage() for r in caplog.records if "replaces query" in r.getMessage()]
+    assert said == ["pack 'mine' replaces query 'keywords' of built-in pack 'method333'"]
+    # Two packs of the user's, or a built-in after a user's pack: one of them would vanish silently.
+    for packs in ("[./mine.yaml, ./theirs.yaml]", "[./mine.yaml, method333]"):
+        config_path.write_text(f"packs: {packs}\n")
+        with pytest.raises(Exception, match=r"queries\.keywords: pack '\w+' declares query 'keywords' that pack "
+                                             r"'\w+' declares too") as caught:
+            load_config(config_path)
+        assert {"mine"} < set(str(caught.value).replace("'", " ").split())
+
+
 @pytest.mark.parametrize(
     "dialect,expected",
     [

@@ -78,7 +78,7 @@ def test_parameters_are_overridden_by_name_and_checked(tmp_path):
     text = files["alerts/packs/shop/shop-alerts.yml"]
     assert "> 80\n" in text and "for: 1h30m" in text
     assert "vector(300)" in files["alerts/packs/shop/shop-recording-rules.yml"]
-    with pytest.raises(ConfigError, match="parameters.stuck_rows.*whole number"):
+    with pytest.raises(ConfigError, match="parameters.stuck_rows: must be an integer"):
         render(tmp_path / "b", MixinConfig(parameters={"stuck_rows": 1.5}))
     with pytest.raises(ConfigError, match="parameters.hold.*duration"):
         render(tmp_path / "c", MixinConfig(parameters={"hold": "soon"}))
@@ -145,3 +145,21 @@ def test_an_override_outside_a_bound_names_the_config(tmp_path):
                                                                               "min": 1}}}
     with pytest.raises(ConfigError, match="parameters.stuck_rows: must be at least 1, got 0"):
         render(tmp_path, MixinConfig(parameters={"stuck_rows": 0}), alerts=alerts)
+
+
+def test_the_mixin_types_parameters_as_the_exporter_does():
+    """One type system (pipeline_exporter/parameters.py, durations): a boolean is no string, a
+    duration is any PromQL duration, and a value PromQL cannot read is refused where it goes."""
+    from pipeline_exporter.mixin.render.format import check, parameter
+
+    with pytest.raises(ConfigError, match=r"a\.yaml: parameters\.paging: true/false is not a parameter type"):
+        parameter("paging", True, "a.yaml")
+    assert parameter("window", "1y", "a.yaml").type == "duration"       # every Prometheus unit
+    assert parameter("window", "500ms", "a.yaml").type == "duration"
+    assert parameter("label", "90", "a.yaml").type == "string"           # PromQL reads no bare number as a range
+    hold = parameter("hold", {"type": "duration", "default": "5m"}, "a.yaml")
+    with pytest.raises(ConfigError, match="parameters.hold: must be a Prometheus duration"):
+        check(hold, "1.5h", "c.yml", "parameters.hold")                  # the exporter takes it, PromQL does not
+    rows = parameter("rows", {"type": "list", "default": [1, 2]}, "a.yaml")
+    with pytest.raises(ConfigError, match="item 0 must be a number or a string"):
+        check(rows, [None], "c.yml", "parameters.rows")

@@ -86,7 +86,8 @@ def without_header(text: str) -> str:
 
 def test_declared_alerts_beside_the_pack_win_and_the_dashboard_is_still_derived(tmp_path: Path) -> None:
     pack = write_pack(tmp_path / "mine", "queue", "queue")
-    (tmp_path / "mine" / "alerts.yaml").write_text(yaml.safe_dump({
+    (tmp_path / "mine" / "queue").mkdir()
+    (tmp_path / "mine" / "queue" / "alerts.yaml").write_text(yaml.safe_dump({
         "format": 1, "title": "Queue", "groups": [{"name": "queue.alerts", "rules": [{
             "alert": "QueueJobsPiling", "severity": "warning", "expr": 'sum(queue_jobs{%{job}}) > 100\n',
             "for": "10m", "summary": "Jobs pile up.", "description": "{{ $value }} jobs.",
@@ -153,4 +154,27 @@ def test_a_pack_s_own_text_passes_the_placeholders_and_templates_untouched(tmp_p
     rules = yaml.safe_load(files["alerts/packs/50-off-shop/50-off-shop-alerts.yml"])["groups"][0]["rules"]
     assert {rule["labels"]["pack"] for rule in rules} == {"50%{off} { {shop} }"}
     board = json.loads(files["grafana/packs/50-off-shop/50-off-shop-overview.json"])
-    assert any("Jobs, %{x} { {y} }." in p.get("description", "") for p in board["panels"])
+    # Grafana shows {{ as text: a dashboard keeps the user's words exactly, only alerts escape it.
+    assert any("Jobs, %{x} {{y}}." in p.get("description", "") for p in board["panels"])
+    assert board["title"] == "50%{off} {{shop}} (derived)" and "{ {" not in json.dumps(board)
+
+
+def test_two_pack_files_in_one_folder_share_no_declaration(tmp_path: Path, capsys) -> None:
+    first, second = write_pack(tmp_path, "queue", "queue"), write_pack(tmp_path, "jobs", "jobs")
+    out = tmp_path / "out"
+    assert main(["--pack", str(first), "--out", str(out)]) == 0
+    # The derived files say where to put them, and read back from there, declared wins.
+    derived = (out / "packs" / "queue" / "alerts.yaml").read_text(encoding="utf-8")
+    assert f"into {tmp_path / 'queue'}/" in derived and "pack: queue\n" in derived
+    (tmp_path / "alerts.yaml").write_text(derived, encoding="utf-8")  # in the shared folder: not queue's
+    assert set(own.derived_files([str(first)])) == {"packs/queue/alerts.yaml",
+                                                    "packs/queue/dashboards/queue-overview.yaml"}
+    shutil.copytree(out / "packs" / "queue", tmp_path / "queue")
+    assert set(own.derived_files([str(first)])) == set()
+    assert set(own.derived_files([str(second)])) == {"packs/jobs/alerts.yaml",
+                                                     "packs/jobs/dashboards/jobs-overview.yaml"}
+    # jobs given queue's declarations: refused, naming both.
+    shutil.copytree(tmp_path / "queue", tmp_path / "jobs")
+    assert main(["--pack", str(second), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "declares pack 'queue'" in err and "is pack 'jobs'" in err and len(err.strip().splitlines()) == 1

@@ -10,13 +10,13 @@ from typing import Any
 
 import yaml
 
-from pipeline_exporter import validation
+from pipeline_exporter import durations, validation
 from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.mixin.config import MixinConfig, seconds
+from pipeline_exporter.parameters import as_type
 
 FORMATS = (1,)
 TYPES = ("number", "integer", "duration", "string", "list")
-DURATION = re.compile(r"^(\d+[smhdw])+$")
 PLACEHOLDER = re.compile(r"%%\{|%\{(\w+)(?::([^}|]*))?((?:\|\w+)*)\}")
 SPOKEN = {"15m": "15 minutes", "1h": "hour", "24h": "24 hours", "7d": "7 days"}
 
@@ -99,23 +99,31 @@ class Parameter:
     max: Any = None
 
 
-def infer(value: Any) -> str:
-    """The type a bare parameter value declares."""
-    if isinstance(value, bool) or value is None:
+def infer(value: Any, origin: str = "", key: str = "") -> str:
+    """The type a bare parameter value declares, as the exporter infers it (``parameters.py``); a
+    string PromQL reads as a duration (``15m``, ``1m30s``) is a duration. None is an optional
+    string parameter not set."""
+    if value is None:
         return "string"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, list):
-        return "list"
-    return "duration" if isinstance(value, str) and DURATION.match(value) else "string"
+    if isinstance(value, str):
+        try:
+            durations.parse_promql(value)
+        except ValueError:
+            return "string"
+        return "duration"
+    if isinstance(value, bool):
+        raise ConfigError(origin, key, "true/false is not a parameter type (number, integer, duration, string, "
+                                       "list): use 1 or 0, or declare {type: ..., default: ...}")
+    if isinstance(value, (int, float, list)):
+        return {int: "integer", float: "number", list: "list"}[type(value)]
+    raise ConfigError(origin, key, f"must be a number, a string, a list or a declaration {{type, default}}, "
+                                   f"got {type(value).__name__}")
 
 
 def parameter(name: str, spec: Any, origin: str) -> Parameter:
     if not isinstance(spec, Mapping):
-        return Parameter(name, infer(spec), spec)
-    kind = spec.get("type") or infer(spec.get("default"))
+        return Parameter(name, infer(spec, origin, f"parameters.{name}"), spec)
+    kind = spec.get("type") or infer(spec.get("default"), origin, f"parameters.{name}.default")
     if kind not in TYPES:
         raise ConfigError(origin, f"parameters.{name}.type", f"must be one of {', '.join(TYPES)}, got {kind!r}")
     param = Parameter(name, kind, spec.get("default"), str(spec.get("help", "")), tuple(spec.get("choices", ())))
@@ -148,24 +156,15 @@ def check(param: Parameter, value: Any, origin: str, key: str) -> Any:
     if value is None:
         return None
     kind = param.type
-    if kind in ("number", "integer"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(origin, key, f"must be a number, got {value!r}")
-        if kind == "integer":
-            if not float(value).is_integer():
-                raise ConfigError(origin, key, f"must be a whole number, got {value!r}")
-            value = int(value)
+    try:
+        if kind == "duration":
+            durations.parse_promql(value)  # it goes into PromQL (a range, a for:) as written
         else:
-            value = float(value)
-    elif kind == "duration":
-        try:
-            seconds(value)
-        except ValueError as exc:
-            raise ConfigError(origin, key, str(exc)) from None
-    elif kind == "list" and not isinstance(value, list):
-        raise ConfigError(origin, key, f"must be a list, got {value!r}")
-    elif kind == "string" and not isinstance(value, str):
-        raise ConfigError(origin, key, f"must be a string, got {value!r}")
+            value = as_type(kind, value)  # the exporter's checks (parameters.py): one type system
+    except ValueError as exc:
+        raise ConfigError(origin, key, str(exc)) from None
+    if kind == "number":
+        value = float(value)  # rendered as written with :g, 5 and 5.0 alike
     if param.min is not None and _size(param, value) < _size(param, param.min):
         raise ConfigError(origin, key, f"must be at least {_show(param.min)}, got {_show(value)}")
     if param.max is not None and _size(param, value) > _size(param, param.max):
