@@ -270,8 +270,11 @@ def test_overview_opens_with_the_status_row_and_data_as_of(dashboards):
     for item in status[:5]:
         assert item["links"][0]["url"].startswith(f"/d/{targets[item['title']]}?"), item["title"]
         steps = [step["value"] for step in item["fieldConfig"]["defaults"]["thresholds"]["steps"]]
-        assert steps == [None, 1, 2], item["title"]
+        assert steps == [None, 0, 1, 2], item["title"]
+        assert item["fieldConfig"]["defaults"]["thresholds"]["steps"][0]["color"] == "grey", item["title"]
         assert "ALERTS{" in item["targets"][0]["expr"]
+        # OK (0) only while the exporter's target is up: a dead target is no data, UNKNOWN.
+        assert "(min(up{" in item["targets"][0]["expr"], item["title"]
     assert "pipeline_exporter_query_last_success_timestamp_seconds" in status[5]["targets"][0]["expr"]
     assert status[5]["fieldConfig"]["defaults"]["unit"] == "dtdurations"
 
@@ -370,3 +373,23 @@ def test_cron_job_table_shows_the_old_columns(dashboards):
 def test_the_generated_files_are_the_ones_on_disk():
     """Guard against a vacuous pass: the files the tests read exist, one per uid."""
     assert sorted(path.stem for path in DASHBOARDS.glob("*.json")) == sorted(UIDS)
+
+
+def test_no_value_is_unknown_never_a_healthy_zero(dashboards):
+    """No ``or vector(0)``: missing data is no data; every panel mapping 0 to OK maps no value to UNKNOWN."""
+    for uid in UIDS:
+        for item in content_panels(dashboards[uid]):
+            where = f"{uid}: {item['title']}"
+            for target in item.get("targets", []):
+                assert "vector(0)" not in target["expr"], where
+            defaults = item.get("fieldConfig", {}).get("defaults", {})
+            if "thresholds" not in defaults:
+                continue
+            texts = [option["text"] for mapping in defaults.get("mappings", []) if mapping["type"] == "value"
+                     for option in mapping["options"].values()]
+            if "OK" in texts or defaults["thresholds"]["steps"][0]["color"] == "grey":
+                assert defaults.get("noValue") == "UNKNOWN", where
+                special = [m for m in defaults["mappings"] if m["type"] == "special"]
+                assert special and special[0]["options"]["match"] == "null+nan", where
+                assert special[0]["options"]["result"] == {"text": "UNKNOWN", "color": "grey",
+                                                           "index": len(texts)}, where

@@ -62,6 +62,21 @@ def value_map(spec: Mapping[Any, list[str]]) -> list[dict[str, Any]]:
     return [{"type": "value", "options": options}]
 
 
+def unknown_map(index: int) -> dict[str, Any]:
+    """No value (null or NaN: the target down, the series stale) -> UNKNOWN in grey, never a healthy zero."""
+    return {"type": "special", "options": {"match": "null+nan",
+                                           "result": {"text": "UNKNOWN", "color": "grey", "index": index}}}
+
+
+def _mappings(decl: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The declared value mappings, then the UNKNOWN one when the panel asks for it (``unknown: true``)."""
+    spec = decl.get("mappings") or {}
+    out = value_map(spec) if spec else []
+    if decl.get("unknown"):
+        out.append(unknown_map(len(spec)))
+    return out
+
+
 def target(query: Any, kind: str, ref: str) -> dict[str, Any]:
     """One query: a string is the expression with the kind's defaults."""
     spec = {"expr": query} if isinstance(query, str) else query
@@ -191,8 +206,10 @@ def _body(kind: str, decl: Mapping[str, Any], links: Links) -> dict[str, Any]:
     colour = {"mode": "palette-classic"} if kind in ("timeseries", "piechart", "barchart") else {"mode": "thresholds"}
     defaults: dict[str, Any] = {"unit": "none" if kind == "state-timeline" else decl.get("unit", "short"),
                                 "thresholds": steps(decl.get("thresholds", ["green"])),
-                                "mappings": value_map(decl["mappings"]) if decl.get("mappings") else [],
-                                "color": colour}
+                                "mappings": _mappings(decl), "color": colour}
+    if decl.get("unknown"):
+        # Grafana's text when a query returns nothing: the panel says it does not know.
+        defaults["noValue"] = "UNKNOWN"
     for key in ("min", "max", "decimals"):
         if decl.get(key) is not None:
             defaults[key] = decl[key]
