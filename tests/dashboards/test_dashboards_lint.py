@@ -160,7 +160,9 @@ def test_conversations_filter_by_channel_and_sentiment(dashboards):
     board = dashboards["pipeline-conversations"]
     names = [v["name"] for v in board["templating"]["list"]]
     assert {"channel", "sentiment"} <= set(names)
-    filtered = [t["expr"] for p in content_panels(board) for t in p.get("targets", [])]
+    # The Conversations total counts distinct sites over every channel (pipeline_conversation_sites
+    # has no channel label: per-channel distinct counts summed would count a site once per channel).
+    filtered = [t["expr"] for p in content_panels(board) if p["title"] != "Conversations" for t in p.get("targets", [])]
     assert all('channel=~"$channel"' in expr for expr in filtered)
     assert sum('sentiment=~"$sentiment"' in expr for expr in filtered) >= 8
 
@@ -393,3 +395,18 @@ def test_no_value_is_unknown_never_a_healthy_zero(dashboards):
                 assert special and special[0]["options"]["match"] == "null+nan", where
                 assert special[0]["options"]["result"] == {"text": "UNKNOWN", "color": "grey",
                                                            "index": len(texts)}, where
+
+
+def test_true_numbers_read_the_exact_gauges(dashboards):
+    """Conversations counts distinct sites; medians and p90s read SQL's percentiles, not histogram buckets."""
+    assert "pipeline_conversation_sites{" in panel(dashboards, "pipeline-conversations", "Conversations")[
+        "targets"][0]["expr"]
+    reply = panel(dashboards, "pipeline-outreach", "Time to first reply (median)")["targets"][0]["expr"]
+    assert 'pipeline_outreach_reply_delay_percentile_seconds{' in reply and 'percentile="50"' in reply
+    waits = [t["expr"] for t in panel(dashboards, "pipeline-health", "How long sites have waited, by status")["targets"]]
+    assert any('pipeline_site_status_age_percentile_seconds{' in e and 'percentile="90"' in e for e in waits)
+    cron = panel(dashboards, "pipeline-system", "Run duration (90th percentile)")["targets"][0]["expr"]
+    assert 'pipeline_cron_job_duration_percentile_seconds{' in cron and 'window="24h"' in cron
+    for uid in ("pipeline-outreach", "pipeline-health"):
+        for item in content_panels(dashboards[uid]):
+            assert all("histogram_quantile" not in t["expr"] for t in item.get("targets", [])), item["title"]
