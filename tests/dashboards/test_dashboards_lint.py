@@ -278,7 +278,12 @@ def test_overview_opens_with_the_status_row_and_data_as_of(dashboards):
         # OK (0) only while the exporter's target is up: a dead target is no data, UNKNOWN.
         assert "(min(up{" in item["targets"][0]["expr"], item["title"]
     assert "pipeline_exporter_query_last_success_timestamp_seconds" in status[5]["targets"][0]["expr"]
-    assert status[5]["fieldConfig"]["defaults"]["unit"] == "dtdurations"
+    # Each query's age against its own interval (runs per second of its duration histogram), not
+    # the oldest query's age: the hourly integrity check is not late at 50 minutes.
+    expr = status[5]["targets"][0]["expr"]
+    assert "rate(pipeline_exporter_query_duration_seconds_count{" in expr and "by (query)" in expr
+    steps = [(step["value"], step["color"]) for step in status[5]["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+    assert steps == [(None, "grey"), (0, "green"), (1.5, "orange"), (3, "red")]
 
 
 def test_every_alert_of_the_overview_is_in_one_area(dashboards):
@@ -403,7 +408,8 @@ def test_true_numbers_read_the_exact_gauges(dashboards):
         "targets"][0]["expr"]
     reply = panel(dashboards, "pipeline-outreach", "Time to first reply (median)")["targets"][0]["expr"]
     assert 'pipeline_outreach_reply_delay_percentile_seconds{' in reply and 'percentile="50"' in reply
-    waits = [t["expr"] for t in panel(dashboards, "pipeline-health", "How long sites have waited, by status")["targets"]]
+    waits = [t["expr"] for t in
+             panel(dashboards, "pipeline-health", "How long sites have waited, by status")["targets"]]
     assert any('pipeline_site_status_age_percentile_seconds{' in e and 'percentile="90"' in e for e in waits)
     cron = panel(dashboards, "pipeline-system", "Run duration (90th percentile)")["targets"][0]["expr"]
     assert 'pipeline_cron_job_duration_percentile_seconds{' in cron and 'window="24h"' in cron
