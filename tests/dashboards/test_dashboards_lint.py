@@ -416,3 +416,29 @@ def test_true_numbers_read_the_exact_gauges(dashboards):
     for uid in ("pipeline-outreach", "pipeline-health"):
         for item in content_panels(dashboards[uid]):
             assert all("histogram_quantile" not in t["expr"] for t in item.get("targets", [])), item["title"]
+
+
+def test_projected_month_end_is_coloured_against_the_budget(dashboards):
+    """Green below 80 % of pipeline_llm_budget_usd, orange from 80 %, red from 100 %, never always green."""
+    item = panel(dashboards, "pipeline-outreach", "Projected at month end")
+    defaults = item["fieldConfig"]["defaults"]
+    assert defaults["thresholds"]["mode"] == "percentage"
+    assert [(s["value"], s["color"]) for s in defaults["thresholds"]["steps"]] == [
+        (None, "grey"), (0, "green"), (80, "orange"), (100, "red")]
+    budget = item["targets"][1]
+    assert budget["refId"] == "B" and "pipeline_llm_budget_usd" in budget["expr"]
+    (config,) = [t for t in item["transformations"] if t["id"] == "configFromData"]
+    assert config["options"]["configRefId"] == "B"
+    assert config["options"]["mappings"] == [{"fieldName": "budget", "handlerKey": "max"}]
+
+
+def test_system_has_the_fast_path_row(dashboards):
+    """How many queries are on their exact path (no data without the exporter), and each query's path over time."""
+    count = panel(dashboards, "pipeline-system", "Queries on their exact path")
+    expr = count["targets"][0]["expr"]
+    assert "count(pipeline_exporter_query_fast_path{" in expr and "== 0)" in expr
+    assert "* 0)" in expr and "vector(" not in expr
+    assert count["fieldConfig"]["defaults"]["noValue"] == "UNKNOWN"
+    timeline = panel(dashboards, "pipeline-system", "Fast path by query")
+    assert timeline["type"] == "state-timeline"
+    assert timeline["targets"][0]["expr"].startswith("min by (query) (pipeline_exporter_query_fast_path{")
