@@ -442,3 +442,27 @@ def test_system_has_the_fast_path_row(dashboards):
     timeline = panel(dashboards, "pipeline-system", "Fast path by query")
     assert timeline["type"] == "state-timeline"
     assert timeline["targets"][0]["expr"].startswith("min by (query) (pipeline_exporter_query_fast_path{")
+
+
+def test_tile_links_land_on_the_alerts_panel(dashboards):
+    """LlmBudgetBurnHigh, OutreachStalled and ReplyRateDropped link to the panel that shows them (viewPanel=id)."""
+    tiles = {item["title"]: item for item in content_panels(dashboards["pipeline-overview"])[:5]}
+    expected = {"LlmBudgetBurnHigh": ("Pipeline flow", "Projected at month end"),
+                "OutreachStalled": ("Pipeline flow", "Queue by channel"),
+                "ReplyRateDropped": ("Conversations", "Reply rate, last 24h and 7d")}
+    for alert, (tile, title) in expected.items():
+        (link,) = [link for link in tiles[tile]["links"] if link["title"].startswith(f"{alert}:")]
+        view = re.search(r"^/d/pipeline-outreach\?viewPanel=(\d+)&", link["url"])
+        assert view, link["url"]
+        (target,) = [p for p in panels_of(dashboards["pipeline-outreach"]) if p["id"] == int(view[1])]
+        assert target["title"] == title, alert
+
+
+def test_compliance_opens_with_rates_and_all_time_below(dashboards):
+    """An alert's link lands on the windowed rates: the first line is rates, all-time figures lie below it."""
+    board = dashboards["pipeline-compliance"]
+    first = [p for p in board["panels"] if p["type"] != "row" and p["gridPos"]["y"] == 1]
+    assert first and all(re.search(r"rate \((1h|24h)\)$", p["title"]) for p in first), [p["title"] for p in first]
+    for item in content_panels(board):
+        if "(all time)" in item["title"]:
+            assert item["gridPos"]["y"] > 1, item["title"]
