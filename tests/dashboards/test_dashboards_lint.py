@@ -160,7 +160,9 @@ def test_conversations_filter_by_channel_and_sentiment(dashboards):
     board = dashboards["pipeline-conversations"]
     names = [v["name"] for v in board["templating"]["list"]]
     assert {"channel", "sentiment"} <= set(names)
-    filtered = [t["expr"] for p in content_panels(board) for t in p.get("targets", [])]
+    # The Conversations total counts distinct sites over every channel (pipeline_conversation_sites
+    # has no channel label: per-channel distinct counts summed would count a site once per channel).
+    filtered = [t["expr"] for p in content_panels(board) if p["title"] != "Conversations" for t in p.get("targets", [])]
     assert all('channel=~"$channel"' in expr for expr in filtered)
     assert sum('sentiment=~"$sentiment"' in expr for expr in filtered) >= 8
 
@@ -270,10 +272,18 @@ def test_overview_opens_with_the_status_row_and_data_as_of(dashboards):
     for item in status[:5]:
         assert item["links"][0]["url"].startswith(f"/d/{targets[item['title']]}?"), item["title"]
         steps = [step["value"] for step in item["fieldConfig"]["defaults"]["thresholds"]["steps"]]
-        assert steps == [None, 1, 2], item["title"]
+        assert steps == [None, 0, 1, 2], item["title"]
+        assert item["fieldConfig"]["defaults"]["thresholds"]["steps"][0]["color"] == "grey", item["title"]
         assert "ALERTS{" in item["targets"][0]["expr"]
+        # OK (0) only while the exporter's target is up: a dead target is no data, UNKNOWN.
+        assert "(min(up{" in item["targets"][0]["expr"], item["title"]
     assert "pipeline_exporter_query_last_success_timestamp_seconds" in status[5]["targets"][0]["expr"]
-    assert status[5]["fieldConfig"]["defaults"]["unit"] == "dtdurations"
+    # Each query's age against its own interval (runs per second of its duration histogram), not
+    # the oldest query's age: the hourly integrity check is not late at 50 minutes.
+    expr = status[5]["targets"][0]["expr"]
+    assert "rate(pipeline_exporter_query_duration_seconds_count{" in expr and "by (query)" in expr
+    steps = [(step["value"], step["color"]) for step in status[5]["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+    assert steps == [(None, "grey"), (0, "green"), (1.5, "orange"), (3, "red")]
 
 
 def test_every_alert_of_the_overview_is_in_one_area(dashboards):
@@ -370,3 +380,89 @@ def test_cron_job_table_shows_the_old_columns(dashboards):
 def test_the_generated_files_are_the_ones_on_disk():
     """Guard against a vacuous pass: the files the tests read exist, one per uid."""
     assert sorted(path.stem for path in DASHBOARDS.glob("*.json")) == sorted(UIDS)
+
+
+def test_no_value_is_unknown_never_a_healthy_zero(dashboards):
+    """No ``or vector(0)``: missing data is no data; every panel mapping 0 to OK maps no value to UNKNOWN."""
+    for uid in UIDS:
+        for item in content_panels(dashboards[uid]):
+            where = f"{uid}: {item['title']}"
+            for target in item.get("targets", []):
+                assert "vector(0)" not in target["expr"], where
+            defaults = item.get("fieldConfig", {}).get("defaults", {})
+            if "thresholds" not in defaults:
+                continue
+            texts = [option["text"] for mapping in defaults.get("mappings", []) if mapping["type"] == "value"
+                     for option in mapping["options"].values()]
+            if "OK" in texts or defaults["thresholds"]["steps"][0]["color"] == "grey":
+                assert defaults.get("noValue") == "UNKNOWN", where
+                special = [m for m in defaults["mappings"] if m["type"] == "special"]
+                assert special and special[0]["options"]["match"] == "null+nan", where
+                assert special[0]["options"]["result"] == {"text": "UNKNOWN", "color": "grey",
+                                                           "index": len(texts)}, where
+
+
+def test_true_numbers_read_the_exact_gauges(dashboards):
+    """Conversations counts distinct sites; medians and p90s read SQL's percentiles, not histogram buckets."""
+    assert "pipeline_conversation_sites{" in panel(dashboards, "pipeline-conversations", "Conversations")[
+        "targets"][0]["expr"]
+    reply = panel(dashboards, "pipeline-outreach", "Time to first reply (median)")["targets"][0]["expr"]
+    assert 'pipeline_outreach_reply_delay_percentile_seconds{' in reply and 'percentile="50"' in reply
+    waits = [t["expr"] for t in
+             panel(dashboards, "pipeline-health", "How long sites have waited, by status")["targets"]]
+    assert any('pipeline_site_status_age_percentile_seconds{' in e and 'percentile="90"' in e for e in waits)
+    cron = panel(dashboards, "pipeline-system", "Run duration (90th percentile)")["targets"][0]["expr"]
+    assert 'pipeline_cron_job_duration_percentile_seconds{' in cron and 'window="24h"' in cron
+    for uid in ("pipeline-outreach", "pipeline-health"):
+        for item in content_panels(dashboards[uid]):
+            assert all("histogram_quantile" not in t["expr"] for t in item.get("targets", [])), item["title"]
+
+
+def test_projected_month_end_is_coloured_against_the_budget(dashboards):
+    """Green below 80 % of pipeline_llm_budget_usd, orange from 80 %, red from 100 %, never always green."""
+    item = panel(dashboards, "pipeline-outreach", "Projected at month end")
+    defaults = item["fieldConfig"]["defaults"]
+    assert defaults["thresholds"]["mode"] == "percentage"
+    assert [(s["value"], s["color"]) for s in defaults["thresholds"]["steps"]] == [
+        (None, "grey"), (0, "green"), (80, "orange"), (100, "red")]
+    budget = item["targets"][1]
+    assert budget["refId"] == "B" and "pipeline_llm_budget_usd" in budget["expr"]
+    (config,) = [t for t in item["transformations"] if t["id"] == "configFromData"]
+    assert config["options"]["configRefId"] == "B"
+    assert config["options"]["mappings"] == [{"fieldName": "budget", "handlerKey": "max"}]
+
+
+def test_system_has_the_fast_path_row(dashboards):
+    """How many queries are on their exact path (no data without the exporter), and each query's path over time."""
+    count = panel(dashboards, "pipeline-system", "Queries on their exact path")
+    expr = count["targets"][0]["expr"]
+    assert "count(pipeline_exporter_query_fast_path{" in expr and "== 0)" in expr
+    assert "* 0)" in expr and "vector(" not in expr
+    assert count["fieldConfig"]["defaults"]["noValue"] == "UNKNOWN"
+    timeline = panel(dashboards, "pipeline-system", "Fast path by query")
+    assert timeline["type"] == "state-timeline"
+    assert timeline["targets"][0]["expr"].startswith("min by (query) (pipeline_exporter_query_fast_path{")
+
+
+def test_tile_links_land_on_the_alerts_panel(dashboards):
+    """LlmBudgetBurnHigh, OutreachStalled and ReplyRateDropped link to the panel that shows them (viewPanel=id)."""
+    tiles = {item["title"]: item for item in content_panels(dashboards["pipeline-overview"])[:5]}
+    expected = {"LlmBudgetBurnHigh": ("Pipeline flow", "Projected at month end"),
+                "OutreachStalled": ("Pipeline flow", "Queue by channel"),
+                "ReplyRateDropped": ("Conversations", "Reply rate, last 24h and 7d")}
+    for alert, (tile, title) in expected.items():
+        (link,) = [link for link in tiles[tile]["links"] if link["title"].startswith(f"{alert}:")]
+        view = re.search(r"^/d/pipeline-outreach\?viewPanel=(\d+)&", link["url"])
+        assert view, link["url"]
+        (target,) = [p for p in panels_of(dashboards["pipeline-outreach"]) if p["id"] == int(view[1])]
+        assert target["title"] == title, alert
+
+
+def test_compliance_opens_with_rates_and_all_time_below(dashboards):
+    """An alert's link lands on the windowed rates: the first line is rates, all-time figures lie below it."""
+    board = dashboards["pipeline-compliance"]
+    first = [p for p in board["panels"] if p["type"] != "row" and p["gridPos"]["y"] == 1]
+    assert first and all(re.search(r"rate \((1h|24h)\)$", p["title"]) for p in first), [p["title"] for p in first]
+    for item in content_panels(board):
+        if "(all time)" in item["title"]:
+            assert item["gridPos"]["y"] > 1, item["title"]

@@ -18,7 +18,7 @@ from pipeline_exporter.mixin.config import DEFAULT, MixinConfig
 from pipeline_exporter.mixin.render import dashboards as boards
 from pipeline_exporter.mixin.render import docs
 from pipeline_exporter.mixin.render.format import Parameter, Values, active, check, parameter, read
-from pipeline_exporter.mixin.render.panels import Links
+from pipeline_exporter.mixin.render.panels import Links, resolve_panel_links
 from pipeline_exporter.mixin.render.rules import Alert, Group, Raw, Recording, Rule
 from pipeline_exporter.mixin.render.rules import render as render_rules
 
@@ -161,9 +161,12 @@ def render_pack(pack: Pack, config: MixinConfig = DEFAULT) -> dict[str, str]:
             files[pack.output(what)] = render_rules(_header(pack, config, what), groups(pack, config, key))
     vals = values(pack, config)
     links = Links(_runbook(pack, config))
-    for uid, declaration in pack.dashboards.items():
-        origin = str(pack.folder / "dashboards" / f"{uid}.yaml")
-        board = boards.dashboard(declaration, Values(config, vals.parameters, origin), links)
+    built = {uid: boards.dashboard(declaration,
+                                   Values(config, vals.parameters, str(pack.folder / "dashboards" / f"{uid}.yaml")),
+                                   links)
+             for uid, declaration in pack.dashboards.items()}
+    resolve_panel_links(built, str(pack.folder / "dashboards"))
+    for uid, board in built.items():
         files[f"{pack.output('dashboards')}/{uid}.json"] = boards.to_json(board)
     return files
 

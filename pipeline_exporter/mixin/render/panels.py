@@ -19,6 +19,7 @@ RANGE_KINDS = ("timeseries", "state-timeline")
 SIZES = {"stat": (4, 4), "gauge": (6, 6), "bargauge": (12, 8), "piechart": (8, 8), "timeseries": (12, 8),
          "state-timeline": (24, 8), "table": (24, 8), "text": (12, 8), "barchart": (12, 8)}
 KINDS = tuple(SIZES)
+PANEL_MARK = "\x00panel\x00"
 
 
 @dataclass
@@ -40,6 +41,12 @@ class Links:
         if "runbook" in link:
             return {"title": link.get("title", f"Runbook: {link['runbook']}"), "url": self.runbook(link["runbook"]),
                     "targetBlank": link.get("targetBlank", True)}
+        if "dashboard" in link and "panel" in link:
+            # The panel's id is known once its dashboard is laid out: resolve_panel_links fills it in.
+            return {"title": link["title"],
+                    "url": f"/d/{link['dashboard']}?viewPanel={PANEL_MARK}{link['panel']}{PANEL_MARK}"
+                           "&${__url_time_range}&${__all_variables}",
+                    "targetBlank": link.get("targetBlank", False)}
         if "dashboard" in link:
             return {"title": link["title"],
                     "url": f"/d/{link['dashboard']}?${{__url_time_range}}&${{__all_variables}}",
@@ -60,6 +67,21 @@ def value_map(spec: Mapping[Any, list[str]]) -> list[dict[str, Any]]:
     options = {str(value): {"text": text, "color": colour, "index": index}
                for index, (value, (text, colour)) in enumerate(ordered)}
     return [{"type": "value", "options": options}]
+
+
+def unknown_map(index: int) -> dict[str, Any]:
+    """No value (null or NaN: the target down, the series stale) -> UNKNOWN in grey, never a healthy zero."""
+    return {"type": "special", "options": {"match": "null+nan",
+                                           "result": {"text": "UNKNOWN", "color": "grey", "index": index}}}
+
+
+def _mappings(decl: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The declared value mappings, then the UNKNOWN one when the panel asks for it (``unknown: true``)."""
+    spec = decl.get("mappings") or {}
+    out = value_map(spec) if spec else []
+    if decl.get("unknown"):
+        out.append(unknown_map(len(spec)))
+    return out
 
 
 def target(query: Any, kind: str, ref: str) -> dict[str, Any]:
@@ -191,8 +213,10 @@ def _body(kind: str, decl: Mapping[str, Any], links: Links) -> dict[str, Any]:
     colour = {"mode": "palette-classic"} if kind in ("timeseries", "piechart", "barchart") else {"mode": "thresholds"}
     defaults: dict[str, Any] = {"unit": "none" if kind == "state-timeline" else decl.get("unit", "short"),
                                 "thresholds": steps(decl.get("thresholds", ["green"])),
-                                "mappings": value_map(decl["mappings"]) if decl.get("mappings") else [],
-                                "color": colour}
+                                "mappings": _mappings(decl), "color": colour}
+    if decl.get("unknown"):
+        # Grafana's text when a query returns nothing: the panel says it does not know.
+        defaults["noValue"] = "UNKNOWN"
     for key in ("min", "max", "decimals"):
         if decl.get(key) is not None:
             defaults[key] = decl[key]
@@ -213,3 +237,28 @@ def _body(kind: str, decl: Mapping[str, Any], links: Links) -> dict[str, Any]:
         body["interval"] = decl["interval"]
         body["maxDataPoints"] = MAX_DATA_POINTS
     return body
+
+
+def _all_panels(board: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every panel of a laid-out dashboard, those inside collapsed rows too."""
+    out: list[dict[str, Any]] = []
+    for item in board.get("panels", []):
+        out.append(item)
+        out.extend(item.get("panels", []))
+    return out
+
+
+def resolve_panel_links(boards: Mapping[str, dict[str, Any]], origin: str) -> None:
+    """Each ``{dashboard: uid, panel: title}`` link gets that panel's id (viewPanel), or an error naming it."""
+    ids = {uid: {item["title"]: item["id"] for item in _all_panels(board)} for uid, board in boards.items()}
+    for board in boards.values():
+        for item in _all_panels(board):
+            for link in item.get("links", []):
+                if PANEL_MARK not in link["url"]:
+                    continue
+                uid = link["url"].split("/d/", 1)[1].split("?", 1)[0]
+                title = link["url"].split(PANEL_MARK)[1]
+                if title not in ids.get(uid, {}):
+                    raise ConfigError(origin, f"panel {item['title']!r}.links",
+                                      f"no panel titled {title!r} on dashboard {uid!r}")
+                link["url"] = link["url"].replace(f"{PANEL_MARK}{title}{PANEL_MARK}", str(ids[uid][title]))
