@@ -12,7 +12,8 @@ from tests.support import docs, stack
 from tests.support.procs import require_binary, wait_for
 
 # Served only when the config sets a monthly LLM budget; this exporter runs without one.
-NEEDS_CONFIG = {"pipeline_llm_budget_usd"}
+# The budget needs a configured budget; the non-finite counter a non-finite value in the data.
+NEEDS_CONFIG = {"pipeline_llm_budget_usd", "pipeline_exporter_nonfinite_values_total"}
 SECTIONS = ["Pipeline health", "Outreach, sales, LLM cost", "Conversations", "Compliance",
             "System health", "The exporter itself", "Windowed gauges", "LLM budget"]
 
@@ -46,7 +47,9 @@ def test_the_metric_list_was_read():
     for row in rows:
         assert row.name.startswith("pipeline_"), row
         assert row.name.endswith("_total") == (row.type == "counter"), row
-        assert ("window" in row.labels) == row.name.endswith("_recent"), row
+        # A `window` label is a windowed gauge's (`_recent`) or a percentile's over a window (Version 4).
+        assert ("window" in row.labels) == (row.name.endswith("_recent") or
+                                            "window" in row.labels and "percentile" in row.labels), row
         assert not {"job", "instance"} & set(row.labels), row
     assert all(f"`{w}`" in docs.METRICS_DOC.read_text() for w in docs.WINDOWS)
 
@@ -76,7 +79,9 @@ def test_windows_and_outreach_events_are_the_documented_values(samples):
     for row in docs.metric_rows():
         if "window" in row.labels and row.name in samples:
             windows = {s.labels["window"] for s in samples[row.name][1]}
-            assert windows == set(docs.WINDOWS), row.name
+            # the cron percentiles are over the 24h and 7d windows only (metrics.md, Version 4)
+            expected = {"24h", "7d"} if "percentile" in row.labels else set(docs.WINDOWS)
+            assert windows == expected, row.name
     events = {s.labels["event"] for s in samples["pipeline_outreach_events_total"][1]}
     assert events == {"created", "sent", "delivered", "replied"}
 
