@@ -35,15 +35,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pipeline_exporter import durations
-from pipeline_exporter.backfill_windows import collect_windows, plan_windows, render_windows
+from pipeline_exporter.backfill_windows import cap_series, collect_windows, plan_windows, render_windows
 from pipeline_exporter.config import Config, load_config
 from pipeline_exporter.db import Database
 from pipeline_exporter.errors import CollectionError, ConfigError
 from pipeline_exporter.flags import Parser
-from pipeline_exporter.model import MetricData, MetricSpec, QuerySpec
+from pipeline_exporter.model import MetricSpec, QuerySpec
 from pipeline_exporter.progress import Progress
 from pipeline_exporter.redact import mask_url
-from pipeline_exporter.shaping import OTHER, CapMemory, Shaper, label_value, number
+from pipeline_exporter.shaping import label_value, number
 from pipeline_exporter.sql import expand_macros
 
 EXIT_CONFIG = 2
@@ -237,25 +237,10 @@ def collect(db: Database, plans: list[Plan], grid: Grid, timeout: float,
                     series.setdefault(base + (extra,), {})
         if not series and not p.metric.label_names:
             series[()] = {}  # a sum over no rows is zero, as the live exporter says
-        out[p.metric.name] = _cap(p, series)
+        out[p.metric.name] = cap_series(p.query, p.metric, series)
     return out
 
 
-def _cap(p: Plan, series: dict[tuple, dict[int, float]]) -> dict[tuple, dict[int, float]]:
-    """Fold the label values a fresh live exporter would fold (ranked by the final totals)."""
-    if not any(label.cap > 0 for label in p.metric.labels):
-        return series
-    totals = MetricData(p.metric.name, p.metric.type, p.metric.help, p.metric.label_names,
-                        {key: sum(steps.values()) for key, steps in series.items()})
-    kept = Shaper(p.query, CapMemory()).cap(p.metric, totals)
-    survivors = [{key[i] for key in kept.series} for i in range(len(p.metric.labels))]
-    folded: dict[tuple, dict[int, float]] = {}
-    for key, steps in series.items():
-        new = tuple(v if i >= len(survivors) or v in survivors[i] else OTHER for i, v in enumerate(key))
-        target = folded.setdefault(new, {})
-        for index, value in steps.items():
-            target[index] = target.get(index, 0.0) + value
-    return folded
 
 
 # --------------------------------------------------------------------------- OpenMetrics text

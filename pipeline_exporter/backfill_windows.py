@@ -134,7 +134,7 @@ def collect_windows(db: Database, plans: list[WindowPlan], parameters: Mapping[s
                         j_end = lead + i + 1
                         series[i] = series.get(i, 0.0) + scale(metric, totals[j_end] - totals[j_end - steps])
         for metric in plan.metrics:
-            out[metric.name] = _cap(plan.query, metric, out[metric.name])
+            out[metric.name] = cap_series(plan.query, metric, out[metric.name])
     return out
 
 
@@ -145,11 +145,12 @@ def _prefix(values: list[float]) -> list[float]:
     return out
 
 
-def _cap(query: QuerySpec, metric: MetricSpec, series: Series) -> Series:
-    """Fold the label values a live run would fold, ranked by their sum over the whole grid."""
+def cap_series(query: QuerySpec, metric: MetricSpec, series: Series) -> Series:
+    """Fold the label values a fresh live run would fold, ranked by their sum over the whole grid
+    (the counters' history and the windows' alike)."""
     if not any(label.cap > 0 for label in metric.labels):
         return series
-    totals = MetricData(metric.name, "gauge", metric.help, metric.label_names,
+    totals = MetricData(metric.name, metric.type, metric.help, metric.label_names,
                         {key: sum(steps.values()) for key, steps in series.items()})
     kept = Shaper(query, CapMemory()).cap(metric, totals)
     survivors = [{key[i] for key in kept.series} for i in range(len(metric.labels))]
