@@ -12,7 +12,6 @@ window, computed here in Python from the rows' own timestamps.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from collections import Counter
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy
+import yaml
 
 from pipeline_exporter.packs.method333.demo import build_demo, build_demo_url
 from tests.support import stack
@@ -99,17 +99,21 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
 
 def fast_pack(tmp: Path) -> Path:
-    """The default pack with 1 s intervals, events settling after 2 s and recounts every 3 s."""
-    text = PACK.read_text()
-    text = re.sub(r"\binterval: \d+[smh]\b", "interval: 1s", text)
-    text = text.replace(", settle_after: 1h", "")
-    text = text.replace("incremental: {", "incremental: {full_every: 3s, settle_after: 2s, ")
+    """The default pack with its counting and windowed queries every 1 s, events settling after 2 s and
+    recounts every 3 s."""
+    pack_data = yaml.safe_load(PACK.read_text())
+    # Only the counting and windowed queries (what this test checks) run every second: the heavy
+    # gauges (sorts for the exact percentiles, cron's correlated reads) at 1 s saturated a 2-core
+    # machine's PostgreSQL and timed out. They keep the pack's own intervals.
+    for query in pack_data["queries"].values():
+        if "incremental" in query or "windows" in query:
+            query["interval"] = "1s"
+        if "incremental" in query:
+            query["incremental"].update(full_every="3s", settle_after="2s")
     pack = tmp / "fast-pack.yaml"
-    pack.write_text(text)
+    pack.write_text(yaml.safe_dump(pack_data, sort_keys=False))
     config = tmp / "config.yml"
-    # The pack's own 20 s timeout: 34 queries every second on a busy 2-core machine can take more than
-    # 5 s, and this test is about what the counters count, not about timeouts (test_timeouts is).
-    config.write_text(f"packs: [{pack}]\ndefaults: {{interval: 1s, timeout: 20s}}\n"
+    config.write_text(f"packs: [{pack}]\ndefaults: {{timeout: 20s}}\n"
                       "checks: {size_interval: 1s, host_interval: 1s}\n")
     return config
 
