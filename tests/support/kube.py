@@ -11,6 +11,7 @@ environment, HTTP probes against the pod's address.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -69,6 +70,21 @@ def entrypoint() -> list[str]:
     match = re.search(r"^ENTRYPOINT (\[.*\])$", final, flags=re.M)
     assert match, "the Dockerfile's final stage has an exec-form ENTRYPOINT"
     return list(json.loads(match[1]))
+
+
+_OPENED: dict[Path, int] = {}  # folders given o+x for the session, with their own modes
+
+
+def _open_the_way(path: Path) -> None:
+    """Let the pod's uid reach this virtualenv and checkout: a clone under a private folder (CI's or
+    mktemp's, mode 0700) gets search permission on each such ancestor until the session ends."""
+    for folder in [*reversed(path.parents), REPO]:
+        mode = folder.stat().st_mode & 0o7777
+        if folder not in _OPENED and not mode & 0o001:
+            _OPENED[folder] = mode
+            folder.chmod(mode | 0o001)
+            if len(_OPENED) == 1:
+                atexit.register(lambda: [p.chmod(m) for p, m in _OPENED.items() if p.exists()])
 
 
 def new_root() -> Path:
@@ -225,6 +241,8 @@ def running_pod(deployment: dict[str, Any], root: Path, log: Path, secrets: Mapp
     groups = [g for g in (spec.get("securityContext", {}).get("fsGroup"),) if g is not None]
     user = [tools["setpriv"], f"--reuid={uid}", f"--regid={gid}",
             f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"] if uid is not None else []
+    if user:
+        _open_the_way(Path(sys.executable))
     mounts = _mounts(spec, container, root, secrets, host_paths or {}, spec.get("securityContext", {}).get("fsGroup"))
 
 
