@@ -89,10 +89,13 @@ def test_a_client_that_never_reads_is_dropped_at_the_write_timeout():
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(server.server_address)
         sock.sendall(b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
+        # First the server has the connection (on a busy machine it may not have accepted it yet,
+        # and "nothing open" would then be true at once), then it drops it.
+        wait_for(lambda: server._open, timeout=30, what="the server holding the connection")
         wait_for(lambda: server.in_flight == 0 and not server._open, timeout=30,
                  what="the connection dropped once the write timeout passed")
         received = 0
-        sock.settimeout(10)
+        sock.settimeout(30)
         try:
             while chunk := sock.recv(1 << 20):
                 received += len(chunk)
