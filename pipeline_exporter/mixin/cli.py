@@ -29,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True,
                         help="folder to write into (alerts/, grafana/dashboards/, grafana/packs/ are created)")
     parser.add_argument("--config", type=Path,
-                        help="YAML file: job, prometheus_job, alertmanager_job, grafana_url, runbook_url "
+                        help="YAML file: job, prometheus_job, alertmanager_job, grafana_url, runbook_url, timezone "
                              "and parameters: {name: value} overriding any pack's thresholds")
     parser.add_argument("--exporter-config", dest="exporter_config", type=Path,
                         help="the exporter's config file, checked as the exporter checks it: its parameters: "
@@ -45,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--runbook-url", dest="runbook_url",
                         help="where docs/runbooks.md is published; alerts link to its sections (and the "
                              "packs' pages beside it)")
+    parser.add_argument("--timezone",
+                        help='the dashboards\' time zone, where per-day bars start: "utc" (default), "browser", '
+                             '"" (each viewer\'s Grafana preference) or an IANA name such as Europe/Paris')
     parser.add_argument("--llm-budget", dest="llm_budget", type=float,
                         help="monthly LLM budget in USD, used where the exporter reports none "
                              "(parameter llm_monthly_budget_usd)")
@@ -136,7 +139,7 @@ def configure(args: argparse.Namespace, selected: Mapping[str, Pack]) -> MixinCo
         _check({"llm_monthly_budget_usd": args.llm_budget}, selected, "command line", lambda name: "--llm-budget")
     config = load(args.config, parameters, job=args.job, prometheus_job=args.prometheus_job,
                   alertmanager_job=args.alertmanager_job, grafana_url=args.grafana_url,
-                  runbook_url=args.runbook_url)
+                  runbook_url=args.runbook_url, timezone=args.timezone)
     for name in config.parameters:
         if name not in known:
             raise ConfigError(config.origin, f"parameters.{name}",

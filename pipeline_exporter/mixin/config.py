@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,9 @@ class MixinConfig:
     alertmanager_job: str = "alertmanager"
     grafana_url: str = "http://localhost:3000"          # as operators reach it, no trailing slash
     runbook_url: str = "https://github.com/333method/pipeline-exporter/blob/main/docs/runbooks.md"
+    # The dashboards' time zone: where per-day bars start and end. "utc", "browser", "" (the
+    # viewer's Grafana preference) or an IANA name such as "Europe/Paris".
+    timezone: str = "utc"
     # Overrides of the packs' parameters (thresholds, windows, guards) by name; each pack takes
     # the names it declares in its alerts.yaml, checked against the declared type.
     parameters: Mapping[str, Any] = field(default_factory=dict)
@@ -68,10 +72,21 @@ def validate(config: MixinConfig, source: str = "mixin config") -> MixinConfig:
         url = getattr(config, key)
         if not re.match(r"^https?://\S+$", url) or url.endswith("/"):
             raise ConfigError(source, key, f"must be an http(s) URL without a trailing slash, got {url!r}")
+    if config.timezone not in ("utc", "browser", "") and not _known_zone(config.timezone):
+        raise ConfigError(source, "timezone", f'must be "utc", "browser", "" or an IANA time zone such as '
+                                              f'"Europe/Paris", got {config.timezone!r}')
     return config
 
 
-SETTINGS = ("job", "prometheus_job", "alertmanager_job", "grafana_url", "runbook_url")
+def _known_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return False
+    return True
+
+
+SETTINGS = ("job", "prometheus_job", "alertmanager_job", "grafana_url", "runbook_url", "timezone")
 
 
 def flatten(document: Mapping[str, Any], source: str) -> dict[str, Any]:

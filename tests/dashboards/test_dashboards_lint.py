@@ -240,23 +240,64 @@ def test_alert_annotations_and_counts_show_only_the_pipelines_alerts(dashboards)
 
 # ---------------------------------------------------------------- issue 11's panels
 
-def test_per_period_panels_have_one_bar_per_period(dashboards):
-    """"per day" / "per hour": the step is the period, and the window gauge of that period."""
-    found = 0
-    for uid, board in dashboards.items():
+def all_boards() -> dict[str, dict[str, Any]]:
+    """The main dashboards and the packs' (grafana/packs/<pack>/*.json), by uid."""
+    boards = {path.stem: json.loads(path.read_text(encoding="utf-8"))
+              for path in sorted(DASHBOARDS.glob("*.json"))}
+    boards.update({path.stem: json.loads(path.read_text(encoding="utf-8"))
+                   for path in sorted((REPO / "grafana" / "packs").glob("*/*.json"))})
+    return boards
+
+
+# Per-day panels without a counter that has their labels: the windowed gauge at each midnight,
+# completed days only (no today so far).
+NO_COUNTER = {("scraper-insights", "Jobs per day, by location"): "scraper_jobs_scraped_recent"}
+COUNTER_BAR = re.compile(
+    r"^sum(?P<by> by \([^)]*\))? "
+    r"\(last_over_time\((?P<sel>(?P<name>\w+_total)\{[^}]*\})\[(?P<p>1[dh])\] offset -(?P=p)\)\)\n"
+    r"- \(\n  sum(?P=by) \(last_over_time\((?P=sel)\[(?P=p)\]\)\)\n  or\n"
+    r"  sum(?P=by) \(last_over_time\((?P=sel)\[(?P=p)\] offset -(?P=p)\)\) \* 0\n"
+    r"  and on\(\) count\(last_over_time\((?P=sel)\[(?P=p)\]\)\)\n\)$")
+
+
+def test_per_period_panels_show_calendar_periods_from_a_counter():
+    """"per day" / "per hour" (issue 21): one bar per calendar period of the dashboard's time zone, the
+    current one so far last: the step is the period, the panel's own range starts at a period
+    boundary (now-7d/d, now-24h/h), and each bar is the counter's last sample in the period minus
+    its last one before it (drawn after its timestamp, the period's start). The one panel whose
+    labels no counter has reads the windowed gauge at the period's end (drawn before it)."""
+    found, by_counter = 0, 0
+    for uid, board in all_boards().items():
+        assert board["timezone"] == "utc", f"{uid}: days in UTC unless the user renders another zone"
         for item in content_panels(board):
             for words, (window, interval) in PERIODS.items():
-                if words not in item["title"]:
+                if words not in item["title"] or item["type"] != "timeseries":
                     continue
                 found += 1
                 where = f"{uid} / {item['title']}"
+                unit = interval[-1]
                 assert item["interval"] == interval and item["maxDataPoints"] >= 10000, where
-                assert item["fieldConfig"]["defaults"]["custom"]["drawStyle"] == "bars", where
-                assert item["fieldConfig"]["defaults"]["custom"]["barAlignment"] == -1, where
-                for target in item["targets"]:
-                    assert re.search(rf'_recent\{{[^}}]*window="{window}"', target["expr"]), where
-                    assert not re.search(r"\b(increase|rate|delta)\(", target["expr"]), where
-    assert found >= 12, "fewer per-period panels than the dashboards should have"
+                assert re.fullmatch(rf"now-\d+[{unit}dw]/{unit}", item.get("timeFrom", "")), where
+                custom = item["fieldConfig"]["defaults"]["custom"]
+                assert custom["drawStyle"] == "bars", where
+                (target,) = item["targets"]
+                expr = target["expr"]
+                assert not re.search(r"\b(increase|rate|delta)\(", expr), where
+                if (uid, item["title"]) in NO_COUNTER:
+                    assert re.search(rf'{NO_COUNTER[(uid, item["title"])]}\{{[^}}]*window="{window}"', expr), where
+                    assert custom["barAlignment"] == -1, where
+                    continue
+                match = COUNTER_BAR.match(expr)
+                assert match and match["p"] == interval, f"{where}: not the counter formula:\n{expr}"
+                assert custom["barAlignment"] == 1, where
+                by_counter += 1
+    assert found >= 16 and by_counter >= 15, "fewer per-period panels than the dashboards should have"
+
+
+def test_the_counter_formula_check_catches_an_increase_and_a_window_gauge():
+    """Guard against a vacuous pass: the pattern refuses what the panels drew before issue 21."""
+    assert not COUNTER_BAR.match('sum by (channel) (increase(pipeline_opt_outs_total{job="x"}[1d]))')
+    assert not COUNTER_BAR.match('sum by (channel) (pipeline_opt_outs_recent{job="x", window="24h"})')
 
 
 def test_overview_opens_with_the_status_row_and_data_as_of(dashboards):
@@ -346,12 +387,14 @@ def test_every_panel_that_names_an_alert_links_to_its_runbook(dashboards):
 
 
 def test_every_all_time_stat_says_so(dashboards):
-    """Stats and distributions of counters' plain values say "(all time)" in their title."""
+    """Stats and distributions of counters' plain values say "(all time)" in their title (a per-period
+    panel's difference of two samples, COUNTER_BAR, is no plain value)."""
     for uid, board in dashboards.items():
         for item in content_panels(board):
             for target in item.get("targets", []):
                 bare = re.findall(r"\b(pipeline_(?!exporter_)\w+_total)\{", target["expr"])
-                if bare and not re.search(r"\b(increase|rate)\(", target["expr"]):
+                plain = not re.search(r"\b(increase|rate)\(", target["expr"]) and not COUNTER_BAR.match(target["expr"])
+                if bare and plain:
                     assert "(all time)" in item["title"], f"{uid} / {item['title']}: {bare}"
 
 

@@ -163,3 +163,58 @@ def test_the_mixin_types_parameters_as_the_exporter_does():
     rows = parameter("rows", {"type": "list", "default": [1, 2]}, "a.yaml")
     with pytest.raises(ConfigError, match="item 0 must be a number or a string"):
         check(rows, [None], "c.yml", "parameters.rows")
+
+
+def _period_board(tmp_path: Path, panel: dict, config: MixinConfig = DEFAULT) -> dict:
+    dashboard = {**DASHBOARD, "rows": [{"title": "Days", "panels": [panel]}]}
+    return json.loads(render(tmp_path, config, dashboard=dashboard)["grafana/packs/shop/shop-home.json"])
+
+
+def test_a_counter_period_panel_draws_calendar_days_so_far(tmp_path):
+    """``counter:`` + ``period: 1d``: bars of the counter's last sample in each day minus its last one
+    before it, one step a day, the panel's own range from a midnight 7 days back, drawn after the
+    day's start; a label set new in the day counts from 0 only when the counter was there before."""
+    board = _period_board(tmp_path, {"title": "Orders per day", "counter": "shop_orders_total", "by": "store",
+                                     "matchers": ['store=~"$store"'], "legend": "{{store}}", "period": "1d",
+                                     "stack": True})
+    _, bars = board["panels"]
+    sel = 'shop_orders_total{job="pipeline-exporter", instance=~"$instance", store=~"$store"}'
+    assert bars["targets"][0]["expr"] == (
+        f"sum by (store) (last_over_time({sel}[1d] offset -1d))\n- (\n"
+        f"  sum by (store) (last_over_time({sel}[1d]))\n  or\n"
+        f"  sum by (store) (last_over_time({sel}[1d] offset -1d)) * 0\n"
+        f"  and on() count(last_over_time({sel}[1d]))\n)")
+    assert bars["targets"][0]["legendFormat"] == "{{store}}" and bars["targets"][0]["range"] is True
+    assert (bars["type"], bars["interval"], bars["timeFrom"]) == ("timeseries", "1d", "now-7d/d")
+    custom = bars["fieldConfig"]["defaults"]["custom"]
+    assert (custom["drawStyle"], custom["barAlignment"], custom["stacking"]["mode"]) == ("bars", 1, "normal")
+    assert board["timezone"] == "utc"
+
+
+def test_period_panels_per_hour_from_a_window_and_their_errors(tmp_path):
+    hourly = _period_board(tmp_path / "a", {"title": "Orders per hour", "counter": "shop_orders_total",
+                                            "period": "1h", "history": "48h"})["panels"][1]
+    assert hourly["interval"] == "1h" and hourly["timeFrom"] == "now-48h/h"
+    assert hourly["targets"][0]["expr"].startswith("sum (last_over_time(shop_orders_total{")
+    window = _period_board(tmp_path / "b", {"title": "Orders per day", "period": "1d", "queries": [
+        'sum(shop_orders_recent{%{target}, window="24h"})']})["panels"][1]
+    assert window["fieldConfig"]["defaults"]["custom"]["barAlignment"] == -1   # the day that ENDS there
+    assert window["timeFrom"] == "now-7d/d"
+    for index, (bad, message) in enumerate([
+            ({"period": "1w", "counter": "x_total"}, "period: must be one of 1d, 1h"),
+            ({"period": "1d", "counter": "x_total", "kind": "stat"}, "kind: a period: panel is a timeseries"),
+            ({"period": "1d"}, "period: needs counter:"),
+            ({"period": "1d", "counter": "x_total", "queries": ["x"]}, "give counter: or queries:, not both")]):
+        with pytest.raises(ConfigError, match=message):
+            _period_board(tmp_path / f"e{index}", {"title": "Bad", **bad})
+
+
+def test_the_dashboards_time_zone_is_utc_unless_configured(tmp_path):
+    assert _period_board(tmp_path / "a", {"title": "T", "kind": "text"},
+                         MixinConfig(timezone="Europe/Paris"))["timezone"] == "Europe/Paris"
+    assert _period_board(tmp_path / "b", {"title": "T", "kind": "text"},
+                         MixinConfig(timezone=""))["timezone"] == ""
+    from pipeline_exporter.mixin.config import load
+    with pytest.raises(ConfigError, match="timezone: must be"):
+        load(timezone="Mars/Olympus")
+    assert load(timezone="America/New_York").timezone == "America/New_York"

@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.mixin.render.format import Values
-from pipeline_exporter.mixin.render.panels import DS, Links, Panel, metric_query, panel
+from pipeline_exporter.mixin.render.panels import DS, Links, Panel, metric_query, panel, period_panel
 
 SCHEMA_VERSION = 39
 # Bump when the dashboards change in a way users should notice (Grafana shows it in settings).
@@ -103,11 +103,20 @@ def _annotations() -> dict[str, Any]:
          "textFormat": "{{severity}}: {{alertname}}", "useValueForTime": False}]}
 
 
-def _shorthands(declaration: Mapping[str, Any]) -> dict[str, Any]:
-    """The declaration with each ``metric:`` panel's query written out (placeholders still open)."""
-    rows = [{**row, "panels": [{**item, "queries": [metric_query(item)]}
-                               if isinstance(item, Mapping) and item.get("metric") and not item.get("queries")
-                               else item for item in row.get("panels") or []]}
+def _shorthand(item: Any, origin: str) -> Any:
+    """One panel with its ``metric:`` or ``period:`` shorthand written out (placeholders still open)."""
+    if not isinstance(item, Mapping):
+        return item
+    if item.get("period"):
+        return period_panel(item, origin)
+    if item.get("metric") and not item.get("queries"):
+        return {**item, "queries": [metric_query(item)]}
+    return item
+
+
+def _shorthands(declaration: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """The declaration with each shorthand panel's queries written out."""
+    rows = [{**row, "panels": [_shorthand(item, origin) for item in row.get("panels") or []]}
             if isinstance(row, Mapping) else row for row in declaration.get("rows") or []]
     return {**declaration, "rows": rows}
 
@@ -115,7 +124,7 @@ def _shorthands(declaration: Mapping[str, Any]) -> dict[str, Any]:
 def dashboard(declaration: Mapping[str, Any], values: Values, links: Links) -> dict[str, Any]:
     """A complete dashboard from one declaration whose placeholders are not yet filled."""
     origin = values.origin
-    decl = values.fill(_shorthands(declaration))
+    decl = values.fill(_shorthands(declaration, origin))
     uid = decl.get("uid")
     if not isinstance(uid, str) or not uid or len(uid) > UID_LIMIT:
         raise ConfigError(origin, "uid", f"must be a string of 1 to {UID_LIMIT} characters, got {uid!r}")
@@ -129,7 +138,7 @@ def dashboard(declaration: Mapping[str, Any], values: Values, links: Links) -> d
         "uid": uid, "title": decl.get("title", uid), "description": decl.get("description", ""),
         "tags": [TAG, *decl.get("tags", ())], "id": None, "version": DASHBOARD_VERSION,
         "schemaVersion": SCHEMA_VERSION, "editable": False, "graphTooltip": 1,
-        "fiscalYearStartMonth": 0, "liveNow": False, "timezone": "browser", "weekStart": "",
+        "fiscalYearStartMonth": 0, "liveNow": False, "timezone": values.config.timezone, "weekStart": "",
         "refresh": REFRESH, "time": {"from": decl.get("time_from", "now-24h"), "to": "now"},
         "timepicker": {"refresh_intervals": REFRESH_CHOICES},
         "links": [*LINKS, *decl.get("links", ())],

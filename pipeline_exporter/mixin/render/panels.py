@@ -15,6 +15,9 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 # points allowed, Grafana's step is the panel's interval (the period) for any usual range.
 MAX_DATA_POINTS = 11000
 REFS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# Calendar-period bars (``period:``): the period, Grafana's rounding unit, and the panel's own range
+# by default (the period so far plus this much before it).
+PERIODS = {"1d": ("d", "7d"), "1h": ("h", "24h")}
 RANGE_KINDS = ("timeseries", "state-timeline")
 SIZES = {"stat": (4, 4), "gauge": (6, 6), "bargauge": (12, 8), "piechart": (8, 8), "timeseries": (12, 8),
          "state-timeline": (24, 8), "table": (24, 8), "text": (12, 8), "barchart": (12, 8)}
@@ -102,6 +105,25 @@ def metric_query(decl: Mapping[str, Any]) -> str:
     return f"sum{grouping} ({decl['metric']}{{{matchers}}})"
 
 
+def counter_query(decl: Mapping[str, Any]) -> str:
+    """The ``counter:`` shorthand: the events of each calendar period, one bar per period.
+
+    Evaluated at the start ``T`` of a period ``P`` (Grafana aligns the steps of a ``P`` interval to
+    the periods of the dashboard's time zone): the counter's last sample in ``(T, T + P]`` (for the
+    current period: now) minus its last one at or before ``T``. No increase(): it extrapolates and
+    reads a counter lowered by a prune as a reset. A label set first seen within the period counts
+    from 0, provided the counter had any series at ``T``; without one (Prometheus started within the
+    period with no backfill) the period has no bar rather than every event ever."""
+    period = decl.get("period", "1d")
+    matchers = ", ".join(["%{target}", *decl.get("matchers", ())])
+    grouping = f" by ({decl['by']})" if decl.get("by") else ""
+    selector = f"{decl['counter']}{{{matchers}}}"
+    end = f"sum{grouping} (last_over_time({selector}[{period}] offset -{period}))"
+    start = f"sum{grouping} (last_over_time({selector}[{period}]))"
+    return (f"{end}\n- (\n  {start}\n  or\n  {end} * 0\n"
+            f"  and on() count(last_over_time({selector}[{period}]))\n)")
+
+
 def _reduce() -> dict[str, Any]:
     return {"calcs": ["lastNotNull"], "fields": "", "values": False}
 
@@ -153,8 +175,9 @@ def _custom(kind: str, decl: Mapping[str, Any]) -> dict[str, Any] | None:
             "axisPlacement": "auto", "axisSoftMin": 0, "lineInterpolation": "linear",
             "thresholdsStyle": {"mode": "dashed" if decl.get("threshold_lines") else "off"}}
         if bars:
-            # A bar stands for the period that ENDS at its timestamp: draw it before that moment.
-            custom["barAlignment"] = -1
+            # A counter's bar (``counter:``) stands for the period that STARTS at its timestamp: drawn
+            # after it. A windowed gauge's bar stands for the period that ENDS there: drawn before it.
+            custom["barAlignment"] = 1 if decl.get("counter") else -1
         return custom
     if kind == "state-timeline":
         return {"fillOpacity": 80, "lineWidth": 0}
@@ -236,7 +259,30 @@ def _body(kind: str, decl: Mapping[str, Any], links: Links) -> dict[str, Any]:
         # The step of every query is the period itself: one bar per period, each event in one bar.
         body["interval"] = decl["interval"]
         body["maxDataPoints"] = MAX_DATA_POINTS
+    if decl.get("period"):
+        # Calendar periods: the panel's own range starts at a period boundary of the dashboard's
+        # time zone (now-7d/d) and ends now, so the current period so far is the last bar.
+        history = decl.get("history", PERIODS[decl["period"]][1])
+        body["timeFrom"] = f"now-{history}/{PERIODS[decl['period']][0]}"
     return body
+
+
+def period_panel(decl: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """A ``period:`` panel with what it implies: bars, one step per period, the ``counter:`` query."""
+    period = decl.get("period")
+    where = f"panel {decl.get('title')!r}"
+    if period not in PERIODS:
+        raise ConfigError(origin, f"{where}.period", f"must be one of {', '.join(PERIODS)}, got {period!r}")
+    if decl.get("kind", "timeseries") != "timeseries":
+        raise ConfigError(origin, f"{where}.kind", "a period: panel is a timeseries (bars)")
+    if decl.get("counter") and decl.get("queries"):
+        raise ConfigError(origin, f"{where}.counter", "give counter: or queries:, not both")
+    if not decl.get("counter") and not decl.get("queries"):
+        raise ConfigError(origin, f"{where}.period", "needs counter: (or queries: of a windowed gauge)")
+    out = {"kind": "timeseries", **decl, "bars": True, "interval": period}
+    if decl.get("counter"):
+        out["queries"] = [{"expr": counter_query(decl), "legend": decl.get("legend", "__auto")}]
+    return out
 
 
 def _all_panels(board: Mapping[str, Any]) -> list[dict[str, Any]]:
