@@ -43,6 +43,7 @@ from tests.alerts.conftest import (
     run,
     runbook_url,
 )
+from tests.support.promql import selectors, walk
 
 METHOD333 = packs()["method333"]
 PARAMETERS = {name: spec.default for name, spec in METHOD333.parameters.items()}
@@ -96,31 +97,6 @@ LOW_VOLUME = {
     "PrometheusNotConnectedToAlertmanagers": ("meta.yml", "prometheus not connected to alertmanagers"),
     "AlertmanagerFailedToSendAlerts": ("meta.yml", "alertmanager failing to send notifications"),
 }
-
-
-def walk(node: Any, inside: tuple[str, ...] = ()) -> Iterator[tuple[Any, tuple[str, ...]]]:
-    """Every node of a parsed PromQL expression with the functions around it."""
-    yield node, inside
-    if isinstance(node, promql.Call):
-        for arg in node.args:
-            yield from walk(arg, (*inside, node.func.name))
-    elif isinstance(node, promql.BinaryExpr):
-        yield from walk(node.lhs, inside)
-        yield from walk(node.rhs, inside)
-    elif isinstance(node, promql.AggregateExpr):
-        yield from walk(node.expr, inside)
-        if node.param is not None:
-            yield from walk(node.param, inside)
-    elif isinstance(node, (promql.ParenExpr, promql.SubqueryExpr, promql.UnaryExpr)):
-        yield from walk(node.expr, inside)
-    elif isinstance(node, promql.MatrixSelector):
-        yield from walk(node.vector_selector, inside)
-
-
-def selectors(expr: str) -> Iterator[tuple[promql.VectorSelector, tuple[str, ...]]]:
-    for node, inside in walk(promql.parse(expr)):
-        if isinstance(node, promql.VectorSelector):
-            yield node, inside
 
 
 def equal_matchers(node: promql.VectorSelector) -> dict[str, str]:

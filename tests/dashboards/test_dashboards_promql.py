@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import promql_parser as promql
 import pytest
 
 from pipeline_exporter.mixin import DEFAULT
 from tests.dashboards.conftest import RANGE_OK, panels_of, queries_of, recording_rules, served_metrics, substitute
+from tests.support.promql import selectors as promql_selectors
+from tests.support.promql import walk
 
 # Series that are not exporter metrics but always exist in a Prometheus that scrapes it.
 PROMETHEUS_SERIES = {"up", "ALERTS"}
@@ -21,29 +22,8 @@ RANGE_FUNCTIONS = {"rate", "irate", "increase", "delta", "idelta", "resets", "de
 OWN_COUNTERS = ("pipeline_exporter_",)
 
 
-def walk(node: Any, inside: tuple[str, ...] = ()) -> Iterator[tuple[Any, tuple[str, ...]]]:
-    """Every node of a parsed expression with the names of the functions around it."""
-    yield node, inside
-    if isinstance(node, promql.Call):
-        for arg in node.args:
-            yield from walk(arg, (*inside, node.func.name))
-    elif isinstance(node, promql.BinaryExpr):
-        yield from walk(node.lhs, inside)
-        yield from walk(node.rhs, inside)
-    elif isinstance(node, promql.AggregateExpr):
-        yield from walk(node.expr, inside)
-        if node.param is not None:
-            yield from walk(node.param, inside)
-    elif isinstance(node, (promql.ParenExpr, promql.SubqueryExpr, promql.UnaryExpr)):
-        yield from walk(node.expr, inside)
-    elif isinstance(node, promql.MatrixSelector):
-        yield from walk(node.vector_selector, inside)
-
-
 def selectors(expr: str) -> Iterator[tuple[promql.VectorSelector, tuple[str, ...]]]:
-    for node, inside in walk(promql.parse(substitute(expr))):
-        if isinstance(node, promql.VectorSelector):
-            yield node, inside
+    return promql_selectors(substitute(expr))
 
 
 def all_queries(dashboards):

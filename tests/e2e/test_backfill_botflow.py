@@ -5,14 +5,12 @@ cut-over equals what the live exporter reports."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from pipeline_exporter import demowriter as demos
-from tests.support.backfill import DAYS, INSTANCE, TARGET, backfilled_prometheus, cli, compare_days, per_day, rows
+from tests.support.backfill import compare_days, pack_backfilled, per_day, rows
 from tests.support.servers import make_exporter, samples
 
 COUNTERS = {"botflow_messages_total", "botflow_conversations_finished_total", "botflow_knowledge_base_hits_total",
@@ -21,20 +19,8 @@ COUNTERS = {"botflow_messages_total", "botflow_conversations_finished_total", "b
 
 @pytest.fixture(scope="module")
 def botflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    root = tmp_path_factory.mktemp("backfill-botflow")
-    end = int(time.time()) - 600
-    db = root / "botflow.db"
-    demos.build("botflow", db, now=end)
-    config = root / "botflow.yml"
-    config.write_text("packs: [botflow]\ncollectors: {host: false}\n")
-    out = root / "history.om"
-    done = cli("--days", str(DAYS), "--step", "1h", "--end", str(end), "--out", str(out),
-               "--config.file", str(config), "--database-url", f"sqlite:///{db}",
-               "--job", TARGET["job"], "--instance", INSTANCE, cwd=root)
-    assert done.returncode == 0, done.stderr
-    assert out.read_text().endswith("\n# EOF\n")
-    with backfilled_prometheus(out, root) as prom:
-        yield {"prom": prom, "db": db, "end": end, "config": config, "root": root}
+    with pack_backfilled("botflow", tmp_path_factory.mktemp("backfill-botflow")) as stack:
+        yield stack
 
 
 def test_daily_differences_equal_the_rows_of_each_day(botflow_stack: dict[str, Any]) -> None:

@@ -5,34 +5,20 @@ the live exporter reports."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipeline_exporter import demowriter as demos
-from tests.support.backfill import DAYS, INSTANCE, TARGET, backfilled_prometheus, cli, compare_days, per_day, rows
+from tests.support.backfill import TARGET, compare_days, pack_backfilled, per_day, rows
 from tests.support.servers import make_exporter, samples
 
 
 @pytest.fixture(scope="module")
 def crm_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    root = tmp_path_factory.mktemp("backfill-crm")
-    end = int(time.time()) - 600
-    db = root / "crm.db"
-    demos.build("crm", db, now=end)
-    config = root / "crm.yml"
-    config.write_text("packs: [crm]\ncollectors: {host: false}\n")
-    out = root / "history.om"
-    done = cli("--days", str(DAYS), "--step", "1h", "--end", str(end), "--out", str(out),
-               "--config.file", str(config), "--database-url", f"sqlite:///{db}",
-               "--job", TARGET["job"], "--instance", INSTANCE, cwd=root)
-    assert done.returncode == 0, done.stderr
-    assert out.read_text().endswith("\n# EOF\n")
-    with backfilled_prometheus(out, root) as prom:
-        yield {"prom": prom, "db": db, "end": end, "config": config, "root": root}
+    with pack_backfilled("crm", tmp_path_factory.mktemp("backfill-crm")) as stack:
+        yield stack
 
 
 def test_leads_created_per_day_equal_the_rows_of_each_day(crm_stack: dict[str, Any]) -> None:

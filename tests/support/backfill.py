@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -105,6 +106,27 @@ def backfilled_prometheus(out: Path, root: Path) -> Iterator[Prom]:
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{log.read_text()[-3000:]}") from None
         yield prom
+
+
+@contextmanager
+def pack_backfilled(pack: str, root: Path) -> Iterator[dict[str, Any]]:
+    """A pack's demo database ending 10 minutes ago, backfilled ``DAYS`` days at 1 h steps into a
+    Prometheus of its own: ``{"prom", "db", "end", "config", "root"}``."""
+    from pipeline_exporter import demowriter
+
+    end = int(time.time()) - 600
+    db = root / f"{pack}.db"
+    demowriter.build(pack, db, now=end)
+    config = root / f"{pack}.yml"
+    config.write_text(f"packs: [{pack}]\ncollectors: {{host: false}}\n")
+    out = root / "history.om"
+    done = cli("--days", str(DAYS), "--step", "1h", "--end", str(end), "--out", str(out),
+               "--config.file", str(config), "--database-url", f"sqlite:///{db}",
+               "--job", TARGET["job"], "--instance", INSTANCE, cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().endswith("\n# EOF\n")
+    with backfilled_prometheus(out, root) as prom:
+        yield {"prom": prom, "db": db, "end": end, "config": config, "root": root}
 
 
 def per_day(rows: list[tuple], end: int, key: Callable[[tuple], tuple]) -> dict[tuple, list[float]]:
