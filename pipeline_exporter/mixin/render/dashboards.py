@@ -12,7 +12,7 @@ from pipeline_exporter.mixin.render.panels import DS, Links, Panel, metric_query
 
 SCHEMA_VERSION = 39
 # Bump when the dashboards change in a way users should notice (Grafana shows it in settings).
-DASHBOARD_VERSION = 2
+DASHBOARD_VERSION = 3
 TAG = "pipeline"
 # The exporter's queries run every minute; the refresh choices of the old status page.
 REFRESH = "1m"
