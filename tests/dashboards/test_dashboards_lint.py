@@ -278,10 +278,12 @@ def test_overview_opens_with_the_status_row_and_data_as_of(dashboards):
         # OK (0) only while the exporter's target is up: a dead target is no data, UNKNOWN.
         assert "(min(up{" in item["targets"][0]["expr"], item["title"]
     assert "pipeline_exporter_query_last_success_timestamp_seconds" in status[5]["targets"][0]["expr"]
-    # Each query's age against its own interval (runs per second of its duration histogram), not
-    # the oldest query's age: the hourly integrity check is not late at 50 minutes.
+    # Each query's age against its own configured interval (the exporter's gauge, right from a fresh
+    # Prometheus and after a reload), not the oldest query's age: the hourly integrity check is not
+    # late at 50 minutes.
     expr = status[5]["targets"][0]["expr"]
-    assert "rate(pipeline_exporter_query_duration_seconds_count{" in expr and "by (query)" in expr
+    assert ") / pipeline_exporter_query_interval_seconds{" in expr and expr.startswith("max((time() - ")
+    assert "rate(" not in expr
     steps = [(step["value"], step["color"]) for step in status[5]["fieldConfig"]["defaults"]["thresholds"]["steps"]]
     assert steps == [(None, "grey"), (0, "green"), (1.5, "orange"), (3, "red")]
 
