@@ -149,7 +149,8 @@ def test_missing_data_is_never_a_healthy_zero() -> None:
             special = [m for m in defaults["mappings"] if m["type"] == "special"
                        and m["options"]["match"] in ("null", "null+nan")]
             assert special and special[0]["options"]["result"]["color"] not in OK_COLOURS, (uid, p["title"])
-            assert special[0]["options"]["result"]["text"].lower() in ("no data", "unknown"), (uid, p["title"])
+            assert special[0]["options"]["result"]["text"] == "UNKNOWN", (uid, p["title"])
+            assert special[0]["options"]["result"]["color"] == "grey", (uid, p["title"])
     assert stats >= 20
 
 
