@@ -163,3 +163,26 @@ def test_the_mixin_types_parameters_as_the_exporter_does():
     rows = parameter("rows", {"type": "list", "default": [1, 2]}, "a.yaml")
     with pytest.raises(ConfigError, match="item 0 must be a number or a string"):
         check(rows, [None], "c.yml", "parameters.rows")
+
+
+def test_no_value_is_said_by_every_kind_never_drawn_as_healthy():
+    """The renderer's defaults (docs/packs/format.md, ``unknown``): a kind that colours a value maps
+    null/NaN to a grey UNKNOWN; a table says UNKNOWN; a chart says it has no data."""
+    from pipeline_exporter.mixin.render.panels import Links, panel
+
+    def defaults(**decl):
+        body = panel({"title": "t", "queries": ["x"], **decl}, Links(lambda name: name), "here").body
+        return body["fieldConfig"]["defaults"]
+
+    for kind in ("stat", "gauge", "bargauge"):
+        got = defaults(kind=kind, thresholds=["green"], mappings={0: ["OK", "green"], 1: ["BAD", "red"]})
+        assert got["noValue"] == "UNKNOWN", kind
+        assert got["mappings"][-1] == {"type": "special", "options": {
+            "match": "null+nan", "result": {"text": "UNKNOWN", "color": "grey", "index": 2}}}, kind
+        opted_out = defaults(kind=kind, unknown=False)
+        assert "noValue" not in opted_out and opted_out["mappings"] == [], kind
+    assert defaults(kind="table")["noValue"] == "UNKNOWN"
+    for kind in ("timeseries", "state-timeline", "barchart", "piechart"):
+        got = defaults(kind=kind)
+        assert got["noValue"] == "No data \u2014 exporter not scraped?", kind
+        assert not [m for m in got["mappings"] if m["type"] == "special"], kind
