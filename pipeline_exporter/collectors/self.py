@@ -73,6 +73,8 @@ class SelfCollector(Collector):
                                  "When a query or source last succeeded, in Unix seconds.", labels=["query"])
         up = GaugeMetricFamily("pipeline_exporter_query_up",
                                "1 if the latest run of a query or source succeeded, else 0.", labels=["query"])
+        interval = GaugeMetricFamily("pipeline_exporter_query_interval_seconds",
+                                     "How often a query or source runs, as configured, in seconds.", labels=["query"])
         for state in self.snapshot.states():
             name = [state.info.name]
             cumulative, buckets = 0, []
@@ -81,8 +83,10 @@ class SelfCollector(Collector):
                 buckets.append((bound, cumulative))
             duration.add_metric(name, buckets, state.duration_sum)
             errors.add_metric(name, state.errors_total)
+            # The configuration in force: a reload's adopt() keeps the counters but takes the new info.
+            interval.add_metric(name, state.info.interval)
             if state.last_success is not None:
                 last.add_metric(name, state.last_success)
             if state.last_attempt is not None:
                 up.add_metric(name, 0 if state.error else 1)
-        yield from (duration, errors, last, up)
+        yield from (duration, errors, last, up, interval)

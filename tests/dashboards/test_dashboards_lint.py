@@ -319,10 +319,12 @@ def test_overview_opens_with_the_status_row_and_data_as_of(dashboards):
         # OK (0) only while the exporter's target is up: a dead target is no data, UNKNOWN.
         assert "(min(up{" in item["targets"][0]["expr"], item["title"]
     assert "pipeline_exporter_query_last_success_timestamp_seconds" in status[5]["targets"][0]["expr"]
-    # Each query's age against its own interval (runs per second of its duration histogram), not
-    # the oldest query's age: the hourly integrity check is not late at 50 minutes.
+    # Each query's age against its own configured interval (the exporter's gauge, right from a fresh
+    # Prometheus and after a reload), not the oldest query's age: the hourly integrity check is not
+    # late at 50 minutes.
     expr = status[5]["targets"][0]["expr"]
-    assert "rate(pipeline_exporter_query_duration_seconds_count{" in expr and "by (query)" in expr
+    assert ") / pipeline_exporter_query_interval_seconds{" in expr and expr.startswith("max((time() - ")
+    assert "rate(" not in expr
     steps = [(step["value"], step["color"]) for step in status[5]["fieldConfig"]["defaults"]["thresholds"]["steps"]]
     assert steps == [(None, "grey"), (0, "green"), (1.5, "orange"), (3, "red")]
 
@@ -426,23 +428,31 @@ def test_the_generated_files_are_the_ones_on_disk():
 
 
 def test_no_value_is_unknown_never_a_healthy_zero(dashboards):
-    """No ``or vector(0)``: missing data is no data; every panel mapping 0 to OK maps no value to UNKNOWN."""
+    """No ``or vector(0)``: missing data is no data. Every panel that colours a value (stat, gauge, bar
+    gauge) maps no value (null, NaN) to UNKNOWN in grey and says UNKNOWN when its query returns
+    nothing; tables say UNKNOWN; charts say they have no data rather than look calm."""
+    coloured = 0
     for uid in UIDS:
         for item in content_panels(dashboards[uid]):
             where = f"{uid}: {item['title']}"
             for target in item.get("targets", []):
                 assert "vector(0)" not in target["expr"], where
             defaults = item.get("fieldConfig", {}).get("defaults", {})
-            if "thresholds" not in defaults:
+            if item["type"] in ("timeseries", "state-timeline", "barchart", "piechart"):
+                assert defaults.get("noValue") == "No data \u2014 exporter not scraped?", where
+            if item["type"] == "table":
+                assert defaults.get("noValue") == "UNKNOWN", where
+            if item["type"] not in ("stat", "gauge", "bargauge"):
                 continue
+            coloured += 1
             texts = [option["text"] for mapping in defaults.get("mappings", []) if mapping["type"] == "value"
                      for option in mapping["options"].values()]
-            if "OK" in texts or defaults["thresholds"]["steps"][0]["color"] == "grey":
-                assert defaults.get("noValue") == "UNKNOWN", where
-                special = [m for m in defaults["mappings"] if m["type"] == "special"]
-                assert special and special[0]["options"]["match"] == "null+nan", where
-                assert special[0]["options"]["result"] == {"text": "UNKNOWN", "color": "grey",
-                                                           "index": len(texts)}, where
+            assert defaults.get("noValue") == "UNKNOWN", where
+            special = [m for m in defaults["mappings"] if m["type"] == "special"]
+            assert special and special[0]["options"]["match"] == "null+nan", where
+            assert special[0]["options"]["result"] == {"text": "UNKNOWN", "color": "grey",
+                                                       "index": len(texts)}, where
+    assert coloured >= 60
 
 
 def test_true_numbers_read_the_exact_gauges(dashboards):

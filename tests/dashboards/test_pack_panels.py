@@ -137,15 +137,20 @@ def test_missing_data_is_never_a_healthy_zero() -> None:
             for target in p.get("targets", []):
                 rest = HONEST_ZERO.sub("", target["expr"])
                 assert "vector(0)" not in rest and " or " not in rest, (uid, p["title"], target["expr"])
-            if p["type"] != "stat":
+            defaults = p["fieldConfig"]["defaults"]
+            if p["type"] in ("timeseries", "state-timeline", "barchart", "piechart"):
+                assert defaults.get("noValue") == "No data \u2014 exporter not scraped?", (uid, p["title"])
+            if p["type"] == "table":
+                assert defaults.get("noValue") == "UNKNOWN", (uid, p["title"])
+            if p["type"] not in ("stat", "gauge", "bargauge"):
                 continue
             stats += 1
-            defaults = p["fieldConfig"]["defaults"]
-            assert defaults.get("noValue") == "no data", (uid, p["title"])
+            assert defaults.get("noValue") == "UNKNOWN", (uid, p["title"])
             special = [m for m in defaults["mappings"] if m["type"] == "special"
                        and m["options"]["match"] in ("null", "null+nan")]
             assert special and special[0]["options"]["result"]["color"] not in OK_COLOURS, (uid, p["title"])
-            assert special[0]["options"]["result"]["text"].lower() in ("no data", "unknown"), (uid, p["title"])
+            assert special[0]["options"]["result"]["text"] == "UNKNOWN", (uid, p["title"])
+            assert special[0]["options"]["result"]["color"] == "grey", (uid, p["title"])
     assert stats >= 20
 
 

@@ -29,6 +29,8 @@ def test_sighup_applies_a_valid_config_and_keeps_the_old_one_on_error(tmp_path):
         os.kill(svc.proc.pid, signal.SIGHUP)
         wait_for(lambda: svc.value("fault_extra") == 30, timeout=15, what="the reloaded query")
         assert svc.value("pipeline_exporter_config_last_reload_successful") == 1
+        # Its configured interval, what the Overview's "Data as of" divides its age by.
+        assert svc.value("pipeline_exporter_query_interval_seconds", query="extra") == 0.5
 
         config.write_text(config.read_text() + "\nqueries_typo: {}\n")
         os.kill(svc.proc.pid, signal.SIGHUP)
@@ -48,6 +50,7 @@ def test_sighup_applies_a_valid_config_and_keeps_the_old_one_on_error(tmp_path):
         os.kill(svc.proc.pid, signal.SIGHUP)
         wait_for(lambda: svc.value("pipeline_exporter_config_last_reload_successful") == 1
                  and svc.value("fault_extra") is None, timeout=15, what="the second reload")
+        assert svc.value("pipeline_exporter_query_interval_seconds", query="extra") is None
         assert svc.proc.poll() is None
     assert svc.log_text().count('msg="configuration reloaded"') == 2
 

@@ -233,6 +233,34 @@ def test_reload_keeps_values_readiness_and_error_counts(make_db, tmp_path):
     exporter.stop()
 
 
+def test_each_query_exports_its_configured_interval_across_a_reload(make_db, tmp_path):
+    """pipeline_exporter_query_interval_seconds{query}: what "Data as of" divides a query's age by.
+    It is the configuration in force, from the first scrape and right after a reload (no run needed)."""
+    body = """
+        checks: {integrity_interval: %s}
+        queries:
+          opt_outs:
+            interval: %s
+            sql: SELECT COUNT(*) AS n FROM opt_outs
+            metrics: [{name: demo_opt_outs, type: gauge, help: Opt-outs., value: n}]
+        """
+    config = write_config(tmp_path, body % ("2h", "45s"))
+    exporter = make_exporter(make_db({}), config)
+    fams = families(exporter.registry)  # before any run
+    assert value(fams, "pipeline_exporter_query_interval_seconds", query="opt_outs") == 45
+    assert value(fams, "pipeline_exporter_query_interval_seconds", query="database_integrity") == 7200
+    exporter.pipeline.scheduler.run_once()
+    config.write_text(textwrap.dedent(body % ("30m", "90s")))
+    assert exporter.reload()
+    fams = families(exporter.registry)
+    assert value(fams, "pipeline_exporter_query_interval_seconds", query="opt_outs") == 90
+    assert value(fams, "pipeline_exporter_query_interval_seconds", query="database_integrity") == 1800
+    # Every job that has a last-success series has an interval to divide it by.
+    assert set(series(fams, "pipeline_exporter_query_last_success_timestamp_seconds")) <= set(
+        series(fams, "pipeline_exporter_query_interval_seconds"))
+    exporter.stop()
+
+
 def test_the_cap_folds_timestamps_with_max_not_a_sum(make_db):
     errors = [{"source": f"api{i:02d}", "stage": "fetch", "status_code": 429, "url": "u", "created_at": ago(100 + i)}
               for i in range(25)]

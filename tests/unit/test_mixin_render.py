@@ -218,3 +218,26 @@ def test_the_dashboards_time_zone_is_utc_unless_configured(tmp_path):
     with pytest.raises(ConfigError, match="timezone: must be"):
         load(timezone="Mars/Olympus")
     assert load(timezone="America/New_York").timezone == "America/New_York"
+
+
+def test_no_value_is_said_by_every_kind_never_drawn_as_healthy():
+    """The renderer's defaults (docs/packs/format.md, ``unknown``): a kind that colours a value maps
+    null/NaN to a grey UNKNOWN; a table says UNKNOWN; a chart says it has no data."""
+    from pipeline_exporter.mixin.render.panels import Links, panel
+
+    def defaults(**decl):
+        body = panel({"title": "t", "queries": ["x"], **decl}, Links(lambda name: name), "here").body
+        return body["fieldConfig"]["defaults"]
+
+    for kind in ("stat", "gauge", "bargauge"):
+        got = defaults(kind=kind, thresholds=["green"], mappings={0: ["OK", "green"], 1: ["BAD", "red"]})
+        assert got["noValue"] == "UNKNOWN", kind
+        assert got["mappings"][-1] == {"type": "special", "options": {
+            "match": "null+nan", "result": {"text": "UNKNOWN", "color": "grey", "index": 2}}}, kind
+        opted_out = defaults(kind=kind, unknown=False)
+        assert "noValue" not in opted_out and opted_out["mappings"] == [], kind
+    assert defaults(kind="table")["noValue"] == "UNKNOWN"
+    for kind in ("timeseries", "state-timeline", "barchart", "piechart"):
+        got = defaults(kind=kind)
+        assert got["noValue"] == "No data \u2014 exporter not scraped?", kind
+        assert not [m for m in got["mappings"] if m["type"] == "special"], kind

@@ -22,6 +22,13 @@ RANGE_KINDS = ("timeseries", "state-timeline")
 SIZES = {"stat": (4, 4), "gauge": (6, 6), "bargauge": (12, 8), "piechart": (8, 8), "timeseries": (12, 8),
          "state-timeline": (24, 8), "table": (24, 8), "text": (12, 8), "barchart": (12, 8)}
 KINDS = tuple(SIZES)
+# Kinds that colour a value: no value (the target down, the series stale, NaN) reads UNKNOWN in
+# grey unless the panel says ``unknown: false``; never the base colour of a healthy value.
+UNKNOWN_KINDS = ("stat", "gauge", "bargauge")
+UNKNOWN = "UNKNOWN"
+# Kinds that draw series or rows: Grafana shows this text instead of an empty, calm-looking panel.
+NO_DATA_KINDS = ("timeseries", "state-timeline", "barchart", "piechart")
+NO_DATA = "No data — exporter not scraped?"
 PANEL_MARK = "\x00panel\x00"
 
 
@@ -75,14 +82,28 @@ def value_map(spec: Mapping[Any, list[str]]) -> list[dict[str, Any]]:
 def unknown_map(index: int) -> dict[str, Any]:
     """No value (null or NaN: the target down, the series stale) -> UNKNOWN in grey, never a healthy zero."""
     return {"type": "special", "options": {"match": "null+nan",
-                                           "result": {"text": "UNKNOWN", "color": "grey", "index": index}}}
+                                           "result": {"text": UNKNOWN, "color": "grey", "index": index}}}
 
 
-def _mappings(decl: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The declared value mappings, then the UNKNOWN one when the panel asks for it (``unknown: true``)."""
+def shows_unknown(kind: str, decl: Mapping[str, Any]) -> bool:
+    """``unknown:`` as declared; by default true for the kinds that colour a value."""
+    return bool(decl.get("unknown", kind in UNKNOWN_KINDS))
+
+
+def no_value(kind: str, decl: Mapping[str, Any]) -> str | None:
+    """Grafana's ``noValue``: what the panel says when its queries return nothing."""
+    if kind in NO_DATA_KINDS:
+        return NO_DATA
+    if kind == "table" or shows_unknown(kind, decl):
+        return UNKNOWN
+    return None
+
+
+def _mappings(kind: str, decl: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The declared value mappings, then the UNKNOWN one for a kind that colours a value."""
     spec = decl.get("mappings") or {}
     out = value_map(spec) if spec else []
-    if decl.get("unknown"):
+    if kind in UNKNOWN_KINDS and shows_unknown(kind, decl):
         out.append(unknown_map(len(spec)))
     return out
 
@@ -236,10 +257,11 @@ def _body(kind: str, decl: Mapping[str, Any], links: Links) -> dict[str, Any]:
     colour = {"mode": "palette-classic"} if kind in ("timeseries", "piechart", "barchart") else {"mode": "thresholds"}
     defaults: dict[str, Any] = {"unit": "none" if kind == "state-timeline" else decl.get("unit", "short"),
                                 "thresholds": steps(decl.get("thresholds", ["green"])),
-                                "mappings": _mappings(decl), "color": colour}
-    if decl.get("unknown"):
+                                "mappings": _mappings(kind, decl), "color": colour}
+    text = no_value(kind, decl)
+    if text:
         # Grafana's text when a query returns nothing: the panel says it does not know.
-        defaults["noValue"] = "UNKNOWN"
+        defaults["noValue"] = text
     for key in ("min", "max", "decimals"):
         if decl.get(key) is not None:
             defaults[key] = decl[key]
