@@ -156,8 +156,8 @@ class World:
                 out[("pipeline_site_status_age_percentile_seconds", (("percentile", str(p)), ("status", status)))] = \
                     ordered[math.ceil(p / 100 * len(ordered)) - 1]
             for bound in (*BUCKETS, math.inf):
-                out[("pipeline_site_status_age_seconds_bucket", (("le", floatToGoString(bound)), ("status", status)))] = \
-                    sum(1 for v in values if v <= bound)
+                labels = (("le", floatToGoString(bound)), ("status", status))
+                out[("pipeline_site_status_age_seconds_bucket", labels)] = sum(1 for v in values if v <= bound)
             out[("pipeline_site_status_age_seconds_count", (("status", status),))] = len(values)
             out[("pipeline_site_status_age_seconds_sum", (("status", status),))] = sum(values)
         return dict(out)
