@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import sqlite3
 import statistics
 import sys
@@ -31,7 +32,7 @@ STATUSES = ("found", "scraped", "scored", "rescored", "proposal_ready", "contact
 
 
 def reads(sql: str) -> set[str]:
-    return {table for table in TABLES if f" {table}" in sql.replace("\n", " ") or f"({table})" in sql}
+    return {table for table in TABLES if re.search(rf"\bFROM\s+(\$scan\(\s*)?{table}\b", sql)}
 
 
 def change(db: Path, changes: int, rng: random.Random, now: float) -> None:
