@@ -150,6 +150,32 @@ class WindowSpec:
 
 
 @dataclass(frozen=True)
+class JournalSpec:
+    """Rows changed in place, followed through their status journal (``pipeline_exporter.journal``):
+    ``table`` (key ``key``) holds each row's ``status``, the time of its last change (``changed``)
+    and its ``error``; ``journal`` (growing key ``journal_key``) gets a row naming ``row`` at every
+    status change. ``statuses`` are the aged ones; ``stuck_after`` names the parameter of the stuck
+    threshold; ``metrics`` maps each role (states, errors, stuck, oldest, ages, percentiles) to the
+    query's metric that plays it. The query's own statement is the exact path and the check."""
+
+    table: str
+    key: str
+    status: str
+    changed: str
+    error: str
+    journal: str
+    journal_key: str
+    row: str
+    statuses: tuple[str, ...]
+    stuck_after: str
+    metrics: Mapping[str, str]
+    check_every: float = 3600.0
+
+
+ROLES = ("states", "errors", "stuck", "oldest", "ages", "percentiles")
+
+
+@dataclass(frozen=True)
 class QuerySpec:
     """One SQL query, how often it runs, and the metrics it feeds."""
 
@@ -162,6 +188,7 @@ class QuerySpec:
     origin: str  # the file (or built-in pack) the query comes from
     incremental: IncrementalSpec | None = None
     windows: WindowSpec | None = None
+    journal: JournalSpec | None = None
 
     @property
     def is_histogram(self) -> bool:

@@ -22,12 +22,13 @@ from tests.support.numbers import Clock, Store, exporter, scrape
 from tests.support.servers import connect_server, unique
 
 RUNS = [("sqlite", 1), ("sqlite", 2), ("postgresql", 3), ("mysql", 4)]
-STEPS = 60
+STEPS = 120
 PROCESSING = ("found", "scraped", "scored", "rescored", "proposal_ready")
 STATUSES = (*PROCESSING, "contacted", "replied", "sold", "excluded", "on_hold")
 ERRORS = (None, None, None, "http_403", "timeout", "llm_error")
 BUCKETS = (3600, 21600, 86400, 259200, 604800, 2592000)
 STUCK = 86400
+FAST = "pipeline_exporter_query_fast_path"
 
 
 @pytest.fixture
@@ -57,6 +58,10 @@ class World:
         self.store, self.clock, self.rng = store, clock, rng
         store.insert("keywords", [{"id": 1, "keyword": "plumber", "location": None}])
         self.backup: list[dict] | None = None
+        self.seen = 0  # the journal's largest id at the last exporter run
+
+    def saw(self) -> None:
+        self.seen = self.store.execute("SELECT COALESCE(MAX(id), 0) FROM site_status_history")[0][0]
 
     def stamp(self, moment: float) -> object:
         if self.store.dialect == "sqlite" and self.rng.random() < 0.2:  # the ISO form the contract allows
@@ -82,12 +87,15 @@ class World:
         self.store.rekey("sites")
 
     def change(self, journal: bool, status: str | None = None) -> None:
+        """One site's status changes now (its journal row with it, or none: the pipeline forgot)."""
         ids = self.ids()
         if not ids:
             return
         site = self.rng.choice(ids)
         before = self.store.execute("SELECT status FROM sites WHERE id = :i", {"i": site})[0][0]
-        after = status or self.rng.choice(STATUSES)
+        # an unjournaled change moves the site to another status: one that leaves every count as it
+        # was (a new status_changed_at alone) is seen at the next reconciliation (tests/unit/test_journal.py)
+        after = status or self.rng.choice([s for s in STATUSES if journal or s != before])
         moment = self.clock.now + (self.rng.choice([0, 0, 0, 120]))  # now and then dated ahead of the clock
         self.store.execute("UPDATE sites SET status = :s, status_changed_at = :c WHERE id = :i",
                            {"s": after, "c": self.stamp(moment), "i": site})
@@ -95,10 +103,17 @@ class World:
             self.journal(site, before, after, moment)
 
     ACTIONS = ("add", "change", "silent", "error", "requeue", "prune", "restore", "restart", "time")
+    FAITHFUL = ("add", "change", "change", "error", "requeue", "prune", "time", "time")
 
     def step(self, number: int) -> str:
-        # every action once, in order, then at random
-        action = self.ACTIONS[number] if number < len(self.ACTIONS) else self.rng.choice(self.ACTIONS)
+        # every action once, in order; then a pipeline that journals every status change (the fast
+        # path holds), one that now and then does not (the exact path), and a faithful one again
+        if number < len(self.ACTIONS):
+            action = self.ACTIONS[number]
+        elif STEPS // 3 <= number < 2 * STEPS // 3:
+            action = self.rng.choice(self.ACTIONS)
+        else:
+            action = self.rng.choice(self.FAITHFUL)
         if action == "add":
             self.add(self.rng.randint(1, 12))
             if self.backup is None or self.rng.random() < 0.3:
@@ -118,9 +133,8 @@ class World:
                                    {"e": self.rng.choice(ERRORS), "i": self.rng.choice(ids)})
         elif action == "requeue":  # back to the start of the funnel
             self.change(journal=True, status="found")
-        elif action == "prune":
-            self.store.execute("DELETE FROM site_status_history WHERE id <= "
-                               "(SELECT MAX(id) - 3 FROM site_status_history)")
+        elif action == "prune":  # history a run has seen (a pipeline prunes old history)
+            self.store.execute("DELETE FROM site_status_history WHERE id <= :top", {"top": self.seen - 2})
         elif action == "restore" and self.backup is not None:  # the ids go back
             self.store.execute("DELETE FROM site_status_history")
             self.store.execute("DELETE FROM sites")
@@ -177,6 +191,7 @@ def test_every_sites_metric_equals_sql_through_the_tables_life(store: Store, kin
     world.add(30)
     exp = exporter(store, tmp_path, clock)
     kinds: Counter = Counter()
+    last, runs = None, (0, 0)
     try:
         for step in range(STEPS):
             action = world.step(step)
@@ -185,13 +200,27 @@ def test_every_sites_metric_equals_sql_through_the_tables_life(store: Store, kin
                 exp.stop()
                 exp = exporter(store, tmp_path, clock)
             samples = scrape(exp, "sites")
+            world.saw()
             assert samples[("pipeline_exporter_query_up", (("query", "sites"),))] == 1, (seed, step)
             got = {key: value for key, value in samples.items() if key[0] in FAMILIES}
             want = world.want()
             assert got.keys() == want.keys(), (seed, step, action, set(got) ^ set(want))
             for key, value in want.items():
                 assert got[key] == pytest.approx(value, rel=1e-12, abs=1e-6), (seed, step, action, key)
-            clock.now += rng.choice([30, 60, 600, 3600, 20000, 90000])
-        assert set(kinds) >= {"add", "change", "silent", "error", "requeue", "prune", "restore", "restart"}, kinds
+            kinds["fast path off"] += samples[(FAST, (("query", "sites"),))] == 0
+            journaled = exp.pipeline.memory.journals["sites"]
+            if journaled is not last:
+                last, runs = journaled, (0, 0)
+            kinds["fast"] += journaled.fast_runs - runs[0]
+            kinds["reconciliations"] += journaled.reconciliations - runs[1]
+            runs = (journaled.fast_runs, journaled.reconciliations)
+            kinds["fast path on"] += samples[(FAST, (("query", "sites"),))] == 1
+            # mostly runs a minute apart (the fast path), now and then an hour or a day (reconciliations)
+            clock.now += rng.choice([30, 60, 60, 60, 120, 600, 3600, 90000])
+        # the simulation did what it says: every change of the world, the fast path and the exact one
+        assert set(kinds) >= {"add", "change", "silent", "error", "requeue", "prune", "restore", "restart",
+                              "fast path off"}, kinds
+        assert kinds["fast"] >= 20 and kinds["reconciliations"] >= 5, kinds
+        assert samples[(FAST, (("query", "sites"),))] == 1, "a faithful journal again: the fast path is back on"
     finally:
         exp.stop()

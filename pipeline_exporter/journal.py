@@ -1,0 +1,357 @@
+"""Rows changed in place, followed through their status journal (issue 24, docs/design.md).
+
+A query with ``journal`` (the method333 ``sites`` query) keeps, in memory, the status and the
+Unix time of the last status change of every row in an aged status (``statuses``: the processing
+statuses), in packed arrays indexed by the row's key (9 bytes a row) and one sorted array of
+times per status. A run then reads what changed, not the table:
+
+- the journal's rows above the last settled key name the rows to read again, by their key (rows
+  of the last ``SETTLE_AFTER`` are read at every run, so a journal row or a status update that
+  commits late is still seen);
+- the count of rows per status (the funnel: an index on the status answers it alone) and the rows
+  with an error (errors, and the error type of a stuck row) are read exactly at every run;
+- the stuck rows, their oldest age, the age histogram and the exact nearest-rank percentiles come
+  from the sorted arrays, with the same arithmetic as the SQL (``now - changed``).
+
+The fast path is checked, never trusted: at every run the followed count of every aged status
+must equal the count just read (a row added, deleted or moved without a journal row breaks it),
+and at every reconciliation (the first run, every ``check_every``, and at once when the journal's
+largest key falls below one seen before: a restore) the query's own statement runs (the exact
+path, published) and the rows are read again in full: the journal's completeness is the number
+of rows whose followed state differs from that read. Where either check fails, the exact path
+wins: the query runs its own statement on every run, sets
+``pipeline_exporter_query_fast_path{query}`` to 0, shows the reason on the status page and logs
+it once; a reconciliation that finds the followed state complete again turns the fast path back on.
+What the per-run check cannot see (a status_changed_at rewritten without a status change or a
+journal row, two unjournaled moves that cancel) is found by the next reconciliation.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+from array import array
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pipeline_exporter.model import Histogram, MetricData, MetricSpec, QuerySpec, Runner
+from pipeline_exporter.shaping import label_value, number
+from pipeline_exporter.sql import expand_macros
+from pipeline_exporter.states import FastPath
+
+log = logging.getLogger("pipeline_exporter.journal")
+
+CHUNK = 100_000  # keys per statement of a full read: bounded result lists, one transaction
+MAX_SPREAD = 8  # a key range wider than 8x the rows (and 1M) is too sparse for arrays: exact path
+
+
+class Mirror:
+    """The followed state: per key, the code of its aged status (0: not aged) and its time (NaN: none)."""
+
+    def __init__(self, statuses: tuple[str, ...], base: int, size: int):
+        self.statuses = statuses
+        self.codes = {status: i + 1 for i, status in enumerate(statuses)}
+        self.base = base
+        self.code = array("B", bytes(size))
+        self.time = array("d", [math.nan]) * size
+        self.sorted: list[array] = [array("d") for _ in statuses]
+        self.untimed = [0] * len(statuses)  # rows of the status without a time
+
+    def fits(self, key: int) -> bool:
+        return self.base <= key < self.base + len(self.code)
+
+    def count(self, status: int) -> int:
+        return len(self.sorted[status]) + self.untimed[status]
+
+    def set(self, key: int, status: str | None, moment: float | None) -> bool:
+        """Follow one row's current state; False when its key is below the arrays (they grow upwards)."""
+        if key >= self.base + len(self.code):
+            if status not in self.codes:
+                return True  # a new row in a status that is not aged: nothing to follow
+            more = key - self.base + 1 - len(self.code) + len(self.code) // 8  # room for the next rows
+            self.code.frombytes(bytes(more))
+            self.time.extend(array("d", [math.nan]) * more)
+        if not self.fits(key):
+            return False
+        i = key - self.base
+        old = self.code[i]
+        if old:
+            before = self.time[i]
+            if math.isnan(before):
+                self.untimed[old - 1] -= 1
+            else:
+                values = self.sorted[old - 1]
+                del values[bisect.bisect_left(values, before)]
+        code = self.codes.get(status, 0) if status is not None else 0
+        self.code[i] = code
+        self.time[i] = math.nan if moment is None else moment
+        if code:
+            if moment is None:
+                self.untimed[code - 1] += 1
+            else:
+                bisect.insort(self.sorted[code - 1], moment)
+        return True
+
+    def at(self, key: int) -> tuple[int, float | None]:
+        if not self.fits(key):
+            return 0, None
+        code, moment = self.code[key - self.base], self.time[key - self.base]
+        return (code, None if math.isnan(moment) else moment) if code else (0, None)
+
+
+def differences(a: Mirror, b: Mirror) -> int:
+    """How many rows two followed states disagree on (status or time)."""
+    if (a.base, len(a.code)) == (b.base, len(b.code)) and a.code == b.code and \
+            a.time.tobytes() == b.time.tobytes():
+        return 0
+    keys = range(min(a.base, b.base), max(a.base + len(a.code), b.base + len(b.code)))
+    return sum(1 for key in keys if a.at(key) != b.at(key))
+
+
+def _timed(raw: Any) -> float | None:
+    return number(raw)
+
+
+class Journaled:
+    """Runs one query with a status journal: the fast path from the followed state, or the exact path."""
+
+    SETTLE_AFTER = 600.0
+
+    def __init__(self, query: QuerySpec, dialect: str, exact: Callable[[Runner, float], list[MetricData]],
+                 fast: FastPath | None = None):
+        assert query.journal is not None
+        self.query, self.spec, self.dialect = query, query.journal, dialect
+        self.exact_run = exact
+        self.fast = fast or FastPath()
+        self.mirror: Mirror | None = None
+        self.top: int | None = None  # the journal's largest key seen
+        self.low: int | None = None  # journal keys up to here are settled: not read again
+        self.history: list[tuple[float, int]] = []
+        self.last_full: float | None = None
+        self.reconciliations = 0
+        self.fast_runs = 0  # runs answered from the followed state
+        self.differing = 0  # rows the last reconciliation found the journal had not accounted for
+        s = self.spec
+        when = expand_macros(f"$epoch({s.changed})", dialect)
+        self.top_sql = f"SELECT MAX({s.journal_key}) FROM {s.journal}"
+        self.bounds_sql = f"SELECT MIN({s.key}), MAX({s.key}), COUNT(*) FROM {s.table}"
+        self.rows_sql = (f"SELECT {s.key}, {s.status}, {when} FROM {s.table} "
+                         f"WHERE {s.key} >= :pe_from AND {s.key} < :pe_to")
+        self.touched_sql = (f"SELECT {s.key}, {s.status}, {when} FROM {s.table} WHERE {s.key} IN "
+                            f"(SELECT {s.row} FROM {s.journal} WHERE {s.journal_key} > :pe_low)")
+        self.states_sql = f"SELECT {s.status}, COUNT(*) FROM {s.table} GROUP BY {s.status}"
+        self.errors_sql = f"SELECT {s.key}, {s.status}, {s.error} FROM {s.table} WHERE {s.error} IS NOT NULL"
+        self.roles = {role: next(m for m in query.metrics if m.name == name) for role, name in s.metrics.items()}
+
+    # ------------------------------------------------------------------ one run
+
+    def compute(self, run: Runner, parameters: Mapping[str, Any], now: float) -> list[MetricData]:
+        top = _int(run(self.top_sql, {}).rows[0][0])
+        if self.mirror is None or (self.top is not None and (top is None or top < self.top)):
+            return self._reconcile(run, parameters, now, top, "restored" if self.mirror is not None else "first")
+        self._follow(run, now, top)  # before a reconciliation too: it compares what the journal accounted for
+        if self.mirror is None:  # a row below the arrays' first key: read in full
+            return self._reconcile(run, parameters, now, top, "first")
+        if self.last_full is None or now - self.last_full >= self.spec.check_every:
+            return self._reconcile(run, parameters, now, top, "")
+        if not self.fast.on:
+            return self.exact_run(run, now)  # until a reconciliation finds the journal complete again
+        states = {raw: int(n) for raw, n in run(self.states_sql, {}).rows}
+        moved = [status for status in self.spec.statuses
+                 if states.get(status, 0) != self.mirror.count(self.mirror.codes[status] - 1)]
+        data = None if moved else self._fast_metrics(states, run(self.errors_sql, {}).rows, parameters, now)
+        if data is None:
+            what = f"status {', '.join(moved)}" if moved else "an error's status"
+            self._set_fast(False, f"rows of {self.spec.table} ({what}) differ from the journal's account: a row "
+                                  f"added, deleted or moved without a journal row")
+            return self._reconcile(run, parameters, now, top, "moved")
+        self.fast_runs += 1
+        return data
+
+    def _follow(self, run: Runner, now: float, top: int | None) -> None:
+        """Read again the rows the journal names above the settled key."""
+        assert self.mirror is not None
+        if top is not None and self.low is not None and top > self.low:
+            for key, status, moment in run(self.touched_sql, {"pe_low": self.low}).rows:
+                if not self.mirror.set(int(key), status, _timed(moment)):
+                    self.mirror = None
+                    return
+        self._settle(now, top)
+
+    def _settle(self, now: float, top: int | None) -> None:
+        self.history = [(seen, key) for seen, key in self.history if seen >= now - 2 * self.SETTLE_AFTER]
+        if top is not None:
+            self.history.append((now, top))
+            self.top = top if self.top is None else max(self.top, top)
+        old = [key for seen, key in self.history if seen <= now - self.SETTLE_AFTER]
+        if old and self.low is not None:
+            self.low = max(self.low, max(old))
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def _reconcile(self, run: Runner, parameters: Mapping[str, Any], now: float, top: int | None,
+                   why: str) -> list[MetricData]:
+        """The exact path, published; the rows read in full; the journal's completeness measured
+        (the rows whose followed state differs from the full read) where a followed state is there
+        to compare: not at the first run, after a restore, or after the per-run check failed."""
+        exact = self.exact_run(run, now)
+        fresh = self._full(run)
+        if fresh is None:
+            self._set_fast(False, f"the keys of {self.spec.table} are too sparse to follow in memory")
+        elif why == "restored":
+            log.info("the journal's largest key fell below the largest seen (restored?): rows read again in full",
+                     extra={"query": self.query.name})
+        elif why == "" and self.mirror is not None and self.last_full is not None:
+            self.differing = differences(self.mirror, fresh)
+            if self.differing:
+                self._set_fast(False, f"{self.differing} rows of {self.spec.table} differ from the journal's "
+                                      f"account since the last full read (changes without a journal row)")
+            else:
+                self._set_fast(True, "")
+        self.mirror = fresh
+        if why in ("restored", "first") or self.low is None or top is None:
+            self.low, self.top, self.history = (top if top is not None else 0), top, []
+        self._settle(now, top)
+        self.last_full = now
+        self.reconciliations += 1
+        return exact
+
+    def _full(self, run: Runner) -> Mirror | None:
+        low, high, rows = run(self.bounds_sql, {}).rows[0]
+        if low is None:
+            return Mirror(self.spec.statuses, 0, 0)
+        low, high, rows = int(low), int(high), int(rows)
+        size = high - low + 1
+        if size > max(MAX_SPREAD * rows, 1_000_000):
+            return None
+        mirror = Mirror(self.spec.statuses, low, size)
+        for start in range(low, high + 1, CHUNK):
+            for key, status, moment in run(self.rows_sql, {"pe_from": start, "pe_to": start + CHUNK}).rows:
+                if status in mirror.codes:
+                    mirror.set(int(key), status, _timed(moment))
+        return mirror
+
+    def _set_fast(self, on: bool, reason: str) -> None:
+        if self.fast.on != on:
+            if on:
+                log.info("the journal accounted for every change since the last full read: fast path back on",
+                         extra={"query": self.query.name})
+            else:
+                log.warning("the query runs its full statement on every run (exact, slower): %s", reason,
+                            extra={"query": self.query.name})
+        self.fast.on, self.fast.reason = on, reason
+
+    # ------------------------------------------------------------------ the fast path's numbers
+
+    def _fast_metrics(self, states: Mapping[Any, int], errors: list[tuple], parameters: Mapping[str, Any],
+                      now: float) -> list[MetricData] | None:
+        """The metrics from the followed state; None where the rows read contradict it."""
+        mirror = self.mirror
+        assert mirror is not None
+        out: dict[str, MetricData] = {}
+        roles = self.roles
+        if "states" in roles:
+            metric = roles["states"]
+            data = _data(metric)
+            for raw, n in states.items():
+                key = (label_value(raw, metric.labels[0].null),)
+                data.series[key] = data.series.get(key, 0.0) + n
+            out[metric.name] = data
+        if "errors" in roles:
+            metric = roles["errors"]
+            data = _data(metric)
+            for count_key, n in Counter(label_value(error, metric.labels[0].null) for _, _, error in errors).items():
+                data.series[(count_key,)] = float(n)
+            out[metric.name] = data
+        cutoff = now - float(parameters[self.spec.stuck_after])
+        stuck: Counter = Counter()
+        oldest: dict[tuple[str, str | None], float] = {}
+        claimed: dict[str, Counter] = {}
+        for key, status, error in errors:
+            code = mirror.codes.get(status)
+            if code is None:
+                continue
+            if not mirror.fits(int(key)) or mirror.code[int(key) - mirror.base] != code:
+                return None  # a row with an error whose status the journal did not account for
+            moment = mirror.time[int(key) - mirror.base]
+            if math.isnan(moment) or not moment < cutoff:
+                continue
+            group = (status, error)
+            stuck[group] += 1
+            oldest[group] = max(oldest.get(group, -math.inf), now - moment)
+            claimed.setdefault(status, Counter())[moment] += 1
+        for status in self.spec.statuses:
+            values = mirror.sorted[mirror.codes[status] - 1]
+            total = bisect.bisect_left(values, cutoff)  # rows with a time before the cutoff
+            plain = total - sum(n for (s, _), n in stuck.items() if s == status)
+            if plain > 0:
+                stuck[(status, None)] = plain
+                taken = Counter(claimed.get(status, {}))
+                for moment in values:  # the oldest time no row with an error holds
+                    if taken[moment]:
+                        taken[moment] -= 1
+                        continue
+                    oldest[(status, None)] = now - moment
+                    break
+        if "stuck" in roles:
+            metric = roles["stuck"]
+            data = _data(metric)
+            for (status, error), n in stuck.items():
+                data.series[_labels(metric, status, error)] = float(n)
+            out[metric.name] = data
+        if "oldest" in roles:
+            metric = roles["oldest"]
+            data = _data(metric)
+            for (status, error), age in oldest.items():
+                data.series[_labels(metric, status, error)] = age
+            out[metric.name] = data
+        if "ages" in roles:
+            metric = roles["ages"]
+            data = _data(metric)
+            for status in self.spec.statuses:
+                values = mirror.sorted[mirror.codes[status] - 1]
+                if not values:
+                    continue
+                # ages <= bound: the same arithmetic as the SQL's (now - changed <= bound), by bisection
+                counts = [float(len(values) - _first_within(values, now, bound)) for bound in metric.buckets]
+                data.series[(label_value(status, metric.labels[0].null),)] = Histogram(
+                    metric.buckets, [*counts, float(len(values))], math.fsum(now - c for c in values))
+            out[metric.name] = data
+        if "percentiles" in roles:
+            metric = roles["percentiles"]
+            data = _data(metric)
+            for status in self.spec.statuses:
+                values = mirror.sorted[mirror.codes[status] - 1]
+                n = len(values)
+                if not n:
+                    continue
+                for percentile, _ in metric.values:
+                    rank = -(-int(percentile) * n // 100)  # the smallest r with 100 * r >= p * n
+                    data.series[(label_value(status, metric.labels[0].null), percentile)] = \
+                        now - values[n - max(rank, 1)]
+            out[metric.name] = data
+        return [out.get(metric.name) or _data(metric) for metric in self.query.metrics]
+
+
+def _first_within(values: array, now: float, bound: float) -> int:
+    """The index of the first time whose age (``now - time``, the SQL's arithmetic) is at most
+    ``bound``: the ages fall as the sorted times rise."""
+    def within(moment: float) -> bool:
+        return now - moment <= bound
+    return bisect.bisect_left(values, True, key=within)
+
+
+def _data(metric: MetricSpec) -> MetricData:
+    return MetricData(metric.name, metric.type, metric.help, metric.label_names)
+
+
+def _labels(metric: MetricSpec, status: str, error: Any) -> tuple[str, ...]:
+    """The (status, error) labels of a stuck metric, with its NULL words."""
+    return tuple(label_value(raw, label.null) for raw, label in zip((status, error), metric.labels))
+
+
+def _int(raw: Any) -> int | None:
+    return None if raw is None else int(raw)
+

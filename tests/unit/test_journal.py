@@ -1,0 +1,106 @@
+"""The sites query followed through its status journal (issue 24, pipeline_exporter/journal.py): the
+fast path answers from what changed; a journal that misses a change turns it off, says so, and the
+exact statement answers until a reconciliation finds the journal complete again."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from tests.support.numbers import Clock, Store, exporter, scrape
+
+FAST = ("pipeline_exporter_query_fast_path", (("query", "sites"),))
+AGES = ("pipeline_site_status_age_seconds_count", (("status", "found"),))
+FOUND = ("pipeline_sites", (("status", "found"),))
+SCRAPED = ("pipeline_sites", (("status", "scraped"),))
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    store = Store(f"sqlite:///{tmp_path / 'sites.db'}").create()
+    clock = Clock()
+    store.insert("keywords", [{"id": 1, "keyword": "k", "location": None}])
+    store.insert("sites", [{"id": i, "keyword_id": 1, "domain": f"d{i}", "status": "found",
+                            "status_changed_at": store.stamp(clock.now - 1000 * i)} for i in range(1, 11)])
+    store.insert("site_status_history", [{"site_id": i, "from_status": None, "to_status": "found",
+                                          "changed_at": store.stamp(clock.now - 1000 * i)} for i in range(1, 11)])
+    exp = exporter(store, tmp_path, clock)
+    yield store, clock, exp
+    exp.stop()
+    store.close()
+
+
+def move(store: Store, clock: Clock, site: int, status: str, journal: bool = True) -> None:
+    before = store.execute("SELECT status FROM sites WHERE id = :i", {"i": site})[0][0]
+    store.execute("UPDATE sites SET status = :s, status_changed_at = :c WHERE id = :i",
+                  {"s": status, "c": store.stamp(clock.now), "i": site})
+    if journal:
+        store.insert("site_status_history", [{"site_id": site, "from_status": before, "to_status": status,
+                                              "changed_at": store.stamp(clock.now)}])
+
+
+def test_the_fast_path_reads_what_changed_and_equals_the_statement(world) -> None:
+    store, clock, exp = world
+    samples = scrape(exp, "sites")  # the first run: the statement, and the rows read in full
+    journaled = exp.pipeline.memory.journals["sites"]
+    assert (samples[FAST], samples[FOUND], journaled.reconciliations, journaled.fast_runs) == (1, 10, 1, 0)
+    clock.now += 60
+    move(store, clock, 3, "scraped")
+    samples = scrape(exp, "sites")
+    assert (samples[FAST], samples[FOUND], samples[SCRAPED], samples[AGES]) == (1, 9, 1, 9)
+    assert journaled.fast_runs == 1
+    p90 = ("pipeline_site_status_age_percentile_seconds", (("percentile", "90"), ("status", "found")))
+    assert samples[p90] == 10060  # nearest rank: ceil(0.9 * 9) = the 9th of 1060, 2060, 4060 .. 10060 s
+
+
+def test_a_change_without_a_journal_row_turns_the_fast_path_off_until_the_journal_is_complete(world, caplog) -> None:
+    store, clock, exp = world
+    scrape(exp, "sites")
+    clock.now += 60
+    move(store, clock, 4, "scraped", journal=False)  # the pipeline forgot the journal row
+    with caplog.at_level(logging.WARNING, logger="pipeline_exporter.journal"):
+        samples = scrape(exp, "sites")
+    assert (samples[FAST], samples[FOUND], samples[SCRAPED]) == (0, 9, 1)  # the exact path wins
+    assert "differ from the journal's account" in caplog.text
+    assert "status found, scraped" in exp.fast_paths()["sites"].reason  # the status page says why
+    clock.now += 60
+    move(store, clock, 5, "scraped")  # journaled again: still exact until a reconciliation measures it
+    samples = scrape(exp, "sites")
+    assert (samples[FAST], samples[FOUND], samples[SCRAPED]) == (0, 8, 2)
+    clock.now += 3600  # the reconciliation: every change since the last full read was journaled
+    with caplog.at_level(logging.INFO, logger="pipeline_exporter.journal"):
+        samples = scrape(exp, "sites")
+    assert (samples[FAST], samples[FOUND], samples[SCRAPED]) == (1, 8, 2)
+    assert "fast path back on" in caplog.text
+
+
+def test_a_new_time_without_a_journal_row_is_found_by_the_next_reconciliation(world, caplog) -> None:
+    """What the per-run check cannot see (every count unchanged): the next reconciliation sees it,
+    turns the fast path off and counts the rows the journal missed."""
+    store, clock, exp = world
+    scrape(exp, "sites")
+    clock.now += 60
+    store.execute("UPDATE sites SET status_changed_at = :c WHERE id = 10", {"c": store.stamp(clock.now)})
+    samples = scrape(exp, "sites")
+    assert samples[FAST] == 1  # not seen yet: the oldest found site still looks 10 000 s old
+    clock.now += 3600
+    with caplog.at_level(logging.WARNING, logger="pipeline_exporter.journal"):
+        samples = scrape(exp, "sites")
+    assert samples[FAST] == 0 and "1 rows of sites differ" in caplog.text
+    journaled = exp.pipeline.memory.journals["sites"]
+    assert journaled.differing == 1
+    bucket = ("pipeline_site_status_age_seconds_bucket", (("le", "3600.0"), ("status", "found")))
+    assert samples[bucket] == 1  # the reconciliation's numbers are the statement's
+
+
+def test_a_restore_that_moves_the_journal_back_reads_the_rows_again(world) -> None:
+    store, clock, exp = world
+    scrape(exp, "sites")
+    clock.now += 60
+    store.execute("DELETE FROM site_status_history WHERE id > 5")
+    store.execute("DELETE FROM sites WHERE id > 5")
+    samples = scrape(exp, "sites")
+    journaled = exp.pipeline.memory.journals["sites"]
+    assert (samples[FOUND], journaled.reconciliations, samples[FAST]) == (5, 2, 1)
