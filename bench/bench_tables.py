@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import resource
 import sqlite3
 import statistics
 import sys
@@ -81,6 +82,12 @@ def main(argv: list[str]) -> int:
             pipeline.scheduler.run_job(name)
             cost[name].append(time.process_time() - t0)
     errors = {s.info.name: s.error for s in pipeline.snapshot.states() if s.error and s.info.name in names}
+    journals = {name: (j.fast.on, j.fast_runs, j.reconciliations) for name, j in pipeline.memory.journals.items()}
+    # the numbers of the last run against a new exporter's first run (the full statement) at the same clock
+    fresh = Pipeline(config, clock=lambda: clock[0])
+    fresh.scheduler.run_job("sites")
+    same = _series(pipeline, "sites") == _series(fresh, "sites")
+    fresh.stop()
     pipeline.stop()
     print(f"{args.sites:,} sites ({args.indexes} indexes), CPU seconds per run; steady: median of {args.runs} "
           f"runs after {args.changes} changes each")
@@ -90,9 +97,28 @@ def main(argv: list[str]) -> int:
     total_cold = sum(c[0] for c in cost.values())
     total = sum(statistics.median(c[1:]) for c in cost.values())
     print(f"{'total':34} {total_cold:8.3f} {total:8.3f}")
+    for name, (on, fast, full) in journals.items():
+        print(f"{name}: fast path {'on' if on else 'OFF'}, {fast} runs from the journal, {full} full reads; "
+              f"last run {'equals' if same else 'DIFFERS from'} the full statement")
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if errors:
         print("errors:", errors)
-    return 1 if errors else 0
+    return 1 if errors or not same else 0
+
+
+def _series(pipeline: Pipeline, job: str) -> dict:
+    """Every series of the job's last data, histograms as (counts, sum); sums to 9 significant digits."""
+    out = {}
+    for data in pipeline.snapshot.fresh_data(clock_of(pipeline)):
+        for key, value in data.series.items():
+            if hasattr(value, "counts"):
+                value = (tuple(value.counts), float(f"{value.total:.9g}"))
+            out[(data.name, key)] = value
+    return {k: v for k, v in out.items() if k[0].startswith(("pipeline_site", "pipeline_sites"))}
+
+
+def clock_of(pipeline: Pipeline) -> float:
+    return pipeline.snapshot.clock()
 
 
 if __name__ == "__main__":
