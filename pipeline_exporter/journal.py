@@ -36,10 +36,11 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline_exporter.model import Histogram, MetricData, MetricSpec, QuerySpec, Runner
+from pipeline_exporter.model import ROLES, Histogram, JournalSpec, MetricData, MetricSpec, QuerySpec, Runner
 from pipeline_exporter.shaping import label_value, number
 from pipeline_exporter.sql import expand_macros
 from pipeline_exporter.states import FastPath
+from pipeline_exporter.validation import IDENTIFIER, Node
 
 log = logging.getLogger("pipeline_exporter.journal")
 
@@ -367,3 +368,53 @@ def _labels(metric: MetricSpec, status: str, error: Any) -> tuple[str, ...]:
 def _int(raw: Any) -> int | None:
     return None if raw is None else int(raw)
 
+
+# ---------------------------------------------------------------------- the pack's declaration
+
+def read_journal(node: Node, metrics: tuple[MetricSpec, ...]) -> JournalSpec:
+    """``journal: {table, key, status, changed, error, journal: {table, key, row}, statuses, stuck_after,
+    metrics: {role: metric name}, check_every}`` (pipeline_exporter/journal.py)."""
+    spec = node.mapping("journal")
+    names: dict[str, str] = {}
+    for key in ("table", "key", "status", "changed", "error", "stuck_after"):
+        names[key] = spec.required_string(key)
+    log = spec.mapping("journal")
+    for key in ("table", "key", "row"):
+        names[f"journal_{key}"] = log.required_string(key)
+    log.done()
+    for key, value in names.items():
+        if not IDENTIFIER.match(value):
+            raise spec.fail(key, f"an identifier (letters, digits, _), got {value!r}")
+    statuses = tuple(str(s) for s in spec.sequence("statuses"))
+    if not statuses or len(statuses) > 250:
+        raise spec.fail("statuses", "names the aged statuses (1 to 250)")
+    roles = spec.mapping("metrics")
+    known = {metric.name for metric in metrics}
+    mapped = {}
+    for role in roles.data:
+        if role not in ROLES:
+            raise roles.fail(str(role), f"roles are {', '.join(ROLES)}")
+        name = roles.required_string(str(role))
+        if name not in known:
+            raise roles.fail(str(role), f"{name!r} is no metric of this query")
+        mapped[str(role)] = name
+    roles.done()
+    shapes = {"states": 1, "errors": 1, "stuck": 2, "oldest": 2, "ages": 1, "percentiles": 1}
+    for role, name in mapped.items():
+        metric = next(m for m in metrics if m.name == name)
+        if len(metric.labels) != shapes[role] or (role == "ages") != (metric.type == "histogram") or \
+                (role == "percentiles") != bool(metric.values):
+            raise roles.fail(role, f"{name} cannot play {role}: the fast path gives it "
+                                   f"{'(status, error)' if shapes[role] == 2 else 'one'} label(s)"
+                                   f"{', buckets' if role == 'ages' else ''}"
+                                   f"{', a percentile label' if role == 'percentiles' else ''}")
+    unplayed = sorted(known - set(mapped.values()))
+    if unplayed:
+        raise spec.fail("metrics", f"the fast path computes each metric of the query by its role: "
+                                   f"{', '.join(unplayed)} has none")
+    check_every = spec.duration("check_every", JournalSpec.check_every)
+    spec.done()
+    return JournalSpec(table=names["table"], key=names["key"], status=names["status"], changed=names["changed"],
+                       error=names["error"], journal=names["journal_table"], journal_key=names["journal_key"],
+                       row=names["journal_row"], statuses=statuses, stuck_after=names["stuck_after"],
+                       metrics=mapped, check_every=check_every)

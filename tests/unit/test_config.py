@@ -101,6 +101,21 @@ CASES = [
         "H., value: v, buckets: [1]}]\n"
         "  g:\n    sql: SELECT 1 AS n\n    metrics: [{name: demo_x_count, type: gauge, help: G., value: n}]\n",
         "demo_x_count would put demo_x_count on the page, as demo_x does",
+    ),    (
+        "a journal role the fast path does not know",
+        "queries:\n"
+        "  j:\n    sql: SELECT 1 AS v\n    metrics: [{name: demo_n, type: gauge, help: N., value: v}]\n"
+        "    journal: {table: t, key: id, status: s, changed: c, error: e, journal: {table: h, key: id, row: t_id},\n"
+        "              statuses: [a], stuck_after: x, metrics: {funnel: demo_n}}\n",
+        "queries.j.journal.metrics.funnel: roles are states, errors, stuck, oldest, ages, percentiles",
+    ),
+    (
+        "a journal role played by a metric of the wrong shape",
+        "queries:\n"
+        "  j:\n    sql: SELECT 1 AS v\n    metrics: [{name: demo_n, type: gauge, help: N., value: v}]\n"
+        "    journal: {table: t, key: id, status: s, changed: c, error: e, journal: {table: h, key: id, row: t_id},\n"
+        "              statuses: [a], stuck_after: x, metrics: {stuck: demo_n}}\n",
+        "demo_n cannot play stuck: the fast path gives it (status, error) label(s)",
     ),
 ]
 
