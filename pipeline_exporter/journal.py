@@ -311,14 +311,16 @@ class Journaled:
         if "stuck" in roles:
             metric = roles["stuck"]
             data = _data(metric)
-            for (status, error), n in stuck.items():
-                data.series[_labels(metric, status, error)] = float(n)
+            for (status, error), n in stuck.items():  # an empty error and none share a label value
+                key = _labels(metric, status, error)
+                data.series[key] = data.series.get(key, 0.0) + n
             out[metric.name] = data
         if "oldest" in roles:
             metric = roles["oldest"]
             data = _data(metric)
             for (status, error), age in oldest.items():
-                data.series[_labels(metric, status, error)] = age
+                key = _labels(metric, status, error)
+                data.series[key] = max(data.series.get(key, age), age)
             out[metric.name] = data
         if "ages" in roles:
             metric = roles["ages"]

@@ -95,6 +95,33 @@ def test_a_new_time_without_a_journal_row_is_found_by_the_next_reconciliation(wo
     assert samples[bucket] == 1  # the reconciliation's numbers are the statement's
 
 
+def test_an_empty_error_type_is_stuck_under_none_with_the_sites_without_one(world, tmp_path: Path) -> None:
+    store, clock, exp = world
+    store.execute("UPDATE sites SET error_type = '' WHERE id IN (9, 10)")
+    store.execute("UPDATE sites SET error_type = 'timeout' WHERE id = 8")
+    scrape(exp, "sites")
+    clock.now += 60
+    move(store, clock, 1, "scraped")
+    samples = scrape(exp, "sites")
+    stuck = [(("error_type", e), ("status", "found")) for e in ("none", "timeout")]
+    assert samples[FAST] == 1 and exp.pipeline.memory.journals["sites"].fast_runs == 1
+    # no site is older than a day here: none is stuck; move the clock past the threshold
+    clock.now += 86400 - 5000
+    samples = scrape(exp, "sites")
+    assert samples[FAST] == 1
+    assert samples[("pipeline_sites_stuck", stuck[0])] == 5  # sites 5, 6, 7 without an error, 9 and 10 with ''
+    assert samples[("pipeline_sites_stuck", stuck[1])] == 1  # site 8
+    assert samples[("pipeline_sites_stuck_oldest_age_seconds", stuck[0])] == 10000 + 86400 - 5000 + 60
+    assert samples[("pipeline_site_errors", (("error_type", "none"),))] == 2
+    fresh = exporter(store, tmp_path, clock)  # its first run: the full statement
+    try:
+        exact = scrape(fresh, "sites")
+    finally:
+        fresh.stop()
+    assert {k: v for k, v in samples.items() if k[0].startswith("pipeline_site")} == \
+        {k: v for k, v in exact.items() if k[0].startswith("pipeline_site")}
+
+
 def test_a_restore_that_moves_the_journal_back_reads_the_rows_again(world) -> None:
     store, clock, exp = world
     scrape(exp, "sites")
