@@ -270,7 +270,7 @@ class Journaled:
             data = _data(metric)
             for raw, n in states.items():
                 key = (label_value(raw, metric.labels[0].null),)
-                data.series[key] = data.series.get(key, 0.0) + n
+                data.series[labels] = data.series.get(labels, 0.0) + n
             out[metric.name] = data
         if "errors" in roles:
             metric = roles["errors"]
@@ -312,15 +312,15 @@ class Journaled:
             metric = roles["stuck"]
             data = _data(metric)
             for (status, error), n in stuck.items():  # an empty error and none share a label value
-                key = _labels(metric, status, error)
-                data.series[key] = data.series.get(key, 0.0) + n
+                labels = _labels(metric, status, error)
+                data.series[labels] = data.series.get(labels, 0.0) + n
             out[metric.name] = data
         if "oldest" in roles:
             metric = roles["oldest"]
             data = _data(metric)
             for (status, error), age in oldest.items():
-                key = _labels(metric, status, error)
-                data.series[key] = max(data.series.get(key, age), age)
+                labels = _labels(metric, status, error)
+                data.series[labels] = max(data.series.get(labels, age), age)
             out[metric.name] = data
         if "ages" in roles:
             metric = roles["ages"]
