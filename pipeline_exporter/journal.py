@@ -269,8 +269,8 @@ class Journaled:
             metric = roles["states"]
             data = _data(metric)
             for raw, n in states.items():
-                key = (label_value(raw, metric.labels[0].null),)
-                data.series[labels] = data.series.get(labels, 0.0) + n
+                funnel = (label_value(raw, metric.labels[0].null),)
+                data.series[funnel] = data.series.get(funnel, 0.0) + n
             out[metric.name] = data
         if "errors" in roles:
             metric = roles["errors"]
@@ -282,13 +282,13 @@ class Journaled:
         stuck: Counter = Counter()
         oldest: dict[tuple[str, str | None], float] = {}
         claimed: dict[str, Counter] = {}
-        for key, status, error in errors:
-            code = mirror.codes.get(status)
+        for raw_key, status, error in errors:
+            code, row = mirror.codes.get(status), int(raw_key)
             if code is None:
                 continue
-            if not mirror.fits(int(key)) or mirror.code[int(key) - mirror.base] != code:
+            if not mirror.fits(row) or mirror.code[row - mirror.base] != code:
                 return None  # a row with an error whose status the journal did not account for
-            moment = mirror.time[int(key) - mirror.base]
+            moment = mirror.time[row - mirror.base]
             if math.isnan(moment) or not moment < cutoff:
                 continue
             group = (status, error)
