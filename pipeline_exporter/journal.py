@@ -275,8 +275,9 @@ class Journaled:
         if "errors" in roles:
             metric = roles["errors"]
             data = _data(metric)
-            for count_key, n in Counter(label_value(error, metric.labels[0].null) for _, _, error in errors).items():
-                data.series[(count_key,)] = float(n)
+            for raw_error, n in Counter(error for _, _, error in errors).items():  # label values once per error
+                label = (label_value(raw_error, metric.labels[0].null),)
+                data.series[label] = data.series.get(label, 0.0) + n
             out[metric.name] = data
         cutoff = now - float(parameters[self.spec.stuck_after])
         stuck: Counter = Counter()
@@ -294,7 +295,9 @@ class Journaled:
             group = (status, error)
             stuck[group] += 1
             oldest[group] = max(oldest.get(group, -math.inf), now - moment)
-            claimed.setdefault(status, Counter())[moment] += 1
+            if status not in claimed:
+                claimed[status] = Counter()
+            claimed[status][moment] += 1
         for status in self.spec.statuses:
             values = mirror.sorted[mirror.codes[status] - 1]
             total = bisect.bisect_left(values, cutoff)  # rows with a time before the cutoff
@@ -332,7 +335,7 @@ class Journaled:
                 # ages <= bound: the same arithmetic as the SQL's (now - changed <= bound), by bisection
                 counts = [float(len(values) - _first_within(values, now, bound)) for bound in metric.buckets]
                 data.series[(label_value(status, metric.labels[0].null),)] = Histogram(
-                    metric.buckets, [*counts, float(len(values))], math.fsum(now - c for c in values))
+                    metric.buckets, [*counts, float(len(values))], len(values) * now - math.fsum(values))
             out[metric.name] = data
         if "percentiles" in roles:
             metric = roles["percentiles"]
