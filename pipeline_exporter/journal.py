@@ -89,7 +89,7 @@ class Mirror:
                 values = self.sorted[old - 1]
                 del values[bisect.bisect_left(values, before)]
         self.code[i] = code
-        self.time[i] = math.nan if moment is None else moment
+        self.time[i] = math.nan if moment is None or not code else moment  # as a full read leaves it
         if code:
             if moment is None:
                 self.untimed[code - 1] += 1
@@ -106,9 +106,12 @@ class Mirror:
 
 def differences(a: Mirror, b: Mirror) -> int:
     """How many rows two followed states disagree on (status or time)."""
-    if (a.base, len(a.code)) == (b.base, len(b.code)) and a.code == b.code and \
-            a.time.tobytes() == b.time.tobytes():
-        return 0
+    if a.base == b.base:  # the usual case, in C: the same rows, one array grown longer with empty room
+        n = min(len(a.code), len(b.code))
+        tails = [m.code[n:] for m in (a, b)]
+        if a.code[:n] == b.code[:n] and a.time[:n].tobytes() == b.time[:n].tobytes() and \
+                all(tail.count(0) == len(tail) for tail in tails):
+            return 0
     keys = range(min(a.base, b.base), max(a.base + len(a.code), b.base + len(b.code)))
     return sum(1 for key in keys if a.at(key) != b.at(key))
 
