@@ -16,12 +16,14 @@ times per status. A run then reads what changed, not the table:
 The fast path is checked, never trusted: at every run the followed count of every aged status
 must equal the count just read (a row added, deleted or moved without a journal row breaks it),
 and at every reconciliation (the first run, every ``check_every``, and at once when the journal's
-largest key falls below one seen before: a restore) the query's own statement runs (the exact
-path, published) and the rows are read again in full: the journal's completeness is the number
-of rows whose followed state differs from that read. Where either check fails, the exact path
-wins: the query runs its own statement on every run, sets
+largest key falls below one seen before: a restore) the rows are read again in full (the run's
+numbers come from them): the journal's completeness is the number of rows whose followed state
+differs from that read. The run after a reconciliation runs the query's own statement (the exact
+path, published) and checks that the followed state gives the same numbers. Where a check fails,
+the exact path wins: the query runs its own statement on every run, sets
 ``pipeline_exporter_query_fast_path{query}`` to 0, shows the reason on the status page and logs
-it once; a reconciliation that finds the followed state complete again turns the fast path back on.
+it once; a reconciliation that finds the journal complete since the last one turns the fast path
+back on.
 What the per-run check cannot see (a status_changed_at rewritten without a status change or a
 journal row, two unjournaled moves that cancel) is found by the next reconciliation.
 """
@@ -138,6 +140,7 @@ class Journaled:
         self.last_full: float | None = None
         self.reconciliations = 0
         self.fast_runs = 0  # runs answered from the followed state
+        self.verify_due = False  # the run after a reconciliation checks the fast path against the statement
         self.differing = 0  # rows the last reconciliation found the journal had not accounted for
         s = self.spec
         when = expand_macros(f"$epoch({s.changed})", dialect)
@@ -162,19 +165,44 @@ class Journaled:
             return self._reconcile(run, parameters, now, top, "first")
         if self.last_full is None or now - self.last_full >= self.spec.check_every:
             return self._reconcile(run, parameters, now, top, "")
+        if self.verify_due:
+            return self._verify(run, parameters, now)
         if not self.fast.on:
             return self.exact_run(run, now)  # until a reconciliation finds the journal complete again
-        states = {raw: int(n) for raw, n in run(self.states_sql, {}).rows}
-        moved = [status for status in self.spec.statuses
-                 if states.get(status, 0) != self.mirror.count(self.mirror.codes[status] - 1)]
-        data = None if moved else self._fast_metrics(states, run(self.errors_sql, {}).rows, parameters, now)
+        data, moved = self._fast(run, parameters, now)
         if data is None:
             what = f"status {', '.join(moved)}" if moved else "an error's status"
             self._set_fast(False, f"rows of {self.spec.table} ({what}) differ from the journal's account: a row "
                                   f"added, deleted or moved without a journal row")
-            return self._reconcile(run, parameters, now, top, "moved")
+            return self.exact_run(run, now)
         self.fast_runs += 1
         return data
+
+    def _fast(self, run: Runner, parameters: Mapping[str, Any],
+              now: float) -> tuple[list[MetricData] | None, list[str]]:
+        """The fast path's numbers, or None (and the statuses whose counts moved) where the counts and
+        errors read now contradict the followed state."""
+        assert self.mirror is not None
+        states = {raw: int(n) for raw, n in run(self.states_sql, {}).rows}
+        moved = [status for status in self.spec.statuses
+                 if states.get(status, 0) != self.mirror.count(self.mirror.codes[status] - 1)]
+        if moved:
+            return None, moved
+        return self._fast_metrics(states, run(self.errors_sql, {}).rows, parameters, now), []
+
+    def _verify(self, run: Runner, parameters: Mapping[str, Any], now: float) -> list[MetricData]:
+        """The run after a reconciliation: the statement, published, and the fast path's numbers
+        from the same transaction, which must equal it (the check of the fast path's arithmetic)."""
+        self.verify_due = False
+        exact = self.exact_run(run, now)
+        if not self.fast.on:
+            return exact
+        data, _ = self._fast(run, parameters, now)
+        differing = _differing(data, exact) if data is not None else "the counts"
+        if differing:
+            self._set_fast(False, f"the numbers from the followed state differ from the statement ({differing}): "
+                                  f"a change without a journal row since the last full read")
+        return exact
 
     def _follow(self, run: Runner, now: float, top: int | None) -> None:
         """Read again the rows the journal names above the settled key."""
@@ -199,10 +227,10 @@ class Journaled:
 
     def _reconcile(self, run: Runner, parameters: Mapping[str, Any], now: float, top: int | None,
                    why: str) -> list[MetricData]:
-        """The exact path, published; the rows read in full; the journal's completeness measured
-        (the rows whose followed state differs from the full read) where a followed state is there
-        to compare: not at the first run, after a restore, or after the per-run check failed."""
-        exact = self.exact_run(run, now)
+        """The rows read in full; the journal's completeness measured (the rows whose followed state
+        differs from the full read) where a followed state is there to compare: not at the first
+        run or after a restore. Its numbers come from the fresh rows (exact); the statement runs at
+        the next run (``_verify``), so no run does both heavy reads."""
         fresh = self._full(run)
         if fresh is None:
             self._set_fast(False, f"the keys of {self.spec.table} are too sparse to follow in memory")
@@ -222,7 +250,9 @@ class Journaled:
         self._settle(now, top)
         self.last_full = now
         self.reconciliations += 1
-        return exact
+        self.verify_due = fresh is not None
+        data = self._fast(run, parameters, now)[0] if fresh is not None else None
+        return data if data is not None else self.exact_run(run, now)
 
     def _full(self, run: Runner) -> Mirror | None:
         low, high, rows = run(self.bounds_sql, {}).rows[0]
@@ -362,6 +392,22 @@ def _first_within(values: array, now: float, bound: float) -> int:
     def within(moment: float) -> bool:
         return now - moment <= bound
     return bisect.bisect_left(values, True, key=within)
+
+
+def _differing(fast: list[MetricData], exact: list[MetricData]) -> str:
+    """The first metric whose series differ (a histogram's sum to a relative 1e-9: the order of
+    addition differs), or ''."""
+    for a, b in zip(fast, exact):
+        if a.series.keys() != b.series.keys():
+            return a.name
+        for key, value in a.series.items():
+            other = b.series[key]
+            if isinstance(value, Histogram):
+                if value.counts != other.counts or not math.isclose(value.total, other.total, rel_tol=1e-9):
+                    return a.name
+            elif value != other:
+                return a.name
+    return ""
 
 
 def _data(metric: MetricSpec) -> MetricData:
