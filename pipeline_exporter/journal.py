@@ -383,6 +383,8 @@ class Journaled:
                     data.series[(label_value(status, metric.labels[0].null), percentile)] = \
                         now - values[n - max(rank, 1)]
             out[metric.name] = data
+        for data in out.values():
+            data.series = dict(sorted(data.series.items()))  # a stable page, whatever the order followed
         return [out.get(metric.name) or _data(metric) for metric in self.query.metrics]
 
 
