@@ -94,7 +94,8 @@ def main(argv: list[str]) -> int:
           f"runs after {args.changes} changes each")
     print(f"{'query':34} {'cold':>8} {'steady':>8}")
     for name in names:
-        print(f"{name:34} {cost[name][0]:8.3f} {statistics.median(cost[name][1:]):8.3f}")
+        runs = " ".join(f"{c:.3f}" for c in cost[name])
+        print(f"{name:34} {cost[name][0]:8.3f} {statistics.median(cost[name][1:]):8.3f}   ({runs})")
     total_cold = sum(c[0] for c in cost.values())
     total = sum(statistics.median(c[1:]) for c in cost.values())
     print(f"{'total':34} {total_cold:8.3f} {total:8.3f}")
