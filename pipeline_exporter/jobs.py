@@ -15,10 +15,12 @@ from typing import Any
 from pipeline_exporter.columns import check_columns
 from pipeline_exporter.config import Config, QuerySpec
 from pipeline_exporter.db import Database
+from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.incremental import Incremental
+from pipeline_exporter.journal import Journaled
 from pipeline_exporter.memory import Memory
 from pipeline_exporter.model import Job, JobInfo, MetricData, Result, Runner
-from pipeline_exporter.shaping import Shaper
+from pipeline_exporter.shaping import Shaper, scaled
 from pipeline_exporter.sources.budget import budget_job
 from pipeline_exporter.sources.database import database_size_job, integrity_job
 from pipeline_exporter.sources.host import existing_folder, host_job
@@ -43,12 +45,35 @@ def query_job(query: QuerySpec, db: Database, parameters: dict[str, Any], memory
 def _plain_run(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory) -> JobRun:
     shaper = Shaper(query, memory.caps)
     sql = statements(query, db.dialect)                                         # render
+    if query.journal is not None:
+        return _journaled_run(query, db, parameters, memory, shaper, sql)
 
     def run(now: float) -> list[MetricData]:
         results = db.fetch(sql, {**parameters, "now": now}, query.timeout)      # fetch
         if not query.is_histogram:
             check_columns(query, results[0].columns)                            # check
         return shaper.shape(results)                                            # shape, cap
+
+    return run
+
+
+def _journaled_run(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory, shaper: Shaper,
+                   sql: list[str]) -> JobRun:
+    assert query.journal is not None
+    if query.journal.stuck_after not in parameters:
+        raise ConfigError(query.origin, f"queries.{query.name}.journal.stuck_after",
+                          f"{query.journal.stuck_after!r} is no parameter of the pack")
+
+    def exact(execute: Runner, now: float) -> list[MetricData]:
+        result = execute(sql[0], {**parameters, "now": now})                     # the exact path: the statement
+        check_columns(query, result.columns)
+        return shaper.shape_uncapped([result])
+
+    journaled = memory.journals[query.name] = Journaled(query, db.dialect, exact)  # the fast path
+
+    def run(now: float) -> list[MetricData]:
+        data = db.read(lambda execute: journaled.compute(execute, parameters, now), query.timeout)
+        return [shaper.cap(metric, scaled(metric, datum)) for metric, datum in zip(query.metrics, data)]
 
     return run
 

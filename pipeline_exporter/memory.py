@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pipeline_exporter.config import QuerySpec
 from pipeline_exporter.model import MetricData
@@ -59,6 +59,9 @@ class Memory:
     counters: dict[str, tuple[QuerySpec, CounterState]] = field(default_factory=dict)
     windows: dict[str, tuple[QuerySpec, BucketState]] = field(default_factory=dict)
     nonfinite: NonFinite = field(default_factory=NonFinite)  # values left out of counters' sums
+    # queries followed through a journal (pipeline_exporter.journal.Journaled, by query name): new
+    # for each pipeline, so the followed rows are read again in full after a reload
+    journals: dict[str, Any] = field(default_factory=dict)
 
     def counter_state(self, query: QuerySpec) -> CounterState:
         """The counting state of this query: kept when it counts the same way as before (its SQL,
@@ -70,9 +73,12 @@ class Memory:
         return _kept(self.windows, query, BucketState)
 
     def fast_paths(self, queries: Iterable[str]) -> dict[str, FastPath]:
-        """Per query of ``queries`` with a fast path (keyed windows): whether it is in use, and why not."""
+        """Per query of ``queries`` with a fast path (keyed windows, a followed journal): whether it is
+        in use, and why not."""
         names = set(queries)
-        return {name: state.fast for name, (_, state) in sorted(self.windows.items()) if name in names}
+        paths = {name: state.fast for name, (_, state) in self.windows.items() if name in names}
+        paths.update((name, journaled.fast) for name, journaled in self.journals.items() if name in names)
+        return dict(sorted(paths.items()))
 
     def checkpoint(self) -> tuple[dict[str, tuple[QuerySpec, CounterState]], dict[str, tuple[QuerySpec, BucketState]]]:
         """What to restore if a reload that is being built fails."""

@@ -48,6 +48,11 @@ class MetricSpec:
     aggregate: str = "sum"
     decimals: int = 0  # the value column holds integer units of 10**-decimals (see $fixed)
     window_label: str | None = None  # set for windowed queries: the label naming the window
+    # A histogram from rows already bucketed in the query (beside other metrics of the same read):
+    # ``le`` names the column holding the bucket's upper bound (one of ``buckets``; NULL: +Inf),
+    # ``count`` the column counting its observations, and ``value`` the column summing them.
+    le: str | None = None
+    count: str | None = None
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -63,7 +68,13 @@ class MetricSpec:
             cols.add(self.value)
         if self.filter:
             cols.add(self.filter)
+        cols.update(col for col in (self.le, self.count) if col)
         return cols
+
+    @property
+    def observes(self) -> bool:
+        """True for a histogram fed one row per observation (the engine buckets them in the database)."""
+        return self.type == "histogram" and self.le is None
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,32 @@ class WindowSpec:
 
 
 @dataclass(frozen=True)
+class JournalSpec:
+    """Rows changed in place, followed through their status journal (``pipeline_exporter.journal``):
+    ``table`` (key ``key``) holds each row's ``status``, the time of its last change (``changed``)
+    and its ``error``; ``journal`` (growing key ``journal_key``) gets a row naming ``row`` at every
+    status change. ``statuses`` are the aged ones; ``stuck_after`` names the parameter of the stuck
+    threshold; ``metrics`` maps each role (states, errors, stuck, oldest, ages, percentiles) to the
+    query's metric that plays it. The query's own statement is the exact path and the check."""
+
+    table: str
+    key: str
+    status: str
+    changed: str
+    error: str
+    journal: str
+    journal_key: str
+    row: str
+    statuses: tuple[str, ...]
+    stuck_after: str
+    metrics: Mapping[str, str]
+    check_every: float = 3600.0
+
+
+ROLES = ("states", "errors", "stuck", "oldest", "ages", "percentiles")
+
+
+@dataclass(frozen=True)
 class QuerySpec:
     """One SQL query, how often it runs, and the metrics it feeds."""
 
@@ -151,11 +188,13 @@ class QuerySpec:
     origin: str  # the file (or built-in pack) the query comes from
     incremental: IncrementalSpec | None = None
     windows: WindowSpec | None = None
+    journal: JournalSpec | None = None
 
     @property
     def is_histogram(self) -> bool:
-        """True when the query returns one row per observation for histograms."""
-        return self.metrics[0].type == "histogram"
+        """True when the query returns one row per observation for histograms (a histogram fed
+        pre-bucketed rows, ``le``, is read like any other metric)."""
+        return self.metrics[0].observes
 
     def sql_for(self, dialect: str) -> str:
         """The pack's SQL text for a dialect, macros unexpanded (``exporter.sql.render`` expands them)."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline_exporter import durations
 from pipeline_exporter.errors import ConfigError
+from pipeline_exporter.journal import read_journal
 from pipeline_exporter.model import (
     AGGREGATES,
     DIALECTS,
@@ -140,12 +141,19 @@ def _read_metric(raw: Any, origin: str, key: str, defaults: Defaults, window_lab
             raise node.fail("buckets", "bucket bounds must be strictly increasing")
         if values:
             raise node.fail("values", "a histogram observes one value column")
+        if bool(node.get("le")) != bool(node.get("count")):
+            raise node.fail("le", "a histogram of pre-bucketed rows names both its le column (the bucket's "
+                                  "upper bound) and its count column (the observations in it)")
     elif "buckets" in node.data:
         raise node.fail("buckets", f"only histograms have buckets, this is a {mtype}")
+    for key in ("le", "count"):
+        if key in node.data and mtype != "histogram":
+            raise node.fail(key, f"only a histogram reads pre-bucketed rows, this is a {mtype}")
     aggregate = node.string("aggregate", "sum")
     if aggregate not in AGGREGATES:
         raise node.fail("aggregate", f"must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
-    for column_key, column in [("value", value), ("filter", node.data.get("filter"))] + [
+    for column_key, column in [("value", value), ("filter", node.data.get("filter")),
+                               ("le", node.data.get("le")), ("count", node.data.get("count"))] + [
             (f"labels[{i}].column", label.column) for i, label in enumerate(labels)] + [
             (f"values.columns.{v}", c) for v, c in values]:
         if column is not None and not (isinstance(column, str) and IDENTIFIER.match(column)):
@@ -156,7 +164,7 @@ def _read_metric(raw: Any, origin: str, key: str, defaults: Defaults, window_lab
     spec = MetricSpec(name=name, type=mtype, help=help_text, labels=labels, value=value,
                       values_label=values_label, values=values, buckets=tuple(float(b) for b in buckets),
                       filter=node.string("filter"), aggregate=aggregate, decimals=decimals,
-                      window_label=window_label)
+                      window_label=window_label, le=node.string("le"), count=node.string("count"))
     names = spec.label_names
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
@@ -212,12 +220,16 @@ def read_query(name: str, raw: Any, origin: str, key: str, defaults: Defaults) -
     metrics = tuple(_read_metric(m, origin, f"{node.key('metrics')}[{i}]", defaults,
                                  windows.label if windows else None, windows is not None)
                     for i, m in enumerate(raw_metrics))
-    kinds = {m.type == "histogram" for m in metrics}
+    kinds = {m.observes for m in metrics}
     if len(kinds) > 1:
-        raise node.fail("metrics", "a query that feeds a histogram (one row per observation) feeds only histograms")
+        raise node.fail("metrics", "a query that feeds a histogram (one row per observation) feeds only histograms "
+                                   "(a histogram beside other metrics reads pre-bucketed rows: le and count)")
     incremental = _read_incremental(node, sql, metrics) if node.get("incremental") is not None else None
     if incremental is None and any(re.search(r":last_key\b", text) for text in sql.values()):
         raise node.fail("sql", ":last_key is only bound for queries that declare incremental")
+    journal = read_journal(node, metrics) if node.get("journal") is not None else None
+    if journal is not None and (incremental is not None or windows is not None):
+        raise node.fail("journal", "a query followed through a journal is neither incremental nor windowed")
     if incremental is not None and windows is not None:
         raise node.fail("windows", "a query is either incremental (counters) or windowed (gauges), not both")
     if incremental is None:
@@ -229,7 +241,7 @@ def read_query(name: str, raw: Any, origin: str, key: str, defaults: Defaults) -
     node.done()
     return QuerySpec(name=str(name), sql=sql, interval=interval, timeout=timeout,
                      stale_after=stale_after, metrics=metrics, origin=origin, incremental=incremental,
-                     windows=windows)
+                     windows=windows, journal=journal)
 
 
 def _read_windows(node: Node, sql: Mapping[str, str]) -> WindowSpec:

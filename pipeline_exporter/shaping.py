@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.model import Histogram, MetricData, MetricSpec, QuerySpec, Result
 
 OTHER = "other"
@@ -129,6 +130,8 @@ class Shaper:
     # ------------------------------------------------------------------ rows to series
 
     def _samples(self, metric: MetricSpec, result: Result) -> MetricData:
+        if metric.type == "histogram":
+            return self._bucketed(metric, result)
         index = {name: i for i, name in enumerate(result.columns)}
         label_cols = [(index[label.column], label.null) for label in metric.labels]
         value_cols = ([(None, index[metric.value])] if metric.value else
@@ -166,6 +169,36 @@ class Shaper:
                 hist.counts[i] += count
             hist.total += total
         return data
+
+    def _bucketed(self, metric: MetricSpec, result: Result) -> MetricData:
+        """A histogram from pre-bucketed rows: per row, the bucket's upper bound (``le``; NULL is
+        +Inf), the observations in it (``count``) and their sum (``value``). A row without
+        observations makes no series, as a group without rows makes none from observations."""
+        assert metric.le is not None and metric.count is not None and metric.value is not None
+        index = {name: i for i, name in enumerate(result.columns)}
+        label_cols = [(index[label.column], label.null) for label in metric.labels]
+        le, count, total = index[metric.le], index[metric.count], index[metric.value]
+        filter_col = index[metric.filter] if metric.filter else None
+        positions = {bound: i for i, bound in enumerate(metric.buckets)}
+        nbuckets = len(metric.buckets) + 1
+        data = _empty(metric)
+        for row in result.rows:
+            observations = number(row[count])
+            if not observations or (filter_col is not None and not number(row[filter_col])):
+                continue
+            bound = number(row[le])
+            bucket = len(metric.buckets) if row[le] is None else positions.get(bound) if bound is not None else None
+            if bucket is None:
+                raise ConfigError(self.query.origin, f"queries.{self.query.name}.metrics.{metric.name}.le",
+                                  f"column {metric.le} holds {row[le]!r}, which is no bucket bound of the "
+                                  f"histogram ({', '.join(f'{b:g}' for b in metric.buckets)}) nor NULL (+Inf)")
+            key = tuple(label_value(row[i], null) for i, null in label_cols)
+            hist = data.series.setdefault(key, Histogram(metric.buckets, [0.0] * nbuckets))
+            for i in range(bucket, nbuckets):  # cumulative: a value counts in every bucket above it
+                hist.counts[i] += observations
+            hist.total += number(row[total]) or 0.0
+        return data
+
 
 class Capper:
     """Folds label values beyond a label's cap into ``other``; remembers admissions in a CapMemory."""

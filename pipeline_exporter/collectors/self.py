@@ -51,8 +51,8 @@ class SelfCollector(Collector):
             dropped.add_metric([metric], count)
         yield dropped
         fast = GaugeMetricFamily("pipeline_exporter_query_fast_path",
-                                 "1 while a query's fast path (key ranges) holds, 0 while the engine found it does "
-                                 "not and counts by the exact path (the reason is on the status page).",
+                                 "1 while a query's fast path (key ranges, a followed journal) holds, 0 while the "
+                                 "engine found it does not and runs the exact path (the reason is on the status page).",
                                  labels=["query"])
         for query, path in self.fast_paths().items():
             fast.add_metric([query], 1 if path.on else 0)

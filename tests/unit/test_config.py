@@ -101,6 +101,21 @@ CASES = [
         "H., value: v, buckets: [1]}]\n"
         "  g:\n    sql: SELECT 1 AS n\n    metrics: [{name: demo_x_count, type: gauge, help: G., value: n}]\n",
         "demo_x_count would put demo_x_count on the page, as demo_x does",
+    ),    (
+        "a journal role the fast path does not know",
+        "queries:\n"
+        "  j:\n    sql: SELECT 1 AS v\n    metrics: [{name: demo_n, type: gauge, help: N., value: v}]\n"
+        "    journal: {table: t, key: id, status: s, changed: c, error: e, journal: {table: h, key: id, row: t_id},\n"
+        "              statuses: [a], stuck_after: x, metrics: {funnel: demo_n}}\n",
+        "queries.j.journal.metrics.funnel: roles are states, errors, stuck, oldest, ages, percentiles",
+    ),
+    (
+        "a journal role played by a metric of the wrong shape",
+        "queries:\n"
+        "  j:\n    sql: SELECT 1 AS v\n    metrics: [{name: demo_n, type: gauge, help: N., value: v}]\n"
+        "    journal: {table: t, key: id, status: s, changed: c, error: e, journal: {table: h, key: id, row: t_id},\n"
+        "              statuses: [a], stuck_after: x, metrics: {stuck: demo_n}}\n",
+        "demo_n cannot play stuck: the fast path gives it (status, error) label(s)",
     ),
 ]
 
@@ -135,7 +150,7 @@ def test_a_metric_reading_a_column_the_query_lacks_is_a_config_error(tmp_path, c
 def test_check_config_accepts_the_builtin_pack(tmp_path, capsys, make_db):
     db = make_db({})
     assert main(["--check-config", "--database-url", f"sqlite:///{db}"]) == 0
-    assert "configuration OK: 34 queries" in capsys.readouterr().out
+    assert "configuration OK: 32 queries" in capsys.readouterr().out
 
 
 def test_bad_database_url_exits_2(capsys):

@@ -190,6 +190,59 @@ def test_histogram_query_may_not_feed_other_metric_types(tmp_path):
         load_config(config)
 
 
+def test_a_histogram_beside_other_metrics_reads_pre_bucketed_rows(make_db, tmp_path):
+    """One read feeds a gauge and a histogram: rows carry the bucket's upper bound (NULL: +Inf), the
+    observations in it and their sum; a row without observations makes no series."""
+    config = write_config(tmp_path, """
+        queries:
+          one_read:
+            sql: |
+              SELECT 'a' AS k, 10 AS le, 2 AS n, 7.5 AS total, 5 AS rows_
+              UNION ALL SELECT 'a', NULL, 1, 100, 1
+              UNION ALL SELECT 'b', 1, 0, NULL, 3
+            metrics:
+              - {name: demo_rows, type: gauge, help: R., labels: [k], value: rows_}
+              - {name: demo_seconds, type: histogram, help: H., labels: [k], buckets: [1, 10],
+                 le: le, count: n, value: total}
+        """)
+    fams = scrape(make_db({}), config)
+    assert series(fams, "demo_rows") == {(("k", "a"),): 6, (("k", "b"),): 3}
+    assert series(fams, "demo_seconds_bucket") == {(("k", "a"), ("le", "1.0")): 0, (("k", "a"), ("le", "10.0")): 2,
+                                                   (("k", "a"), ("le", "+Inf")): 3}
+    assert value(fams, "demo_seconds_count", k="a") == 3
+    assert value(fams, "demo_seconds_sum", k="a") == 107.5
+
+
+@pytest.mark.parametrize("metric, problem", [
+    ("{name: h_seconds, type: histogram, help: H., value: v, buckets: [1], le: v}", "names both its le column"),
+    ("{name: g, type: gauge, help: G., value: v, le: v, count: v}", "only a histogram reads pre-bucketed rows"),
+])
+def test_pre_bucketed_histograms_are_declared_whole(tmp_path, metric, problem):
+    from pipeline_exporter.config import load_config
+    from pipeline_exporter.errors import ConfigError
+    config = write_config(tmp_path, f"""
+        queries:
+          q:
+            sql: SELECT 1 AS v
+            metrics: [{metric}]
+        """)
+    with pytest.raises(ConfigError, match=problem):
+        load_config(config)
+
+
+def test_a_bucket_bound_that_is_no_bound_of_the_histogram_fails_the_query(make_db, tmp_path):
+    config = write_config(tmp_path, """
+        queries:
+          q:
+            sql: SELECT 5 AS le, 1 AS n, 5 AS total
+            metrics:
+              - {name: demo_seconds, type: histogram, help: H., buckets: [1, 10], le: le, count: n, value: total}
+        """)
+    fams = scrape(make_db({}), config)
+    assert value(fams, "pipeline_exporter_query_up", query="q") == 0
+    assert series(fams, "demo_seconds_bucket") == {}
+
+
 def test_stop_interrupts_a_long_sqlite_statement(make_db, tmp_path):
     import threading
     config = write_config(tmp_path, """
