@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_exporter.errors import ConfigError
-from pipeline_exporter.mixin.config import DEFAULT, MixinConfig
+from pipeline_exporter.mixin.config import DEFAULT, MixinConfig, seconds
 from pipeline_exporter.mixin.render import dashboards as boards
 from pipeline_exporter.mixin.render import docs
 from pipeline_exporter.mixin.render.format import Parameter, Values, active, check, parameter, read
 from pipeline_exporter.mixin.render.panels import Links, resolve_panel_links
-from pipeline_exporter.mixin.render.rules import Alert, Group, Raw, Recording, Rule
+from pipeline_exporter.mixin.render.rules import HOLD_STEP, Alert, Group, Raw, Recording, Rule, held
 from pipeline_exporter.mixin.render.rules import render as render_rules
 
 PACKS_DIR = Path(__file__).resolve().parents[2] / "packs"
@@ -110,19 +110,32 @@ def _runbook(pack: Pack, config: MixinConfig, page: str = "") -> Any:
     return lambda alert: f"{url}#{alert.lower()}"
 
 
-def _rule(pack: Pack, config: MixinConfig, decl: Mapping[str, Any]) -> Rule:
+def _rule(pack: Pack, config: MixinConfig, decl: Mapping[str, Any], keep_firing_for: str = "") -> Rule:
     if "raw" in decl:
         return Raw(decl["raw"], str(decl.get("why", "")))
     if "record" in decl:
         return Recording(decl["record"], decl["expr"], str(decl.get("why", "")))
     url = config.dashboard(decl["dashboard"]) + (INSTANCE_VARIABLE if decl.get("dashboard_instance") else "")
-    return Alert(name=decl["alert"], severity=decl["severity"], expr=decl["expr"], for_=str(decl.get("for", "0m")),
+    expr, for_, hold = decl["expr"], str(decl.get("for", "0m")), str(decl.get("hold") or "")
+    if hold:
+        if "for" in decl:
+            raise ConfigError(pack.origin, decl["alert"], "takes `hold` or `for`, not both")
+        try:
+            span = seconds(hold)
+        except ValueError as exc:
+            raise ConfigError(pack.origin, f"{decl['alert']}.hold", str(exc)) from None
+        if span < 2 * HOLD_STEP or span % HOLD_STEP:
+            raise ConfigError(pack.origin, f"{decl['alert']}.hold", f"must be whole minutes, at least 2, got {hold!r}")
+        # The count reaches the span's minutes one evaluation before a `for` of that span would
+        # fire; `for: 1m` makes up the difference.
+        expr, for_ = held(expr, span), "1m"
+    return Alert(name=decl["alert"], severity=decl["severity"], expr=expr, for_=for_, hold=hold,
                  summary=decl.get("summary", ""), description=decl.get("description", ""),
                  resolved=decl.get("resolved", ""), runbook_url=_runbook(pack, config, decl.get("runbook", ""))(
                      decl["alert"]), dashboard_url=url, condition=decl.get("condition", ""),
                  value=decl.get("value", ""), area=decl.get("area", pack.name), why=str(decl.get("why", "")),
-                 keep_firing_for=str(decl.get("keep_firing_for", "")), labels=decl.get("labels") or {},
-                 annotations=decl.get("annotations") or {})
+                 keep_firing_for=str(decl.get("keep_firing_for", keep_firing_for) or ""),
+                 labels=decl.get("labels") or {}, annotations=decl.get("annotations") or {})
 
 
 def groups(pack: Pack, config: MixinConfig, key: str) -> list[Group]:
@@ -136,7 +149,7 @@ def groups(pack: Pack, config: MixinConfig, key: str) -> list[Group]:
             # Two windows set to the same span render the same recording rule twice: keep one.
             same = (rule.get("record"), rule.get("expr")) if "record" in rule else None
             if active(rule, vals) and (same is None or same not in seen):
-                rules.append(_rule(pack, config, rule))
+                rules.append(_rule(pack, config, rule, str(filled.get("keep_firing_for") or "")))
                 seen.add(same)
         out.append(Group(filled["name"], tuple(rules), str(filled.get("interval", "")), str(filled.get("why", ""))))
     return out
