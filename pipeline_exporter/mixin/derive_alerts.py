@@ -102,7 +102,8 @@ def alerts(pack: Pack, dashboard_uid: str) -> dict[str, Any]:
     limits = ", ".join(sorted({f"{q.stale_after:g} s" for q in pack.queries}))
     rules = [
         {"alert": f"{prefix}QueryFailing", "severity": "warning",
-         "expr": f"pipeline_exporter_query_up{{{JOB}, {mine}}} == 0\n", "for": "%{query_failing_for}", "keep_firing_for": "10m",
+         "expr": f"pipeline_exporter_query_up{{{JOB}, {mine}}} == 0\n", "for": "%{query_failing_for}",
+         "keep_firing_for": "10m",
          "summary": f"A query of pack {shown} keeps failing.",
          "description": f"The latest run of query {{{{ $labels.query }}}} (pack {shown}) on "
                         "{{ $labels.instance }} failed and no run has succeeded since. Its metrics keep their last "

@@ -18,9 +18,11 @@ import yaml
 from pipeline_exporter.mixin import DEFAULT
 from tests.alerts.conftest import ALERTMANAGER_CONFIG, DATA, REPO, TEMPLATES, alert_rules, run
 from tests.support.procs import free_port, running, wait_for
+from tests.support.receivers import SlackReceiver
 
 CONFIG = str(ALERTMANAGER_CONFIG.relative_to(REPO))
 SECRETS_DIR = "/etc/alertmanager/secrets/"
+ROUTING_KEY = "R0UT1NGKEY0000000000000000000000"  # a made-up PagerDuty integration key
 # The labels that say where a problem is; one notification per (alert, severity, place).
 WHERE = {"instance", "channel", "source", "cron_job", "status", "suite", "provider", "path",
          "integration", "rule_group"}
@@ -39,15 +41,16 @@ def test_amtool_check_config_is_clean(amtool):
 # ---------------------------------------------------------------- routing
 
 @pytest.mark.parametrize("labels, receivers", [
-    (["severity=critical", "alertname=DatabaseIntegrityCheckFailed"], "email,slack"),
-    (["severity=critical", "alertname=EmailBounceRateHigh", "channel=email"], "email,slack"),
+    (["severity=critical", "alertname=DatabaseIntegrityCheckFailed"], "pager,email,slack"),
+    (["severity=critical", "alertname=EmailBounceRateHigh", "channel=email"], "pager,email,slack"),
+    (["severity=critical", "alertname=PipelineExporterDown", "instance=a:9333"], "pager,email,slack"),
     (["severity=warning", "alertname=EmailBounceRateHigh", "channel=email"], "slack"),
     (["severity=warning", "alertname=CronJobFailed", "cron_job=scrape"], "slack"),
     (["severity=none", "alertname=Watchdog", "service=pipeline"], "watchdog"),
     (["severity=warning", "alertname=CodeCoverageLow", "service=pipeline"], "slack"),
     (["severity=warning", "alertname=E2ETestsFailing", "suite=Email"], "slack"),
     (["alertname=SomethingWithoutSeverity"], "slack"),
-], ids=["critical", "critical-twin", "warning-twin", "warning", "watchdog", "coverage",
+], ids=["critical", "critical-twin", "exporter-down", "warning-twin", "warning", "watchdog", "coverage",
         "e2e", "no-severity"])
 def test_routes_reach_the_right_receivers(amtool, labels, receivers):
     result = run([amtool, "config", "routes", "test", f"--config.file={CONFIG}",
@@ -56,10 +59,13 @@ def test_routes_reach_the_right_receivers(amtool, labels, receivers):
 
 
 def test_routes_test_fails_on_a_wrong_expectation(amtool):
-    """The pinning above must be able to fail: a warning must not reach email."""
-    result = run([amtool, "config", "routes", "test", f"--config.file={CONFIG}",
-                  "--verify.receivers=email,slack", "severity=warning"])
-    assert result.returncode != 0
+    """The pinning above must be able to fail: a warning must not reach email or the pager, and
+    critical must not skip the pager."""
+    for receivers, labels in (("email,slack", "severity=warning"), ("pager,email,slack", "severity=warning"),
+                              ("email,slack", "severity=critical")):
+        result = run([amtool, "config", "routes", "test", f"--config.file={CONFIG}",
+                      f"--verify.receivers={receivers}", labels])
+        assert result.returncode != 0, (receivers, labels)
 
 
 def test_every_rule_severity_is_routed_explicitly():
@@ -119,19 +125,26 @@ def test_every_receiver_for_people_sends_resolved_and_uses_the_templates():
                 assert "pipeline." in json.dumps(entry), f"{receiver['name']} {kind}: default template"
     email = next(r for r in config()["receivers"] if r["name"] == "email")["email_configs"][0]
     assert email["html"] and email["text"], "email needs an HTML and a plain-text part"
+    (pager,) = next(r for r in config()["receivers"] if r["name"] == "pager")["pagerduty_configs"]
+    assert pager["send_resolved"] is True and "pipeline.pager.description" in pager["description"]
+    assert [link["text"] for link in pager["links"]] == ["Runbook", "Dashboard"]
 
 
 def test_secrets_come_only_from_files():
     doc = config()
     text = ALERTMANAGER_CONFIG.read_text(encoding="utf-8")
     for forbidden in ("smtp_auth_password:", "smtp_auth_secret:", "slack_api_url:", "api_url:",
-                      "hooks.slack.com", "auth_token:", "password:"):
+                      "hooks.slack.com", "auth_token:", "password:", "routing_key:", "service_key:",
+                      "api_key:"):
         assert not re.search(rf"^\s*{re.escape(forbidden)}", text, flags=re.MULTILINE) \
             and "hooks.slack.com" not in text, f"inline secret setting {forbidden}"
     assert doc["global"]["smtp_auth_password_file"].startswith(SECRETS_DIR)
     for receiver in doc["receivers"]:
         for slack in receiver.get("slack_configs", []):
             assert slack["api_url_file"].startswith(SECRETS_DIR)
+        for pager in receiver.get("pagerduty_configs", []):
+            assert pager["routing_key_file"].startswith(SECRETS_DIR)
+    assert any(r.get("pagerduty_configs") for r in doc["receivers"]), "no pager receiver"
 
 
 def test_critical_inhibits_the_warning_of_the_same_problem():
@@ -240,14 +253,26 @@ def test_email_has_html_and_plain_text_parts(amtool):
 # ---------------------------------------------------------------- a real Alertmanager
 
 @pytest.fixture
-def alertmanager(alertmanager_binary, tmp_path):
-    """The committed config on a loopback port, with secrets and templates in tmp_path."""
+def pagerduty():
+    """A PagerDuty Events API v2 stand-in on loopback: records each POSTed event."""
+    with SlackReceiver().running() as sink:
+        yield sink
+
+
+@pytest.fixture
+def alertmanager(alertmanager_binary, tmp_path, pagerduty):
+    """The committed config on a loopback port, with secrets and templates in tmp_path, the pager
+    receiver's Events API at ``pagerduty`` and the root's group_wait at 1 s."""
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "smtp_password").write_text("not-a-real-password\n")
     # Nothing listens there: notifications fail quietly in the log, which is not under test.
     (secrets / "slack_api_url").write_text(f"http://127.0.0.1:{free_port()}/slack\n")
+    (secrets / "pagerduty_routing_key").write_text(f"{ROUTING_KEY}\n")
     text = ALERTMANAGER_CONFIG.read_text(encoding="utf-8").replace(SECRETS_DIR, f"{secrets}/")
+    assert text.count("      - routing_key_file:") == 1 and text.count("  group_wait: 30s") == 1
+    text = text.replace("      - routing_key_file:", f"      - url: {pagerduty.url}\n        routing_key_file:")
+    text = text.replace("  group_wait: 30s", "  group_wait: 1s")
     (tmp_path / "alertmanager.yml").write_text(text)
     shutil.copytree(TEMPLATES, tmp_path / "templates")
     port = free_port()
@@ -265,9 +290,9 @@ def alertmanager(alertmanager_binary, tmp_path):
         assert proc.poll() is None, (tmp_path / "alertmanager.log").read_text()
 
 
-def post_alert(url: str, **labels: str) -> None:
+def post_alert(url: str, annotations: dict[str, str] | None = None, **labels: str) -> None:
     alert = {"labels": {"job": "pipeline-exporter", "service": "pipeline", **labels},
-             "annotations": {"summary": "test"}}
+             "annotations": {"summary": "test", **(annotations or {})}}
     response = requests.post(f"{url}/api/v2/alerts", json=[alert], timeout=5)
     assert response.ok, response.text
 
@@ -345,3 +370,24 @@ def test_a_missing_target_mutes_the_whole_jobs_symptoms(alertmanager):
     except AssertionError:
         assert states(url) == expected
         raise
+
+
+@pytest.mark.e2e
+def test_a_critical_alert_pages_through_the_events_api_with_the_key_from_its_file(alertmanager, pagerduty):
+    """Critical -> an Events API v2 trigger with the routing key read from the secrets file, the
+    headline as title, the runbook and dashboard as links; a warning never pages."""
+    url = alertmanager
+    links = {"runbook_url": DEFAULT.runbook("DatabaseIntegrityCheckFailed"),
+             "dashboard_url": "/d/pipeline-system?orgId=1&var-instance=a:9333"}
+    post_alert(url, links, alertname="DatabaseIntegrityCheckFailed", severity="critical", instance="a:9333")
+    post_alert(url, alertname="CronJobFailed", severity="warning", instance="a:9333", cron_job="scrape")
+    wait_for(lambda: pagerduty.messages, timeout=30, what="a PagerDuty event")
+    (event,) = [m["json"] for m in pagerduty.messages]
+    assert event["routing_key"] == ROUTING_KEY and event["event_action"] == "trigger"
+    assert event["payload"]["summary"].startswith("[FIRING:1] DatabaseIntegrityCheckFailed (critical)")
+    assert event["payload"]["severity"] == "critical"
+    assert [link["text"] for link in event["links"]] == ["Runbook", "Dashboard"]
+    assert event["links"][0]["href"] == links["runbook_url"]
+    assert "/d/pipeline-system?orgId=1&var-instance=a:9333&from=" in event["links"][1]["href"]
+    assert "FIRING: test" in event["payload"]["custom_details"]["alerts"]  # the plain-text message
+    assert "CronJobFailed" not in json.dumps([m["json"] for m in pagerduty.messages])

@@ -89,13 +89,14 @@ class SmtpSink:
 
 # ---------------------------------------------------------------- configuration
 
-def alertmanager_config(tmp: Path, smtp_address: str, slack_url: str, watchdog_url: str) -> Path:
+def alertmanager_config(tmp: Path, smtp_address: str, slack_url: str, watchdog_url: str, pager_url: str) -> Path:
     """The shipped alertmanager.yml with ONLY what must differ on loopback changed.
 
     Routes, receivers, matchers, inhibit rules, grouping labels, repeat intervals and the
     templates are the shipped ones. Changed: the SMTP smarthost (the sink; no STARTTLS on
     loopback), the secret files (written in tmp: the same file settings, other paths), the
-    dead man's switch URL (a placeholder shipped; a sink here), the templates glob (absolute,
+    dead man's switch URL (a placeholder shipped; a sink here), PagerDuty's Events API URL (a
+    sink), the templates glob (absolute,
     same files), and group_wait / group_interval (30s / 5m shipped, and the routes' own)
     shortened so that firing and resolved notifications arrive in seconds.
     smtp_auth_username stays: the sink offers no AUTH, and Alertmanager then skips auth.
@@ -105,6 +106,7 @@ def alertmanager_config(tmp: Path, smtp_address: str, slack_url: str, watchdog_u
     secrets.mkdir()
     (secrets / "smtp_password").write_text("not-a-real-password\n")
     (secrets / "slack_api_url").write_text(slack_url + "\n")
+    (secrets / "pagerduty_routing_key").write_text("R0UT1NGKEY0000000000000000000000\n")
 
     glob = config["global"]
     assert glob["smtp_auth_password_file"] and glob["smtp_require_tls"] is True  # shipped values
@@ -122,6 +124,9 @@ def alertmanager_config(tmp: Path, smtp_address: str, slack_url: str, watchdog_u
 
     (watchdog,) = [r for r in config["receivers"] if r["name"] == "watchdog"]
     watchdog["webhook_configs"][0]["url"] = watchdog_url
+    (pager,) = [p for r in config["receivers"] for p in r.get("pagerduty_configs", [])]
+    pager["url"] = pager_url
+    pager["routing_key_file"] = str(secrets / "pagerduty_routing_key")
 
     config["route"]["group_wait"] = GROUP_WAIT
     config["route"]["group_interval"] = GROUP_INTERVAL
@@ -231,12 +236,13 @@ def test_a_shipped_alert_reaches_slack_and_email_and_resolves(tmp_path, record_p
     with ExitStack() as stack_:
         slack = stack_.enter_context(SlackReceiver().running())
         switch = stack_.enter_context(SlackReceiver().running())
+        pager = stack_.enter_context(SlackReceiver().running())
         smtp = stack_.enter_context(SmtpSink().running())
         exporter = stack_.enter_context(stack.exporter(
             tmp_path, db, coverage=demo / "coverage" / "coverage-summary.json",
             e2e_report=demo / "test-results" / "e2e-junit.xml", config=exporter_config(tmp_path)))
         am = stack_.enter_context(stack.alertmanager(
-            tmp_path, alertmanager_config(tmp_path, smtp.address, slack.url, switch.url)))
+            tmp_path, alertmanager_config(tmp_path, smtp.address, slack.url, switch.url, pager.url)))
         prom = stack_.enter_context(stack.prometheus(tmp_path, exporter.address, am.address))
 
         # 1. Healthy: scraped, the integrity check passed, nothing has fired on the demo data,
@@ -334,10 +340,15 @@ def test_a_shipped_alert_reaches_slack_and_email_and_resolves(tmp_path, record_p
         # 4. No duplicates and nothing unrelated: Alertmanager's own counters say it sent two
         #    notifications per integration, none failed, and the receivers hold exactly those
         #    two, both about this alert: one firing and one resolved per receiver.
-        expected = {"slack": 2, "email": 2}
+        expected = {"slack": 2, "email": 2, "pagerduty": 2}
         sent = wait_for(lambda: (n := notifications(am)) and all(n.get(k) == v for k, v in expected.items()) and n,
                         timeout=RESOLVE_DEADLINE, what=f"Alertmanager counting {expected} notifications")
         assert sent.get("slack failed", 0) == 0 and sent.get("email failed", 0) == 0, sent
+        assert sent.get("pagerduty failed", 0) == 0, sent
+        # The pager: one trigger and one resolve of the same incident (the group's dedup key).
+        events = [m["json"] for m in pager.messages]
+        assert [e["event_action"] for e in events] == ["trigger", "resolve"], events
+        assert events[0]["dedup_key"] == events[1]["dedup_key"] and ALERT in events[0]["payload"]["summary"]
         titles = [a.get("title") for a in slack.attachments()]
         subjects = [m[2]["Subject"] for m in smtp.messages]
         assert len(slack.messages) == 2 and all(ours(a) for a in slack.attachments()), titles
@@ -621,6 +632,7 @@ def test_a_living_database_pages_nobody_until_a_real_burst(tmp_path, record_prop
     with ExitStack() as stack_:
         slack = stack_.enter_context(SlackReceiver().running())
         switch = stack_.enter_context(SlackReceiver().running())
+        pager = stack_.enter_context(SlackReceiver().running())
         smtp = stack_.enter_context(SmtpSink().running())
         writer = stack_.enter_context(Writer(db).running())
         first = ExitStack()
@@ -628,7 +640,7 @@ def test_a_living_database_pages_nobody_until_a_real_burst(tmp_path, record_prop
         exporter_a = first.enter_context(stack.exporter(tmp_path, db, coverage=coverage, e2e_report=junit,
                                                         config=config))
         am = stack_.enter_context(stack.alertmanager(
-            tmp_path, alertmanager_config(tmp_path, smtp.address, slack.url, switch.url)))
+            tmp_path, alertmanager_config(tmp_path, smtp.address, slack.url, switch.url, pager.url)))
         prom = stack_.enter_context(stack.prometheus(
             tmp_path, exporter_a.address, am.address,
             overrides={"rule_files": shortened_rules(tmp_path), "scrape_configs": scrape_config(exporter_a.address)}))
