@@ -169,8 +169,9 @@ def test_an_exporter_that_is_down_mutes_its_symptoms():
 
 # ---------------------------------------------------------------- templates
 
-def render(amtool: str, text: str, kind: str = "text", data: Path = DATA / "notification-bounce.json") -> str:
-    result = run([amtool, "template", "render", f"--template.glob={TEMPLATES}/*.tmpl",
+def render(amtool: str, text: str, kind: str = "text", data: Path = DATA / "notification-bounce.json",
+           templates: Path = TEMPLATES) -> str:
+    result = run([amtool, "template", "render", f"--template.glob={templates}/*.tmpl",
                   f"--template.data={data}", f"--template.type={kind}", f"--template.text={text}"])
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -185,7 +186,10 @@ def test_every_template_the_config_uses_is_defined(amtool):
 
 
 RUNBOOK = DEFAULT.runbook("EmailBounceRateHigh")
-DASHBOARD = "http://localhost:3000/d/pipeline-compliance?orgId=1&var-instance="
+# The rules' dashboard_url is a path; no Grafana address is set in the shipped grafana.tmpl.
+DASHBOARD = "/d/pipeline-compliance?orgId=1&var-instance="
+HINT = " (a path on your Grafana: set Grafana's address once in alertmanager/templates/grafana.tmpl)"
+GENERATOR = "http://prometheus:9090/graph?g0.expr=bounce"
 # startsAt 2026-02-15T10:00Z minus one hour, in milliseconds; the resolved one started at 08:00
 # and ended at 09:30, so its range is 07:00 to 10:30.
 FIRING_RANGE = "&from=1771146000000&to=now"
@@ -204,16 +208,61 @@ def test_slack_message_is_readable(amtool):
     assert "*Value:* 12%" in firing and "channel=email instance=exporter:9333" in firing
     assert "Pause email outreach now" in firing
     assert f"<{RUNBOOK}|Runbook>" in firing
-    assert f"<{DASHBOARD}exporter:9333{FIRING_RANGE}|Dashboard>" in firing
+    assert f"<{DASHBOARD}exporter:9333{FIRING_RANGE}|Dashboard>{HINT}" in firing
     assert "Resolved at 2026-02-15 09:30 UTC" in resolved and "instance=exporter-b:9333" in resolved
     assert "severity=" not in text and "alertname=" not in text and "service=" not in text
 
 
 def test_the_dashboard_link_carries_the_instance_and_the_hour_around_the_alert(amtool):
-    link = render(amtool, '{{ template "pipeline.slack.title_link" . }}').strip()
+    link = render(amtool, '{{ template "pipeline.dashboard_link" (index .Alerts 0) }}').strip()
     assert link == f"{DASHBOARD}exporter:9333{FIRING_RANGE}"
     text = render(amtool, '{{ template "pipeline.slack.text" . }}')
     assert f"<{DASHBOARD}exporter-b:9333{RESOLVED_RANGE}|Dashboard>" in text
+
+
+def grafana_set(tmp_path: Path, address: str) -> Path:
+    """The shipped templates with Grafana's address set where a user sets it, once."""
+    shutil.copytree(TEMPLATES, tmp_path / "templates")
+    grafana = tmp_path / "templates" / "grafana.tmpl"
+    text = grafana.read_text(encoding="utf-8")
+    assert text.count('$grafana := ""') == 1, "grafana.tmpl must define the address on one line"
+    grafana.write_text(text.replace('$grafana := ""', f'$grafana := "{address}"'), encoding="utf-8")
+    return tmp_path / "templates"
+
+
+def test_without_a_grafana_address_links_are_paths_with_a_hint(amtool):
+    """No localhost anywhere: the path and where to set the address; where a link must be
+    absolute (Slack's title, PagerDuty's links) the alert's Prometheus query instead."""
+    for name in ("pipeline.slack.text", "pipeline.email.text", "pipeline.email.html"):
+        text = render(amtool, f'{{{{ template "{name}" . }}}}', "html" if name.endswith("html") else "text")
+        assert "localhost" not in text and text.count("alertmanager/templates/grafana.tmpl") == 2, name
+    assert render(amtool, '{{ template "pipeline.slack.title_link" . }}').strip() == GENERATOR
+    assert render(amtool, '{{ template "pipeline.pager.dashboard" . }}').strip() == GENERATOR
+
+
+def test_one_grafana_address_set_in_grafana_tmpl_completes_every_link(amtool, tmp_path):
+    templates = grafana_set(tmp_path, "https://grafana.example.com")
+    url = f"https://grafana.example.com{DASHBOARD}exporter:9333{FIRING_RANGE}"
+    assert render(amtool, '{{ template "pipeline.slack.title_link" . }}', templates=templates).strip() == url
+    assert render(amtool, '{{ template "pipeline.pager.dashboard" . }}', templates=templates).strip() == url
+    text = render(amtool, '{{ template "pipeline.slack.text" . }}', templates=templates)
+    assert f"<{url}|Dashboard>  |" in text and "grafana.tmpl" not in text
+    assert f"<https://grafana.example.com{DASHBOARD}exporter-b:9333{RESOLVED_RANGE}|Dashboard>" in text
+    plain = render(amtool, '{{ template "pipeline.email.text" . }}', templates=templates)
+    assert f"Dashboard: {url}\n" in plain
+
+
+def test_a_rule_rendered_with_a_grafana_url_keeps_its_own(amtool, tmp_path):
+    """`mixin --grafana-url URL` writes full URLs: used as they are, with no hint, whatever grafana.tmpl says."""
+    data = json.loads((DATA / "notification-bounce.json").read_text(encoding="utf-8"))
+    for alert in data["alerts"]:
+        alert["annotations"]["dashboard_url"] = "https://grafana.other.example" + alert["annotations"]["dashboard_url"]
+    (tmp_path / "data.json").write_text(json.dumps(data), encoding="utf-8")
+    for templates in (TEMPLATES, grafana_set(tmp_path, "https://grafana.example.com")):
+        text = render(amtool, '{{ template "pipeline.slack.text" . }}', data=tmp_path / "data.json",
+                      templates=templates)
+        assert f"<https://grafana.other.example{DASHBOARD}exporter:9333{FIRING_RANGE}|Dashboard>  |" in text
+        assert "grafana.tmpl" not in text and "grafana.example.com" not in text
 
 
 def test_notifications_carry_a_silence_link(amtool):
@@ -241,12 +290,13 @@ def test_email_has_html_and_plain_text_parts(amtool):
     plain = render(amtool, '{{ template "pipeline.email.text" . }}')
     assert "<" not in plain.replace("<http", ""), "the text part must not contain HTML"
     assert "Value:     12%" in plain and "RESOLVED:" in plain
-    assert f"Runbook:   {RUNBOOK}" in plain and f"Dashboard: {DASHBOARD}exporter:9333{FIRING_RANGE}" in plain
+    assert f"Runbook:   {RUNBOOK}" in plain and f"Dashboard: {DASHBOARD}exporter:9333{FIRING_RANGE}{HINT}" in plain
     html = render(amtool, '{{ template "pipeline.email.html" . }}', kind="html")
     assert html.lstrip().startswith("<!DOCTYPE html>")
     assert f'<a href="{RUNBOOK}">Runbook</a>' in html
-    assert '<a href="http://localhost:3000/d/pipeline-compliance?orgId=1&amp;var-instance=exporter:9333' \
-           f'{FIRING_RANGE}">Dashboard</a>' in html
+    # The whole link is one string in the HTML template: every & is escaped (valid HTML).
+    assert '<a href="/d/pipeline-compliance?orgId=1&amp;var-instance=exporter:9333' \
+           f'{FIRING_RANGE.replace("&", "&amp;")}">Dashboard</a>{HINT}' in html
     assert "<b>12%</b>" in html
 
 
@@ -292,7 +342,8 @@ def alertmanager(alertmanager_binary, tmp_path, pagerduty):
 
 def post_alert(url: str, annotations: dict[str, str] | None = None, **labels: str) -> None:
     alert = {"labels": {"job": "pipeline-exporter", "service": "pipeline", **labels},
-             "annotations": {"summary": "test", **(annotations or {})}}
+             "annotations": {"summary": "test", **(annotations or {})},
+             "generatorURL": "http://prometheus.example/graph?g0.expr=test"}
     response = requests.post(f"{url}/api/v2/alerts", json=[alert], timeout=5)
     assert response.ok, response.text
 
@@ -388,6 +439,8 @@ def test_a_critical_alert_pages_through_the_events_api_with_the_key_from_its_fil
     assert event["payload"]["severity"] == "critical"
     assert [link["text"] for link in event["links"]] == ["Runbook", "Dashboard"]
     assert event["links"][0]["href"] == links["runbook_url"]
-    assert "/d/pipeline-system?orgId=1&var-instance=a:9333&from=" in event["links"][1]["href"]
+    # No Grafana address in the shipped grafana.tmpl: PagerDuty takes absolute links only, so the
+    # alert's Prometheus query stands in for the dashboard.
+    assert event["links"][1]["href"] == "http://prometheus.example/graph?g0.expr=test"
     assert "FIRING: test" in event["payload"]["custom_details"]["alerts"]  # the plain-text message
     assert "CronJobFailed" not in json.dumps([m["json"] for m in pagerduty.messages])

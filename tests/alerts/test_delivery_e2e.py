@@ -52,6 +52,8 @@ from tests.support.receivers import SlackReceiver
 pytestmark = pytest.mark.e2e
 
 ALERT = "DatabaseIntegrityCheckFailed"
+# Set in grafana.tmpl, as a user does once; the rules' dashboard_url annotations are paths.
+GRAFANA = "https://grafana.example.com"
 SITES = 2000
 # Generous deadlines; the whole test normally takes about 15 s.
 FIRE_DEADLINE = 30.0
@@ -96,7 +98,7 @@ def alertmanager_config(tmp: Path, smtp_address: str, slack_url: str, watchdog_u
     templates are the shipped ones. Changed: the SMTP smarthost (the sink; no STARTTLS on
     loopback), the secret files (written in tmp: the same file settings, other paths), the
     dead man's switch URL (a placeholder shipped; a sink here), PagerDuty's Events API URL (a
-    sink), the templates glob (absolute,
+    sink), Grafana's address (set in a copy of grafana.tmpl), the templates glob (absolute,
     same files), and group_wait / group_interval (30s / 5m shipped, and the routes' own)
     shortened so that firing and resolved notifications arrive in seconds.
     smtp_auth_username stays: the sink offers no AUTH, and Alertmanager then skips auth.
@@ -115,7 +117,12 @@ def alertmanager_config(tmp: Path, smtp_address: str, slack_url: str, watchdog_u
     glob["smtp_auth_password_file"] = str(secrets / "smtp_password")
 
     assert config["templates"] == ["templates/*.tmpl"]
-    config["templates"] = [str(TEMPLATES / "*.tmpl")]
+    # The shipped templates with Grafana's address set where users set it, once (grafana.tmpl).
+    shutil.copytree(TEMPLATES, tmp / "templates")
+    grafana = tmp / "templates" / "grafana.tmpl"
+    assert grafana.read_text(encoding="utf-8").count('$grafana := ""') == 1
+    grafana.write_text(grafana.read_text(encoding="utf-8").replace('$grafana := ""', f'$grafana := "{GRAFANA}"'))
+    config["templates"] = [str(tmp / "templates" / "*.tmpl")]
 
     slack_configs = [s for r in config["receivers"] for s in r.get("slack_configs", [])]
     assert slack_configs, "the shipped config has no Slack receiver"
@@ -223,7 +230,7 @@ def test_a_shipped_alert_reaches_slack_and_email_and_resolves(tmp_path, record_p
     runbook = rule["annotations"]["runbook_url"]
     anchor = runbook.split("#", 1)[1]
     assert anchor == ALERT.lower() and anchor in github_anchors(RUNBOOKS.read_text(encoding="utf-8"))
-    assert rule["annotations"]["dashboard_url"].startswith("http://localhost:3000/d/pipeline-system?orgId=1")
+    assert rule["annotations"]["dashboard_url"].startswith("/d/pipeline-system?orgId=1")  # a path: no localhost
 
     demo = tmp_path / "demo"
     db = demo / "db" / "sites.db"
@@ -256,7 +263,7 @@ def test_a_shipped_alert_reaches_slack_and_email_and_resolves(tmp_path, record_p
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{logs(exporter, prom)}") from None
         instance = stack.query(prom, 'up{job="pipeline-exporter"}')[0]["metric"]["instance"]
-        dashboard = f"http://localhost:3000/d/pipeline-system?orgId=1&var-instance={instance}"
+        dashboard = f"{GRAFANA}/d/pipeline-system?orgId=1&var-instance={instance}"
         firing_before = [a for a in prom_alerts(prom)
                          if a["state"] == "firing" and a["labels"]["alertname"] != "Watchdog"]
         assert not firing_before, f"alerts already firing on the demo data: {firing_before}"
@@ -700,7 +707,7 @@ def test_a_living_database_pages_nobody_until_a_real_burst(tmp_path, record_prop
         assert forbidden["title"] == "[FIRING:1] HttpForbiddenErrorsHigh (warning)"
         assert "source=newproxy" in forbidden["text"] and "*Value:* 40 in 1h" in forbidden["text"]
         assert forbidden["title_link"].startswith(
-            f"http://localhost:3000/d/pipeline-system?orgId=1&var-instance={FIXED_INSTANCE}&from=")
+            f"{GRAFANA}/d/pipeline-system?orgId=1&var-instance={FIXED_INSTANCE}&from=")
         assert "|Silence these alerts>" in forbidden["text"]
         assert not emails_with(smtp, "firing", "HttpForbiddenErrorsHigh"), "a warning goes to Slack only"
         _, rcpt_tos, mail = emails_with(smtp, "firing", "EmailBounceRateHigh")[0]

@@ -474,6 +474,16 @@ def test_long_alerts_hold_their_span_in_the_expression(rule):
         assert duration_seconds(rule["for"]) <= 15 * 60, f"{name}: a long `for` restarts at every gap"
 
 
+def test_no_rendered_file_names_a_grafana_by_default():
+    """Issue 21: no localhost default. The alerts carry the dashboard's path; Alertmanager's
+    templates prepend the one address set in alertmanager/templates/grafana.tmpl."""
+    assert DEFAULT.grafana_url == ""
+    for path, text in render(DEFAULT).items():
+        assert "localhost" not in text, path
+    for rule in alert_rules():
+        assert rule["annotations"]["dashboard_url"].startswith("/d/"), rule["alert"]
+
+
 def test_query_failing_reads_query_up_for_fifteen_minutes():
     (rule,) = [r for r in alert_rules() if r["alert"] == "PipelineExporterQueryFailing"]
     assert [node.name for node, _ in selectors(rule["expr"])] == ["pipeline_exporter_query_up"]
