@@ -41,7 +41,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--alertmanager-job", dest="alertmanager_job",
                         help='the job scraping Alertmanager (default "alertmanager")')
     parser.add_argument("--grafana-url", dest="grafana_url",
-                        help="Grafana as operators reach it, for notification links (default http://localhost:3000)")
+                        help="Grafana as operators reach it, for notification links (default: none, the "
+                             "annotations carry the dashboard's path and Alertmanager's templates prepend the "
+                             "address set once in alertmanager/templates/grafana.tmpl)")
     parser.add_argument("--runbook-url", dest="runbook_url",
                         help="where docs/runbooks.md is published; alerts link to its sections (and the "
                              "packs' pages beside it)")

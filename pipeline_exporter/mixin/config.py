@@ -4,6 +4,8 @@ The job selectors and URLs come from here; the thresholds are the packs' own par
 (``alerts.yaml``), overridden by name from ``parameters``. The committed files are the output of
 the defaults; a user with another scrape job or other URLs renders them with
 ``pipeline-exporter mixin --job NAME --grafana-url URL --out DIR`` or a YAML file of overrides.
+Without a Grafana URL the alerts' dashboard links are paths (``/d/<uid>?orgId=1``), completed by
+the one Grafana address set in alertmanager/templates/grafana.tmpl.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ class MixinConfig:
     job: str = "pipeline-exporter"                      # the exporter's scrape job
     prometheus_job: str = "prometheus"                  # Prometheus scraping itself
     alertmanager_job: str = "alertmanager"
-    grafana_url: str = "http://localhost:3000"          # as operators reach it, no trailing slash
+    # Grafana as operators reach it, no trailing slash; "" (the default): dashboard_url is the
+    # dashboard's path, and Alertmanager's templates prepend the one address set in
+    # alertmanager/templates/grafana.tmpl (no localhost in the rendered files).
+    grafana_url: str = ""
     runbook_url: str = "https://github.com/333method/pipeline-exporter/blob/main/docs/runbooks.md"
     # The dashboards' time zone: where per-day bars start and end. "utc", "browser", "" (the
     # viewer's Grafana preference) or an IANA name such as "Europe/Paris".
@@ -56,7 +61,8 @@ class MixinConfig:
         return f"{self.runbook_url}#{alert.lower()}"
 
     def dashboard(self, uid: str) -> str:
-        """A dashboard's address; notifications append the instance and a time range."""
+        """A dashboard's address (its path while no Grafana URL is set); notifications append the
+        instance and a time range."""
         return f"{self.grafana_url}/d/{uid}?orgId=1"
 
 
@@ -70,6 +76,8 @@ def validate(config: MixinConfig, source: str = "mixin config") -> MixinConfig:
             raise ConfigError(source, key, f"must be a plain label value, got {getattr(config, key)!r}")
     for key in ("grafana_url", "runbook_url"):
         url = getattr(config, key)
+        if key == "grafana_url" and url == "":
+            continue
         if not re.match(r"^https?://\S+$", url) or url.endswith("/"):
             raise ConfigError(source, key, f"must be an http(s) URL without a trailing slash, got {url!r}")
     if config.timezone not in ("utc", "browser", "") and not _known_zone(config.timezone):

@@ -103,6 +103,7 @@ def alerts(pack: Pack, dashboard_uid: str) -> dict[str, Any]:
     rules = [
         {"alert": f"{prefix}QueryFailing", "severity": "warning",
          "expr": f"pipeline_exporter_query_up{{{JOB}, {mine}}} == 0\n", "for": "%{query_failing_for}",
+         "keep_firing_for": "10m",
          "summary": f"A query of pack {shown} keeps failing.",
          "description": f"The latest run of query {{{{ $labels.query }}}} (pack {shown}) on "
                         "{{ $labels.instance }} failed and no run has succeeded since. Its metrics keep their last "
@@ -113,7 +114,7 @@ def alerts(pack: Pack, dashboard_uid: str) -> dict[str, Any]:
          "why": "query_up holds the latest run's result until the next run, so a slow query does not flap.",
          **common},
         {"alert": f"{prefix}DataStale", "severity": "warning", "expr": stale_expr(pack.queries),
-         "for": "%{stale_for}",
+         "for": "%{stale_for}", "keep_firing_for": "10m",
          "summary": f"Metrics of pack {shown} are stale: a query has not succeeded for too long.",
          "description": f"Query {{{{ $labels.query }}}} (pack {shown}) on {{{{ $labels.instance }}}} last "
                         "succeeded {{ $value | humanizeDuration }} ago, longer than its stale_after: its metrics "

@@ -18,9 +18,11 @@ import yaml
 from pipeline_exporter.mixin import DEFAULT
 from tests.alerts.conftest import ALERTMANAGER_CONFIG, DATA, REPO, TEMPLATES, alert_rules, run
 from tests.support.procs import free_port, running, wait_for
+from tests.support.receivers import SlackReceiver
 
 CONFIG = str(ALERTMANAGER_CONFIG.relative_to(REPO))
 SECRETS_DIR = "/etc/alertmanager/secrets/"
+ROUTING_KEY = "R0UT1NGKEY0000000000000000000000"  # a made-up PagerDuty integration key
 # The labels that say where a problem is; one notification per (alert, severity, place).
 WHERE = {"instance", "channel", "source", "cron_job", "status", "suite", "provider", "path",
          "integration", "rule_group"}
@@ -39,15 +41,16 @@ def test_amtool_check_config_is_clean(amtool):
 # ---------------------------------------------------------------- routing
 
 @pytest.mark.parametrize("labels, receivers", [
-    (["severity=critical", "alertname=DatabaseIntegrityCheckFailed"], "email,slack"),
-    (["severity=critical", "alertname=EmailBounceRateHigh", "channel=email"], "email,slack"),
+    (["severity=critical", "alertname=DatabaseIntegrityCheckFailed"], "pager,email,slack"),
+    (["severity=critical", "alertname=EmailBounceRateHigh", "channel=email"], "pager,email,slack"),
+    (["severity=critical", "alertname=PipelineExporterDown", "instance=a:9333"], "pager,email,slack"),
     (["severity=warning", "alertname=EmailBounceRateHigh", "channel=email"], "slack"),
     (["severity=warning", "alertname=CronJobFailed", "cron_job=scrape"], "slack"),
     (["severity=none", "alertname=Watchdog", "service=pipeline"], "watchdog"),
     (["severity=warning", "alertname=CodeCoverageLow", "service=pipeline"], "slack"),
     (["severity=warning", "alertname=E2ETestsFailing", "suite=Email"], "slack"),
     (["alertname=SomethingWithoutSeverity"], "slack"),
-], ids=["critical", "critical-twin", "warning-twin", "warning", "watchdog", "coverage",
+], ids=["critical", "critical-twin", "exporter-down", "warning-twin", "warning", "watchdog", "coverage",
         "e2e", "no-severity"])
 def test_routes_reach_the_right_receivers(amtool, labels, receivers):
     result = run([amtool, "config", "routes", "test", f"--config.file={CONFIG}",
@@ -56,10 +59,13 @@ def test_routes_reach_the_right_receivers(amtool, labels, receivers):
 
 
 def test_routes_test_fails_on_a_wrong_expectation(amtool):
-    """The pinning above must be able to fail: a warning must not reach email."""
-    result = run([amtool, "config", "routes", "test", f"--config.file={CONFIG}",
-                  "--verify.receivers=email,slack", "severity=warning"])
-    assert result.returncode != 0
+    """The pinning above must be able to fail: a warning must not reach email or the pager, and
+    critical must not skip the pager."""
+    for receivers, labels in (("email,slack", "severity=warning"), ("pager,email,slack", "severity=warning"),
+                              ("email,slack", "severity=critical")):
+        result = run([amtool, "config", "routes", "test", f"--config.file={CONFIG}",
+                      f"--verify.receivers={receivers}", labels])
+        assert result.returncode != 0, (receivers, labels)
 
 
 def test_every_rule_severity_is_routed_explicitly():
@@ -119,19 +125,26 @@ def test_every_receiver_for_people_sends_resolved_and_uses_the_templates():
                 assert "pipeline." in json.dumps(entry), f"{receiver['name']} {kind}: default template"
     email = next(r for r in config()["receivers"] if r["name"] == "email")["email_configs"][0]
     assert email["html"] and email["text"], "email needs an HTML and a plain-text part"
+    (pager,) = next(r for r in config()["receivers"] if r["name"] == "pager")["pagerduty_configs"]
+    assert pager["send_resolved"] is True and "pipeline.pager.description" in pager["description"]
+    assert [link["text"] for link in pager["links"]] == ["Runbook", "Dashboard"]
 
 
 def test_secrets_come_only_from_files():
     doc = config()
     text = ALERTMANAGER_CONFIG.read_text(encoding="utf-8")
     for forbidden in ("smtp_auth_password:", "smtp_auth_secret:", "slack_api_url:", "api_url:",
-                      "hooks.slack.com", "auth_token:", "password:"):
+                      "hooks.slack.com", "auth_token:", "password:", "routing_key:", "service_key:",
+                      "api_key:"):
         assert not re.search(rf"^\s*{re.escape(forbidden)}", text, flags=re.MULTILINE) \
             and "hooks.slack.com" not in text, f"inline secret setting {forbidden}"
     assert doc["global"]["smtp_auth_password_file"].startswith(SECRETS_DIR)
     for receiver in doc["receivers"]:
         for slack in receiver.get("slack_configs", []):
             assert slack["api_url_file"].startswith(SECRETS_DIR)
+        for pager in receiver.get("pagerduty_configs", []):
+            assert pager["routing_key_file"].startswith(SECRETS_DIR)
+    assert any(r.get("pagerduty_configs") for r in doc["receivers"]), "no pager receiver"
 
 
 def test_critical_inhibits_the_warning_of_the_same_problem():
@@ -156,8 +169,9 @@ def test_an_exporter_that_is_down_mutes_its_symptoms():
 
 # ---------------------------------------------------------------- templates
 
-def render(amtool: str, text: str, kind: str = "text", data: Path = DATA / "notification-bounce.json") -> str:
-    result = run([amtool, "template", "render", f"--template.glob={TEMPLATES}/*.tmpl",
+def render(amtool: str, text: str, kind: str = "text", data: Path = DATA / "notification-bounce.json",
+           templates: Path = TEMPLATES) -> str:
+    result = run([amtool, "template", "render", f"--template.glob={templates}/*.tmpl",
                   f"--template.data={data}", f"--template.type={kind}", f"--template.text={text}"])
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -172,7 +186,10 @@ def test_every_template_the_config_uses_is_defined(amtool):
 
 
 RUNBOOK = DEFAULT.runbook("EmailBounceRateHigh")
-DASHBOARD = "http://localhost:3000/d/pipeline-compliance?orgId=1&var-instance="
+# The rules' dashboard_url is a path; no Grafana address is set in the shipped grafana.tmpl.
+DASHBOARD = "/d/pipeline-compliance?orgId=1&var-instance="
+HINT = " (a path on your Grafana: set Grafana's address once in alertmanager/templates/grafana.tmpl)"
+GENERATOR = "http://prometheus:9090/graph?g0.expr=bounce"
 # startsAt 2026-02-15T10:00Z minus one hour, in milliseconds; the resolved one started at 08:00
 # and ended at 09:30, so its range is 07:00 to 10:30.
 FIRING_RANGE = "&from=1771146000000&to=now"
@@ -191,16 +208,61 @@ def test_slack_message_is_readable(amtool):
     assert "*Value:* 12%" in firing and "channel=email instance=exporter:9333" in firing
     assert "Pause email outreach now" in firing
     assert f"<{RUNBOOK}|Runbook>" in firing
-    assert f"<{DASHBOARD}exporter:9333{FIRING_RANGE}|Dashboard>" in firing
+    assert f"<{DASHBOARD}exporter:9333{FIRING_RANGE}|Dashboard>{HINT}" in firing
     assert "Resolved at 2026-02-15 09:30 UTC" in resolved and "instance=exporter-b:9333" in resolved
     assert "severity=" not in text and "alertname=" not in text and "service=" not in text
 
 
 def test_the_dashboard_link_carries_the_instance_and_the_hour_around_the_alert(amtool):
-    link = render(amtool, '{{ template "pipeline.slack.title_link" . }}').strip()
+    link = render(amtool, '{{ template "pipeline.dashboard_link" (index .Alerts 0) }}').strip()
     assert link == f"{DASHBOARD}exporter:9333{FIRING_RANGE}"
     text = render(amtool, '{{ template "pipeline.slack.text" . }}')
     assert f"<{DASHBOARD}exporter-b:9333{RESOLVED_RANGE}|Dashboard>" in text
+
+
+def grafana_set(tmp_path: Path, address: str) -> Path:
+    """The shipped templates with Grafana's address set where a user sets it, once."""
+    shutil.copytree(TEMPLATES, tmp_path / "templates")
+    grafana = tmp_path / "templates" / "grafana.tmpl"
+    text = grafana.read_text(encoding="utf-8")
+    assert text.count('$grafana := ""') == 1, "grafana.tmpl must define the address on one line"
+    grafana.write_text(text.replace('$grafana := ""', f'$grafana := "{address}"'), encoding="utf-8")
+    return tmp_path / "templates"
+
+
+def test_without_a_grafana_address_links_are_paths_with_a_hint(amtool):
+    """No localhost anywhere: the path and where to set the address; where a link must be
+    absolute (Slack's title, PagerDuty's links) the alert's Prometheus query instead."""
+    for name in ("pipeline.slack.text", "pipeline.email.text", "pipeline.email.html"):
+        text = render(amtool, f'{{{{ template "{name}" . }}}}', "html" if name.endswith("html") else "text")
+        assert "localhost" not in text and text.count("alertmanager/templates/grafana.tmpl") == 2, name
+    assert render(amtool, '{{ template "pipeline.slack.title_link" . }}').strip() == GENERATOR
+    assert render(amtool, '{{ template "pipeline.pager.dashboard" . }}').strip() == GENERATOR
+
+
+def test_one_grafana_address_set_in_grafana_tmpl_completes_every_link(amtool, tmp_path):
+    templates = grafana_set(tmp_path, "https://grafana.example.com")
+    url = f"https://grafana.example.com{DASHBOARD}exporter:9333{FIRING_RANGE}"
+    assert render(amtool, '{{ template "pipeline.slack.title_link" . }}', templates=templates).strip() == url
+    assert render(amtool, '{{ template "pipeline.pager.dashboard" . }}', templates=templates).strip() == url
+    text = render(amtool, '{{ template "pipeline.slack.text" . }}', templates=templates)
+    assert f"<{url}|Dashboard>  |" in text and "grafana.tmpl" not in text
+    assert f"<https://grafana.example.com{DASHBOARD}exporter-b:9333{RESOLVED_RANGE}|Dashboard>" in text
+    plain = render(amtool, '{{ template "pipeline.email.text" . }}', templates=templates)
+    assert f"Dashboard: {url}\n" in plain
+
+
+def test_a_rule_rendered_with_a_grafana_url_keeps_its_own(amtool, tmp_path):
+    """`mixin --grafana-url URL` writes full URLs: used as they are, with no hint, whatever grafana.tmpl says."""
+    data = json.loads((DATA / "notification-bounce.json").read_text(encoding="utf-8"))
+    for alert in data["alerts"]:
+        alert["annotations"]["dashboard_url"] = "https://grafana.other.example" + alert["annotations"]["dashboard_url"]
+    (tmp_path / "data.json").write_text(json.dumps(data), encoding="utf-8")
+    for templates in (TEMPLATES, grafana_set(tmp_path, "https://grafana.example.com")):
+        text = render(amtool, '{{ template "pipeline.slack.text" . }}', data=tmp_path / "data.json",
+                      templates=templates)
+        assert f"<https://grafana.other.example{DASHBOARD}exporter:9333{FIRING_RANGE}|Dashboard>  |" in text
+        assert "grafana.tmpl" not in text and "grafana.example.com" not in text
 
 
 def test_notifications_carry_a_silence_link(amtool):
@@ -228,26 +290,39 @@ def test_email_has_html_and_plain_text_parts(amtool):
     plain = render(amtool, '{{ template "pipeline.email.text" . }}')
     assert "<" not in plain.replace("<http", ""), "the text part must not contain HTML"
     assert "Value:     12%" in plain and "RESOLVED:" in plain
-    assert f"Runbook:   {RUNBOOK}" in plain and f"Dashboard: {DASHBOARD}exporter:9333{FIRING_RANGE}" in plain
+    assert f"Runbook:   {RUNBOOK}" in plain and f"Dashboard: {DASHBOARD}exporter:9333{FIRING_RANGE}{HINT}" in plain
     html = render(amtool, '{{ template "pipeline.email.html" . }}', kind="html")
     assert html.lstrip().startswith("<!DOCTYPE html>")
     assert f'<a href="{RUNBOOK}">Runbook</a>' in html
-    assert '<a href="http://localhost:3000/d/pipeline-compliance?orgId=1&amp;var-instance=exporter:9333' \
-           f'{FIRING_RANGE}">Dashboard</a>' in html
+    # The whole link is one string in the HTML template: every & is escaped (valid HTML).
+    assert '<a href="/d/pipeline-compliance?orgId=1&amp;var-instance=exporter:9333' \
+           f'{FIRING_RANGE.replace("&", "&amp;")}">Dashboard</a>{HINT}' in html
     assert "<b>12%</b>" in html
 
 
 # ---------------------------------------------------------------- a real Alertmanager
 
 @pytest.fixture
-def alertmanager(alertmanager_binary, tmp_path):
-    """The committed config on a loopback port, with secrets and templates in tmp_path."""
+def pagerduty():
+    """A PagerDuty Events API v2 stand-in on loopback: records each POSTed event."""
+    with SlackReceiver().running() as sink:
+        yield sink
+
+
+@pytest.fixture
+def alertmanager(alertmanager_binary, tmp_path, pagerduty):
+    """The committed config on a loopback port, with secrets and templates in tmp_path, the pager
+    receiver's Events API at ``pagerduty`` and the root's group_wait at 1 s."""
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "smtp_password").write_text("not-a-real-password\n")
     # Nothing listens there: notifications fail quietly in the log, which is not under test.
     (secrets / "slack_api_url").write_text(f"http://127.0.0.1:{free_port()}/slack\n")
+    (secrets / "pagerduty_routing_key").write_text(f"{ROUTING_KEY}\n")
     text = ALERTMANAGER_CONFIG.read_text(encoding="utf-8").replace(SECRETS_DIR, f"{secrets}/")
+    assert text.count("      - routing_key_file:") == 1 and text.count("  group_wait: 30s") == 1
+    text = text.replace("      - routing_key_file:", f"      - url: {pagerduty.url}\n        routing_key_file:")
+    text = text.replace("  group_wait: 30s", "  group_wait: 1s")
     (tmp_path / "alertmanager.yml").write_text(text)
     shutil.copytree(TEMPLATES, tmp_path / "templates")
     port = free_port()
@@ -265,9 +340,10 @@ def alertmanager(alertmanager_binary, tmp_path):
         assert proc.poll() is None, (tmp_path / "alertmanager.log").read_text()
 
 
-def post_alert(url: str, **labels: str) -> None:
+def post_alert(url: str, annotations: dict[str, str] | None = None, **labels: str) -> None:
     alert = {"labels": {"job": "pipeline-exporter", "service": "pipeline", **labels},
-             "annotations": {"summary": "test"}}
+             "annotations": {"summary": "test", **(annotations or {})},
+             "generatorURL": "http://prometheus.example/graph?g0.expr=test"}
     response = requests.post(f"{url}/api/v2/alerts", json=[alert], timeout=5)
     assert response.ok, response.text
 
@@ -345,3 +421,26 @@ def test_a_missing_target_mutes_the_whole_jobs_symptoms(alertmanager):
     except AssertionError:
         assert states(url) == expected
         raise
+
+
+@pytest.mark.e2e
+def test_a_critical_alert_pages_through_the_events_api_with_the_key_from_its_file(alertmanager, pagerduty):
+    """Critical -> an Events API v2 trigger with the routing key read from the secrets file, the
+    headline as title, the runbook and dashboard as links; a warning never pages."""
+    url = alertmanager
+    links = {"runbook_url": DEFAULT.runbook("DatabaseIntegrityCheckFailed"),
+             "dashboard_url": "/d/pipeline-system?orgId=1&var-instance=a:9333"}
+    post_alert(url, links, alertname="DatabaseIntegrityCheckFailed", severity="critical", instance="a:9333")
+    post_alert(url, alertname="CronJobFailed", severity="warning", instance="a:9333", cron_job="scrape")
+    wait_for(lambda: pagerduty.messages, timeout=30, what="a PagerDuty event")
+    (event,) = [m["json"] for m in pagerduty.messages]
+    assert event["routing_key"] == ROUTING_KEY and event["event_action"] == "trigger"
+    assert event["payload"]["summary"].startswith("[FIRING:1] DatabaseIntegrityCheckFailed (critical)")
+    assert event["payload"]["severity"] == "critical"
+    assert [link["text"] for link in event["links"]] == ["Runbook", "Dashboard"]
+    assert event["links"][0]["href"] == links["runbook_url"]
+    # No Grafana address in the shipped grafana.tmpl: PagerDuty takes absolute links only, so the
+    # alert's Prometheus query stands in for the dashboard.
+    assert event["links"][1]["href"] == "http://prometheus.example/graph?g0.expr=test"
+    assert "FIRING: test" in event["payload"]["custom_details"]["alerts"]  # the plain-text message
+    assert "CronJobFailed" not in json.dumps([m["json"] for m in pagerduty.messages])

@@ -49,10 +49,11 @@ def test_every_pack_s_exporter_down_mutes_symptoms_and_goes_out_once(tmp_path: P
         state = wait_for(lambda: (s := inhibited(node, names)).get("TicketDeskQueryFailing") and s, timeout=15,
                          what="the symptom muted by a pack's ExporterDown")
         assert state == {"TicketDeskExporterDown": False, "QueueExporterDown": False, "TicketDeskQueryFailing": True}
-        # The two packs' ExporterDown: one group per receiver (one email, one Slack message), not one each.
+        # The two packs' ExporterDown: one group per receiver (one page, one email, one Slack
+        # message), not one each.
         groups = [g for g in node.get("/api/v2/alerts/groups").json()
                   if any(a["labels"]["alertname"].endswith("ExporterDown") for a in g["alerts"])]
-        assert sorted(g["receiver"]["name"] for g in groups) == ["email", "slack"]
+        assert sorted(g["receiver"]["name"] for g in groups) == ["email", "pager", "slack"]
         assert all({a["labels"]["alertname"] for a in g["alerts"]} == {"TicketDeskExporterDown", "QueueExporterDown"}
                    for g in groups)
         # With the exporter's own rules loaded, PipelineExporterDown alone pages.

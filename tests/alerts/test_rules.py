@@ -78,6 +78,28 @@ FALSE_PAGES = {
     "a missing report file": ("exporter.yml", "a report file that is not in use fires nothing"),
 }
 
+# Issue 21: restarts and missed scrapes, and SitesStuck on a backlog, each pinned by one promtool
+# test: (file, test name).
+RESTARTS = {
+    "a steady or draining backlog is silent, growth or ageing fires": (
+        "system.yml", "stuck sites against growth or age, not a backlog"),
+    "one stale scrape neither resolves nor re-fires": (
+        "restarts.yml", "a firing alert stays firing through one stale scrape and resolves within keep_firing_for"),
+    "a restart gap delays a held alert by the gap only": (
+        "restarts.yml", "a held alert fires across a restart gap, delayed by the gap only"),
+    "an exporter restarted every 20 minutes": (
+        "restarts.yml", "a stage whose stuck count grows fires although the exporter restarts every 20 minutes"),
+}
+# The alerts that hold their span inside the expression (`hold:`): every `for` of 30 minutes or
+# more, and the burn-rate warning the issue names. Those with a shorter `for` outlive restarts
+# less often than every 15 minutes.
+HELD = {"OutreachStalled", "ReplyRateDropped", "CodeCoverageLow", "SitesStuck", "HostDiskWillFillIn24h",
+        "LlmBudgetBurnHigh-warning"}
+# Alerts not fed by the exporter's metrics, and PipelineExporterDown (on `up`, never stale; it
+# mutes the data alerts and must resolve at once): no keep_firing_for.
+NOT_KEPT = {"Watchdog", "PrometheusRuleFailures", "PrometheusNotConnectedToAlertmanagers",
+            "AlertmanagerFailedToSendAlerts", "PipelineExporterDown"}
+
 # The low-volume (or below-the-level) case of every alert that has one: (file, test name).
 LOW_VOLUME = {
     "EmailBounceRateHigh": ("outreach.yml", "email bounce low volume stays silent"),
@@ -88,7 +110,7 @@ LOW_VOLUME = {
     "HttpForbiddenErrorsHigh": ("http.yml", "http errors at the thresholds stay silent"),
     "HttpRateLimitErrorsHigh": ("http.yml", "http errors at the thresholds stay silent"),
     "CodeCoverageLow": ("system.yml", "line coverage at exactly 70 % stays silent"),
-    "SitesStuck": ("system.yml", "stuck sites per status"),
+    "SitesStuck": ("system.yml", "stuck sites against growth or age, not a backlog"),
     "HostDiskWillFillIn24h": ("system.yml", "disk growing slowly or a passing spike stays silent"),
     "LlmBudgetBurnHigh": ("cost.yml", "llm spend on the budget's pace stays silent"),
     "LlmBudgetExceeded": ("cost.yml", "llm spend on the budget's pace stays silent"),
@@ -392,6 +414,50 @@ def test_a_small_batch_never_pages_on_the_last_hour_alone():
     assert PARAMETERS["batch_min_sends"] >= 100
     _named_test("outreach.yml", "three bounces in a batch of twenty page nobody")
     _named_test("outreach.yml", "complaints on yesterday's emails page although the last hour is clean")
+
+
+@pytest.mark.parametrize("case", sorted(RESTARTS), ids=str)
+def test_each_restart_case_of_issue_21_is_pinned_by_a_named_promtool_test(case):
+    test = _named_test(*RESTARTS[case])
+    assert any("stale" in series["values"] for series in test["input_series"]) or case.startswith("a steady"), \
+        f"{case}: the input has no staleness marker (a failed scrape)"
+    assert [check for check in test["alert_rule_test"] if check.get("exp_alerts")], f"{case}: nothing fires"
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: f"{r['alert']}-{r['labels']['severity']}")
+def test_data_alerts_keep_firing_through_a_missed_scrape_for_a_bounded_time(rule):
+    """keep_firing_for: longer than a restart and PipelineExporterDown's 5 m (which then mutes the
+    alert), short enough that a real resolution is announced within minutes."""
+    if rule["alert"] in NOT_KEPT:
+        assert "keep_firing_for" not in rule, rule["alert"]
+    else:
+        assert 300 < duration_seconds(rule["keep_firing_for"]) <= 900, rule["alert"]
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: f"{r['alert']}-{r['labels']['severity']}")
+def test_long_alerts_hold_their_span_in_the_expression(rule):
+    """A `for` restarts at every missing evaluation: an exporter restarted more often than the
+    `for` never lets the alert fire. The held ones count the span over stored points instead."""
+    name = f"{rule['alert']}-{rule['labels']['severity']}"
+    held = rule["alert"] in HELD or name in HELD
+    assert ("count_over_time(" in rule["expr"]) == held, name
+    if held:
+        assert rule["for"] == "1m", name
+        (window, step, points) = re.findall(r"\)\[(\d+m):(\d+m)\]\n\) >= (\d+)", rule["expr"])[-1]
+        # One point a minute; up to 10 minutes of them may be missing (restarts, failed scrapes).
+        assert step == "1m" and duration_seconds(window) == (int(points) + 10) * 60, name
+    else:
+        assert duration_seconds(rule["for"]) <= 15 * 60, f"{name}: a long `for` restarts at every gap"
+
+
+def test_no_rendered_file_names_a_grafana_by_default():
+    """Issue 21: no localhost default. The alerts carry the dashboard's path; Alertmanager's
+    templates prepend the one address set in alertmanager/templates/grafana.tmpl."""
+    assert DEFAULT.grafana_url == ""
+    for path, text in render(DEFAULT).items():
+        assert "localhost" not in text, path
+    for rule in alert_rules():
+        assert rule["annotations"]["dashboard_url"].startswith("/d/"), rule["alert"]
 
 
 def test_query_failing_reads_query_up_for_fifteen_minutes():

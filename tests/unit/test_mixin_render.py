@@ -66,12 +66,44 @@ def test_rules_fill_the_job_and_the_parameters(tmp_path):
     assert rules["expr"] == 'shop_orders_stuck{job="mine"} > 50\n'
     assert rules["for"] == "15m" and rules["keep_firing_for"] == "5m"
     assert rules["labels"] == {"severity": "warning", "service": "pipeline"}
-    assert rules["annotations"]["dashboard_url"] == "http://localhost:3000/d/shop-home?orgId=1"
+    assert rules["annotations"]["dashboard_url"] == "/d/shop-home?orgId=1"  # a path: no Grafana URL set
     assert rules["annotations"]["runbook_url"].endswith("/docs/packs/shop.md#shopordersstuck")
     recording = yaml.safe_load(files["alerts/packs/shop/shop-recording-rules.yml"])["groups"][0]["rules"]
     assert [rule["record"] for rule in recording] == ["shop:orders:sum", "shop:raw"]  # budget unset
     assert recording[1]["labels"] == {"team": "shop"}
 
+
+
+def with_rule(**changes) -> dict:
+    """ALERTS with the alert changed (None removes a key) and the group's keep_firing_for set."""
+    rule = {**ALERTS["groups"][0]["rules"][0], **changes}
+    rule = {key: value for key, value in rule.items() if value is not None}
+    group = {**ALERTS["groups"][0], "keep_firing_for": "10m", "rules": [rule]}
+    return {**ALERTS, "groups": [group]}
+
+
+def test_a_held_alert_counts_its_span_inside_the_expression(tmp_path):
+    files = render(tmp_path, alerts=with_rule(hold="%{hold}", keep_firing_for=None, **{"for": None}))
+    rule = yaml.safe_load(files["alerts/packs/shop/shop-alerts.yml"])["groups"][0]["rules"][0]
+    assert rule["for"] == "1m" and rule["keep_firing_for"] == "10m"  # the group's
+    assert rule["expr"] == ('(\n  shop_orders_stuck{job="pipeline-exporter"} > 50\n)\nand\ncount_over_time(\n'
+                            '  (\n    shop_orders_stuck{job="pipeline-exporter"} > 50\n  )[25m:1m]\n) >= 15\n')
+
+
+def test_a_rule_opts_out_of_its_groups_keep_firing_for(tmp_path):
+    files = render(tmp_path, alerts=with_rule(keep_firing_for="0s"))
+    rule = yaml.safe_load(files["alerts/packs/shop/shop-alerts.yml"])["groups"][0]["rules"][0]
+    assert "keep_firing_for" not in rule and rule["for"] == "15m"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"hold": "1h"}, "takes `hold` or `for`, not both"),
+    ({"hold": "90s", "for": None}, "whole minutes"),
+    ({"hold": "soon", "for": None}, "Prometheus duration"),
+])
+def test_a_wrong_hold_is_refused(tmp_path, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        render(tmp_path, alerts=with_rule(**changes))
 
 def test_parameters_are_overridden_by_name_and_checked(tmp_path):
     files = render(tmp_path, MixinConfig(parameters={"stuck_rows": 80, "hold": "1h30m", "budget": 300}))

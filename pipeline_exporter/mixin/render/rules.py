@@ -42,6 +42,7 @@ class Alert:
     area: str = "system"         # the overview status stat that counts it
     why: str = ""
     keep_firing_for: str = ""
+    hold: str = ""               # the span ``expr`` must have held, counted inside the expression
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
 
@@ -52,7 +53,7 @@ class Alert:
         annotations.update({"resolved": self.resolved, "runbook_url": self.runbook_url,
                             "dashboard_url": self.dashboard_url, **self.annotations})
         rule: dict[str, Any] = {"alert": self.name, "expr": _block(self.expr), "for": self.for_}
-        if self.keep_firing_for:
+        if self.keep_firing_for not in ("", "0s", "0m"):
             rule["keep_firing_for"] = self.keep_firing_for
         rule["labels"] = {"severity": self.severity, "service": SERVICE, **self.labels}
         rule["annotations"] = annotations
@@ -71,6 +72,23 @@ class Raw:
 
 
 Rule = Recording | Alert | Raw
+
+# A held alert tolerates this much missing data in its span (HOLD_STEP evaluations each): an
+# exporter restart or a failed scrape or two, never a quiet hour.
+HOLD_GAPS = 600
+HOLD_STEP = 60
+
+
+def held(expr: str, hold_seconds: int) -> str:
+    """``expr`` that fires only once it has held for ``hold_seconds`` of the last ``hold_seconds +
+    HOLD_GAPS``, one point a minute: the time a `for` would wait, counted over stored samples, so
+    a missing evaluation (a restart, a failed scrape: staleness) delays the alert by the gap
+    instead of restarting its timer. A Prometheus younger than the span has too few points."""
+    body = expr.strip("\n")
+    window = f"[{(hold_seconds + HOLD_GAPS) // 60}m:{HOLD_STEP // 60}m]"
+    outer, inner = textwrap.indent(body, "  "), textwrap.indent(body, "    ")
+    return (f"(\n{outer}\n)\nand\ncount_over_time(\n  (\n{inner}\n  ){window}\n)"
+            f" >= {hold_seconds // HOLD_STEP}\n")
 
 
 def _block(expr: str) -> str:
