@@ -3,14 +3,22 @@
 Collectors still yield fresh families on every ``registry.collect()``; only the HTTP path reuses the
 bytes while nothing was recorded (``Snapshot.version``) and for at most ``max_age`` seconds, so
 values turning stale and the host and self metrics never lag by more than that.
+
+``lookup`` is the HTTP server's path for a scrape (on its event loop, so it never blocks): the
+current page's bytes, or a future to wait for while one builder thread renders it, so a burst of
+scrapers holds no request thread and shares one build (docs/design.md, "HTTP server").
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -26,6 +34,46 @@ def name_clash(families: Iterable[Metric]) -> bool:
     counters = {name for name, kind in listed if kind == "counter"}
     return any(name in counters for name, kind in listed if kind != "counter")
 
+@functools.lru_cache(maxsize=64)
+def content_type_for(accept: str) -> str:
+    """The content type ``choose_encoder`` picks for an Accept header (remembered: scrapers send a few)."""
+    return choose_encoder(accept)[1]
+
+
+class _Families:
+    """One family, as the ``collect()`` an encoder asks of a registry."""
+
+    def __init__(self, family: Metric):
+        self.family = family
+
+    def collect(self) -> list[Metric]:
+        return [self.family]
+
+
+def _fingerprint(family: Metric) -> Any:
+    """Everything of a family the encoders write, hashable; None when some part is not (exemplars,
+    native histograms): that family is formatted every time. A NaN value never equals itself, so
+    such a family is formatted every time too (a miss, never a wrong page)."""
+    try:
+        key = (family.name, family.type, family.documentation, family.unit,
+               tuple((s.name, tuple(s.labels.items()), s.value, s.timestamp, s.exemplar, s.native_histogram)
+                     for s in family.samples))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+@dataclass(frozen=True)
+class _Page:
+    """One build: what it was built for, when, and the bodies of every variant asked for since."""
+
+    key: tuple[int, int]
+    at: float
+    openmetrics: bool
+    bodies: dict[tuple[str, bool], bytes]
+
+
 class ExpositionCache:
     """``render(accept)`` gives the exposition in the format the client accepts, rebuilt when the
     snapshot changed or it is older than max_age."""
@@ -39,8 +87,14 @@ class ExpositionCache:
         self._lock = threading.Lock()
         self._key: tuple[int, int] | None = None
         self._at = 0.0
-        self._bodies: dict[tuple[str, bool], bytes] = {}
-        self._openmetrics = True  # (content type, gzipped) -> body, for the key
+        self._bodies: dict[tuple[str, bool], bytes] = {}  # (content type, gzipped) -> body, for the key
+        self._openmetrics = True
+        self._families: list[Metric] = []  # collected once per build
+        self._texts: dict[str, dict[Any, bytes]] = {}  # content type -> family fingerprint -> text
+        self._page: _Page | None = None  # the last build, published whole for lookup()
+        self._pending: dict[tuple[str, bool], Future] = {}  # builds lookup() waits for, by variant
+        self._pending_lock = threading.Lock()
+        self._builder: ThreadPoolExecutor | None = None
 
     def openmetrics_ok(self) -> bool:
         """False while a counter ``x_total`` and a gauge ``x`` are both served: OpenMetrics names both
@@ -63,10 +117,76 @@ class ExpositionCache:
             if key != self._key or self.clock() - self._at > self.max_age:
                 self._bodies.clear()
                 self._key, self._at = key, self.clock()
-                self._openmetrics = self.openmetrics_ok()
+                self._families = list(self.registry.collect())  # once per build, for every variant
+                self._openmetrics = not name_clash(self._families)
             encoder, content_type = choose_encoder(accept if self._openmetrics else "")
             if (content_type, False) not in self._bodies:
-                self._bodies[content_type, False] = encoder(self.registry)
+                self._bodies[content_type, False] = self._encode(encoder, content_type)
             if gzipped and (content_type, True) not in self._bodies:
                 self._bodies[content_type, True] = gzip.compress(self._bodies[content_type, False], compresslevel=1)
+            self._page = _Page(self._key, self._at, self._openmetrics, dict(self._bodies))
             return self._bodies[content_type, gzipped], content_type
+
+    def _encode(self, encoder: Callable[[Any], bytes], content_type: str) -> bytes:
+        """The page, family by family: a family whose samples are the same as in the previous build
+        (most of them: a run changes one query's families) reuses its text instead of formatting
+        every sample again, prometheus_client's encoder being most of a build's time."""
+        openmetrics = content_type.startswith("application/openmetrics-text")
+        previous = self._texts.get(content_type, {})
+        texts: dict[Any, bytes] = {}
+        parts = []
+        for family in self._families:
+            key = _fingerprint(family)
+            text = previous.get(key) if key is not None else None
+            if text is None:
+                text = encoder(_Families(family))
+                if openmetrics:
+                    text = text.removesuffix(b"# EOF\n")
+            if key is not None:
+                texts[key] = text
+            parts.append(text)
+        self._texts[content_type] = texts  # only this build's: the memory of one page per format
+        if openmetrics:
+            parts.append(b"# EOF\n")
+        return b"".join(parts)
+
+    def lookup(self, accept: str = "", gzipped: bool = False) -> tuple[bytes, str] | Future:
+        """Never blocks: (body, content type) when the page for the current snapshot is built, else a
+        future that resolves once the builder thread has built it (then look up again).
+
+        A page older than ``max_age`` but not ``2 * max_age`` is still served while a rebuild runs
+        behind it, so scrapers polling every second never wait for the age rule (the host and self
+        metrics then lag by at most that); a page of an older snapshot is never served.
+        """
+        page = self._page
+        if page is not None:
+            snap = self.snapshot()
+            content_type = content_type_for(accept if page.openmetrics else "")
+            body = page.bodies.get((content_type, gzipped))
+            if body is not None and page.key == (id(snap), snap.version):
+                age = self.clock() - page.at
+                if age <= self.max_age:
+                    return body, content_type
+                if age <= 2 * self.max_age:
+                    self._build(accept, gzipped)
+                    return body, content_type
+        return self._build(accept, gzipped)
+
+    def _build(self, accept: str, gzipped: bool) -> Future:
+        """One build per variant at a time on one thread: a burst of 50 scrapers waits for one."""
+        variant = (content_type_for(accept), gzipped)
+        with self._pending_lock:
+            future = self._pending.get(variant)
+            if future is None:
+                if self._builder is None:
+                    self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exposition")
+                future = self._builder.submit(self._render_then_forget, variant, accept, gzipped)
+                self._pending[variant] = future
+            return future
+
+    def _render_then_forget(self, variant: tuple[str, bool], accept: str, gzipped: bool) -> None:
+        try:
+            self.render(accept, gzipped)
+        finally:
+            with self._pending_lock:
+                self._pending.pop(variant, None)

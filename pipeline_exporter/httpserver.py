@@ -1,6 +1,7 @@
 """An HTTP/1.1 server on one asyncio event loop: an idle or slow connection holds no thread, only a
-complete request reaches the application (in a pool of ``max_requests`` threads), and every
-connection lives under a read deadline, a write timeout and a cap on its headers.
+complete request reaches the application (in a pool of ``max_requests`` threads; a cached /metrics
+page is answered on the loop itself, see ``Server._fast``), and every connection lives under a read
+deadline, a write timeout and a cap on its headers.
 
 Why our own and not a library: see docs/design.md ("HTTP server").
 """
@@ -14,7 +15,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
@@ -79,6 +80,7 @@ class Server:
     def __init__(self, app: App, sock: socket.socket, limits: ServerLimits,
                  ssl_context: ssl.SSLContext | None = None, tls: Any = None):
         self.app, self.socket, self.limits = app, sock, limits
+        self.fast: Callable[[dict], Any] | None = getattr(app, "fast", None)  # see _fast
         self.ssl_context, self.tls = ssl_context, tls
         self.server_address = sock.getsockname()
         self.refused_total = 0
@@ -288,15 +290,17 @@ class Server:
             del buffer[:length]  # no endpoint reads a body
         connection = fields.get("connection", "").lower()
         keep = version == "HTTP/1.1" and "close" not in connection
-        if self.in_flight >= self.limits.max_requests:
-            raise _Refuse(BUSY)
         environ = self._environ(method, target, fields, peer)
-        self.in_flight += 1
-        try:
-            status, response_headers, body = await asyncio.get_running_loop().run_in_executor(
-                self._pool, _call, self.app, environ)
-        finally:
-            self.in_flight -= 1
+        answer = await self._fast(environ)
+        if answer is None:
+            if self.in_flight >= self.limits.max_requests:
+                raise _Refuse(BUSY)
+            self.in_flight += 1
+            try:
+                answer = await asyncio.get_running_loop().run_in_executor(self._pool, _call, self.app, environ)
+            finally:
+                self.in_flight -= 1
+        status, response_headers, body = answer
         names = {name.lower() for name, _ in response_headers}
         if "content-length" not in names:
             response_headers.append(("Content-Length", str(len(body))))
@@ -306,6 +310,26 @@ class Server:
         head_out = f"HTTP/1.1 {status}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in response_headers) + "\r\n"
         await self._send(conn.writer, head_out.encode("latin-1") + (b"" if method == "HEAD" else body))
         return keep
+
+    async def _fast(self, environ: dict) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        """The application's answer from its ``fast`` hook, on the loop without a request thread:
+        a cached /metrics page, after waiting (holding no thread and no request slot) for the build
+        the hook names; None: the request goes to the pool. See docs/design.md ("HTTP server")."""
+        if self.fast is None:
+            return None
+        for _ in range(3):  # a build, then at most two more if the snapshot moved meanwhile
+            try:
+                answer = self.fast(environ)
+            except Exception:
+                log.exception("request failed", extra={"path": environ.get("PATH_INFO")})
+                return None
+            if not isinstance(answer, Future):
+                return answer
+            try:  # shielded: one waiter going away must not cancel the build the others wait for
+                await asyncio.shield(asyncio.wrap_future(answer))
+            except Exception:
+                return None  # the build failed: the application answers (and logs why)
+        return None
 
     async def _linger(self, reader: Any, writer: Any, answer: bytes) -> None:
         """Send a refusal, half-close and discard what the client still sends for a moment: closing
