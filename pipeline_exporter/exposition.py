@@ -92,7 +92,7 @@ class ExpositionCache:
         self._families: list[Metric] = []  # collected once per build
         self._texts: dict[str, dict[Any, bytes]] = {}  # content type -> family fingerprint -> text
         self._page: _Page | None = None  # the last build, published whole for lookup()
-        self._pending: dict[tuple[str, bool], Future] = {}  # builds lookup() waits for, by variant
+        self._pending: dict[tuple[str, bool], tuple[Future, tuple[int, int]]] = {}  # variant -> build, its key
         self._pending_lock = threading.Lock()
         self._builder: ThreadPoolExecutor | None = None
 
@@ -152,7 +152,8 @@ class ExpositionCache:
 
     def lookup(self, accept: str = "", gzipped: bool = False) -> tuple[bytes, str] | Future:
         """Never blocks: (body, content type) when the page for the current snapshot is built, else a
-        future that resolves once the builder thread has built it (then look up again).
+        future of them, resolved once the builder thread has built the page (started after this call,
+        so at least as new as the snapshot this call saw).
 
         A page older than ``max_age`` but not ``2 * max_age`` is still served while a rebuild runs
         behind it, so scrapers polling every second never wait for the age rule (the host and self
@@ -173,20 +174,27 @@ class ExpositionCache:
         return self._build(accept, gzipped)
 
     def _build(self, accept: str, gzipped: bool) -> Future:
-        """One build per variant at a time on one thread: a burst of 50 scrapers waits for one."""
+        """One build per variant and snapshot at a time, on one thread: a burst of 50 scrapers
+        waits for one. A build asked for after a run recorded is a new one, queued behind the
+        running one, so no caller gets a page older than the snapshot it saw."""
         variant = (content_type_for(accept), gzipped)
+        snap = self.snapshot()
+        key = (id(snap), snap.version)
         with self._pending_lock:
-            future = self._pending.get(variant)
-            if future is None:
-                if self._builder is None:
-                    self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exposition")
-                future = self._builder.submit(self._render_then_forget, variant, accept, gzipped)
-                self._pending[variant] = future
+            pending = self._pending.get(variant)
+            if pending is not None and pending[1] == key:
+                return pending[0]
+            if self._builder is None:
+                self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exposition")
+            future = self._builder.submit(self._render_then_forget, variant, accept, gzipped)
+            self._pending[variant] = (future, key)
             return future
 
-    def _render_then_forget(self, variant: tuple[str, bool], accept: str, gzipped: bool) -> None:
+    def _render_then_forget(self, variant: tuple[str, bool], accept: str, gzipped: bool) -> tuple[bytes, str]:
         try:
-            self.render(accept, gzipped)
+            return self.render(accept, gzipped)
         finally:
             with self._pending_lock:
-                self._pending.pop(variant, None)
+                pending = self._pending.get(variant)
+                if pending is not None and pending[0].running():  # ours: the one running on the thread
+                    del self._pending[variant]

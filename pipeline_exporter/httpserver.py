@@ -313,23 +313,22 @@ class Server:
 
     async def _fast(self, environ: dict) -> tuple[str, list[tuple[str, str]], bytes] | None:
         """The application's answer from its ``fast`` hook, on the loop without a request thread:
-        a cached /metrics page, after waiting (holding no thread and no request slot) for the build
-        the hook names; None: the request goes to the pool. See docs/design.md ("HTTP server")."""
+        a cached /metrics page, or a future of it to wait for (holding no thread and no request
+        slot) while the page is built; None: the request goes to the pool. See docs/design.md
+        ("HTTP server")."""
         if self.fast is None:
             return None
-        for _ in range(3):  # a build, then at most two more if the snapshot moved meanwhile
-            try:
-                answer = self.fast(environ)
-            except Exception:
-                log.exception("request failed", extra={"path": environ.get("PATH_INFO")})
-                return None
-            if not isinstance(answer, Future):
-                return answer
+        try:
+            answer = self.fast(environ)
+        except Exception:
+            log.exception("request failed", extra={"path": environ.get("PATH_INFO")})
+            return None
+        if isinstance(answer, Future):
             try:  # shielded: one waiter going away must not cancel the build the others wait for
-                await asyncio.shield(asyncio.wrap_future(answer))
+                answer = await asyncio.shield(asyncio.wrap_future(answer))
             except Exception:
                 return None  # the build failed: the application answers (and logs why)
-        return None
+        return answer
 
     async def _linger(self, reader: Any, writer: Any, answer: bytes) -> None:
         """Send a refusal, half-close and discard what the client still sends for a moment: closing

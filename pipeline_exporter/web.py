@@ -117,7 +117,8 @@ def make_app(exporter: Exporter, state: WebState | WebConfig | None = None) -> C
     def fast(environ: dict) -> tuple[str, list[tuple[str, str]], bytes] | Future | None:
         """The HTTP server asks this on its event loop first: a scrape of the whole page, by an
         anonymous or already-authenticated client, is answered from the cache without a request
-        thread (or told which build to wait for); anything else returns None and goes to ``app``."""
+        thread (or with a future of the answer, once the build it waits for is done); anything else
+        returns None and goes to ``app``."""
         if (environ["PATH_INFO"] != web.telemetry_path or environ["REQUEST_METHOD"] not in ("GET", "HEAD")
                 or environ["QUERY_STRING"]):
             return None
@@ -125,15 +126,31 @@ def make_app(exporter: Exporter, state: WebState | WebConfig | None = None) -> C
         if auth is not None and not auth.known(environ.get("HTTP_AUTHORIZATION")):
             return None
         gzipped = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
+
+        def answer(found: tuple[bytes, str]) -> tuple[str, list[tuple[str, str]], bytes]:
+            body, content_type = found
+            headers = [("Content-Type", content_type), ("Vary", "Accept-Encoding")]
+            if gzipped:
+                headers.append(("Content-Encoding", "gzip"))
+            headers.append(("Content-Length", str(len(body))))
+            return "200 OK", headers + list(web.config.headers), body
+
         found = cache.lookup(environ.get("HTTP_ACCEPT", ""), gzipped)
-        if isinstance(found, Future):
-            return found
-        body, content_type = found
-        headers = [("Content-Type", content_type), ("Vary", "Accept-Encoding")]
-        if gzipped:
-            headers.append(("Content-Encoding", "gzip"))
-        headers.append(("Content-Length", str(len(body))))
-        return "200 OK", headers + list(web.config.headers), body
+        if not isinstance(found, Future):
+            return answer(found)
+        # The build started after this request arrived, so its page is at least as new as the
+        # snapshot the request saw, even if another run recorded meanwhile: served as it is.
+        answered: Future = Future()
+
+        def done(build: Future) -> None:
+            error = build.exception()
+            if error is not None:
+                answered.set_exception(error)
+            else:
+                answered.set_result(answer(build.result()))
+
+        found.add_done_callback(done)
+        return answered
 
     def _reload(environ: dict, start_response: Start) -> list[bytes]:
         if environ.get("REQUEST_METHOD") not in ("POST", "PUT"):

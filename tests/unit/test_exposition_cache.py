@@ -78,6 +78,22 @@ def test_lookup_never_blocks_and_never_serves_an_older_snapshot(tmp_path):
     assert isinstance(cache.lookup(), Future)
 
 
+def test_a_scrape_after_a_record_never_gets_the_build_already_running(tmp_path):
+    db = build_db(tmp_path / "sites.db", ROWS)
+    clock = Clock()
+    exporter = exporter_on(db, clock)
+    exporter.pipeline.scheduler.run_once()
+    cache = ExpositionCache(exporter.registry, lambda: exporter.snapshot)
+    with cache._lock:  # the builder stays inside its build of the snapshot as it is now
+        before = cache.lookup()
+        insert(db, "opt_outs", [{"channel": "sms", "contact": "+15559", "created_at": ago(1)}])
+        clock.now += 60
+        exporter.pipeline.scheduler.run_job("opt_outs")
+        after = cache.lookup()
+        assert isinstance(after, Future) and after is not before
+    assert b'pipeline_opt_outs_total{channel="sms"} 2.0' in after.result(timeout=30)[0]
+
+
 def test_a_burst_of_scrapes_past_max_requests_is_answered_not_refused(tmp_path):
     """--web.max-requests bounds the request threads; a cached page needs none, so 30 scrapers at
     once with a cap of 2 all get the page (before: everyone past the cap got 503)."""
