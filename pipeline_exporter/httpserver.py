@@ -13,12 +13,13 @@ import ctypes
 import logging
 import socket
 import ssl
+import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from pipeline_exporter.tlsstream import TLSStream
@@ -28,6 +29,7 @@ log = logging.getLogger("pipeline_exporter.web")
 App = Callable[[dict, Callable[..., object]], Iterable[bytes]]  # a WSGI application
 MAX_BODY = 65536  # POST /-/reload needs none; a bigger body is refused before it is read
 CHUNK = 65536
+T = TypeVar("T")
 LINGER = 2.0  # seconds a refused client's further bytes are read and dropped before the close
 
 
@@ -172,7 +174,7 @@ class Server:
                 # all of it within read_timeout of that.
                 conn.idle = True
                 if not buffer:
-                    first = await asyncio.wait_for(reader.read(CHUNK), self.limits.idle_timeout)
+                    first = await _within(reader.read(CHUNK), self.limits.idle_timeout)
                     if not first:
                         return
                     buffer += first
@@ -209,7 +211,7 @@ class Server:
         assert context is not None
         stream = TLSStream(reader, writer, context)
         try:
-            await asyncio.wait_for(stream.handshake(), deadline - asyncio.get_running_loop().time())
+            await _within(stream.handshake(), deadline - asyncio.get_running_loop().time())
         except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
             log.debug("TLS handshake failed", extra={"client": str(peer), "error": str(exc) or type(exc).__name__})
             return None
@@ -237,7 +239,7 @@ class Server:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TimeoutError("request not received in time")
-            chunk = await asyncio.wait_for(reader.read(CHUNK), remaining)
+            chunk = await _within(reader.read(CHUNK), remaining)
             if not chunk:
                 return None
             buffer += chunk
@@ -283,7 +285,7 @@ class Server:
                 conn.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             while len(buffer) < length:
                 remaining = deadline - asyncio.get_running_loop().time()
-                chunk = await asyncio.wait_for(reader.read(CHUNK), max(remaining, 0))
+                chunk = await _within(reader.read(CHUNK), max(remaining, 0))
                 if not chunk:
                     return False
                 buffer += chunk
@@ -340,7 +342,7 @@ class Server:
             if writer.can_write_eof():
                 writer.write_eof()
             while (remaining := until - loop.time()) > 0:
-                if not await asyncio.wait_for(reader.read(CHUNK), remaining):
+                if not await _within(reader.read(CHUNK), remaining):
                     return
         except (TimeoutError, ConnectionError, OSError, ssl.SSLError):
             pass
@@ -348,8 +350,10 @@ class Server:
     async def _send(self, writer: Any, data: bytes) -> None:
         """Write the whole answer within the write timeout, or drop the connection."""
         writer.write(data)
+        if writer.transport.get_write_buffer_size() == 0:
+            return  # the kernel took it all at once (the usual case on a scrape): nothing to wait for
         try:
-            await asyncio.wait_for(writer.drain(), self.limits.write_timeout)
+            await _within(writer.drain(), self.limits.write_timeout)
         except (TimeoutError, asyncio.TimeoutError):
             writer.transport.abort()
             raise
@@ -365,6 +369,15 @@ class Server:
             key = name.upper().replace("-", "_")
             environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
         return environ
+
+
+if sys.version_info >= (3, 11):
+    async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+        """``asyncio.wait_for`` without its task per call (a read or a write of every request)."""
+        async with asyncio.timeout(seconds):
+            return await awaitable
+else:  # pragma: no cover - Python 3.10
+    _within = asyncio.wait_for
 
 
 def _call(app: App, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
