@@ -95,6 +95,9 @@ class ExpositionCache:
         self._pending: dict[tuple[str, bool], tuple[Future, tuple[int, int]]] = {}  # variant -> build, its key
         self._pending_lock = threading.Lock()
         self._builder: ThreadPoolExecutor | None = None
+        self._asked_at = float("-inf")  # the last lookup(): while scrapers come often, build ahead
+        self._wanted: dict[tuple[str, bool], str] = {}  # variants looked up -> an Accept header for each
+        self._watched: Snapshot | None = None  # the snapshot whose records start a build ahead
 
     def openmetrics_ok(self) -> bool:
         """False while a counter ``x_total`` and a gauge ``x`` are both served: OpenMetrics names both
@@ -159,6 +162,7 @@ class ExpositionCache:
         behind it, so scrapers polling every second never wait for the age rule (the host and self
         metrics then lag by at most that); a page of an older snapshot is never served.
         """
+        self._ahead(accept, gzipped)
         page = self._page
         if page is not None:
             snap = self.snapshot()
@@ -172,6 +176,25 @@ class ExpositionCache:
                     self._build(accept, gzipped)
                     return body, content_type
         return self._build(accept, gzipped)
+
+    def _ahead(self, accept: str, gzipped: bool) -> None:
+        """Remember that this variant is scraped, now, and watch the current snapshot's records."""
+        self._asked_at = self.clock()
+        variant = (content_type_for(accept), gzipped)
+        if variant not in self._wanted:
+            self._wanted[variant] = accept
+        snap = self.snapshot()
+        if snap is not self._watched:
+            self._watched = snap
+            snap.listen(self._recorded)
+
+    def _recorded(self) -> None:
+        """A run recorded: while the page is scraped at least every ``2 * max_age`` (a storm, not
+        Prometheus every 15 s), build it now, so the next burst finds it built instead of waiting
+        for it; each build costs what a scrape would have, and none is made for nobody."""
+        if self.clock() - self._asked_at <= 2 * self.max_age:
+            for (_, gzipped), accept in list(self._wanted.items()):
+                self._build(accept, gzipped)
 
     def _build(self, accept: str, gzipped: bool) -> Future:
         """One build per variant and snapshot at a time, on one thread: a burst of 50 scrapers

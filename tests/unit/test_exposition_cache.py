@@ -16,6 +16,7 @@ from pipeline_exporter.exposition import ExpositionCache
 from pipeline_exporter.httpserver import ServerLimits
 from pipeline_exporter.web import WebState, serve
 from tests.support.known_rows import ROWS
+from tests.support.procs import wait_for
 from tests.support.sqlite import ago, build_db
 from tests.unit.test_incremental import Clock, exporter_on, insert
 
@@ -92,6 +93,31 @@ def test_a_scrape_after_a_record_never_gets_the_build_already_running(tmp_path):
         after = cache.lookup()
         assert isinstance(after, Future) and after is not before
     assert b'pipeline_opt_outs_total{channel="sms"} 2.0' in after.result(timeout=30)[0]
+
+
+def test_while_scraped_often_a_record_builds_the_page_ahead_of_the_next_scrape(tmp_path):
+    db = build_db(tmp_path / "sites.db", ROWS)
+    clock = Clock()
+    exporter = exporter_on(db, clock)
+    exporter.pipeline.scheduler.run_once()
+    ticks = [0.0]
+    cache = ExpositionCache(exporter.registry, lambda: exporter.snapshot, max_age=1.0, clock=lambda: ticks[0])
+    settled(cache.lookup("", gzipped=True))
+    built = cache._page
+
+    def record(contact: str) -> None:
+        insert(db, "opt_outs", [{"channel": "sms", "contact": contact, "created_at": ago(1)}])
+        clock.now += 60
+        exporter.pipeline.scheduler.run_job("opt_outs")
+
+    ticks[0] += 3.0  # nobody scraped for longer than 2 * max_age: a record builds nothing
+    record("+15558")
+    assert cache._page is built and not cache._pending
+    settled(cache.lookup("", gzipped=True))  # a scraper again, then a record: built without a scrape
+    record("+15559")
+    wait_for(lambda: cache._page.key[1] == exporter.snapshot.version, timeout=30, what="the page built ahead")
+    body, _ = cache.lookup("", gzipped=True)  # type: ignore[misc]
+    assert b'pipeline_opt_outs_total{channel="sms"} 3.0' in gzip.decompress(body)
 
 
 def test_a_burst_of_scrapes_past_max_requests_is_answered_not_refused(tmp_path):
