@@ -10,8 +10,13 @@ and, by default, every query on a 5 s interval so collection is always under way
 - wrk (``/usr/bin/wrk -c50 -t2 --latency``): 50 connections back to back, from outside Python, so
   its latency is bounded by the server's throughput; plain and with ``Accept-Encoding: gzip``.
 
-Run: `.venv/bin/python bench/bench_storm.py [--sizes 100000] [--seconds 30] [--interval 5s]`.
-Prints p50/p99/max and failures per client, and how much collection ran during each phase.
+Run: `.venv/bin/python bench/bench_storm.py [--sizes 100000] [--seconds 30] [--interval 5s]
+[--clients bursts,bursts-gzip,wrk,wrk-gzip,bursts-healthy] [--roots /tmp/before,.]`. Prints
+p50/p99/max and failures per client, the exporter's CPU and how many query-seconds ran per second
+of each phase (collection under way). ``bursts-healthy`` times the same client on /-/healthy: the
+machine's and the client's own share. ``--roots`` runs other checkouts' exporters one after the
+other (e.g. `mkdir /tmp/before && git archive main pipeline_exporter | tar -x -C /tmp/before`).
+The figures are in docs/performance.md ("Scrape bursts while collection runs").
 """
 
 from __future__ import annotations
