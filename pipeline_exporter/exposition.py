@@ -34,6 +34,7 @@ def name_clash(families: Iterable[Metric]) -> bool:
     counters = {name for name, kind in listed if kind == "counter"}
     return any(name in counters for name, kind in listed if kind != "counter")
 
+
 @functools.lru_cache(maxsize=64)
 def content_type_for(accept: str) -> str:
     """The content type ``choose_encoder`` picks for an Accept header (remembered: scrapers send a few)."""
@@ -99,12 +100,6 @@ class ExpositionCache:
         self._wanted: dict[tuple[str, bool], str] = {}  # variants looked up -> an Accept header for each
         self._watched: Snapshot | None = None  # the snapshot whose records start a build ahead
 
-    def openmetrics_ok(self) -> bool:
-        """False while a counter ``x_total`` and a gauge ``x`` are both served: OpenMetrics names both
-        families ``x`` and strict parsers refuse the page, so such a page is served as text 0.0.4
-        (e.g. pipeline_conversation_messages_total beside pipeline_conversation_message_rows)."""
-        return not name_clash(self.registry.collect())
-
     def render_only(self, names: set[str], accept: str = "", gzipped: bool = False) -> tuple[bytes, str]:
         """(body, content type) of only the named families (``?name[]=...``), not cached."""
         registry = self.registry.restricted_registry(names)
@@ -121,6 +116,9 @@ class ExpositionCache:
                 self._bodies.clear()
                 self._key, self._at = key, self.clock()
                 self._families = list(self.registry.collect())  # once per build, for every variant
+                # A counter ``x_total`` beside a gauge ``x``: OpenMetrics names both families ``x`` and
+                # strict parsers refuse the page, so such a page is served as text 0.0.4 (e.g.
+                # pipeline_conversation_messages_total beside pipeline_conversation_message_rows).
                 self._openmetrics = not name_clash(self._families)
             encoder, content_type = choose_encoder(accept if self._openmetrics else "")
             if (content_type, False) not in self._bodies:
