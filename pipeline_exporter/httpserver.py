@@ -327,8 +327,8 @@ class Server:
             return None
         if isinstance(answer, Future):
             try:  # shielded: one waiter going away must not cancel the build the others wait for
-                answer = await asyncio.shield(asyncio.wrap_future(answer))
-            except Exception:
+                answer = await _within(asyncio.shield(asyncio.wrap_future(answer)), self.limits.write_timeout)
+            except Exception:  # TimeoutError included: a build stuck that long
                 return None  # the build failed: the application answers (and logs why)
         return answer
 

@@ -143,11 +143,10 @@ def make_app(exporter: Exporter, state: WebState | WebConfig | None = None) -> C
         answered: Future = Future()
 
         def done(build: Future) -> None:
-            error = build.exception()
-            if error is not None:
-                answered.set_exception(error)
-            else:
+            try:
                 answered.set_result(answer(build.result()))
+            except Exception as error:  # the build's, or ours: the waiter goes to the application
+                answered.set_exception(error)
 
         found.add_done_callback(done)
         return answered
