@@ -103,7 +103,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("web.write-timeout", "write_timeout", "time a client has to take the whole answer", seconds, default=30.0),
     Flag("web.max-connections", "max_connections", "connections open at once (an idle one holds no thread); "
          "past it an idle keep-alive connection is closed, else the newcomer gets 503", positive_int, default=1024),
-    Flag("web.max-requests", "max_requests", "requests handled at once; more get 503", positive_int, default=40),
+    Flag("web.max-requests", "max_requests",
+         "requests handled at once by request threads (a cached /metrics page needs none); more get 503",
+         positive_int, default=40),
     Flag("collector.coverage.file", "coverage", "Istanbul json-summary (default coverage/coverage-summary.json; "
          "missing there = not in use)", Path, aliases=("coverage-file",)),
     Flag("collector.e2e.file", "e2e_report", "JUnit XML of the end-to-end tests (default "

@@ -1,6 +1,7 @@
 """An HTTP/1.1 server on one asyncio event loop: an idle or slow connection holds no thread, only a
-complete request reaches the application (in a pool of ``max_requests`` threads), and every
-connection lives under a read deadline, a write timeout and a cap on its headers.
+complete request reaches the application (in a pool of ``max_requests`` threads; a cached /metrics
+page is answered on the loop itself, see ``Server._fast``), and every connection lives under a read
+deadline, a write timeout and a cap on its headers.
 
 Why our own and not a library: see docs/design.md ("HTTP server").
 """
@@ -12,12 +13,13 @@ import ctypes
 import logging
 import socket
 import ssl
+import sys
 import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from pipeline_exporter.tlsstream import TLSStream
@@ -27,6 +29,7 @@ log = logging.getLogger("pipeline_exporter.web")
 App = Callable[[dict, Callable[..., object]], Iterable[bytes]]  # a WSGI application
 MAX_BODY = 65536  # POST /-/reload needs none; a bigger body is refused before it is read
 CHUNK = 65536
+T = TypeVar("T")
 LINGER = 2.0  # seconds a refused client's further bytes are read and dropped before the close
 
 
@@ -79,6 +82,7 @@ class Server:
     def __init__(self, app: App, sock: socket.socket, limits: ServerLimits,
                  ssl_context: ssl.SSLContext | None = None, tls: Any = None):
         self.app, self.socket, self.limits = app, sock, limits
+        self.fast: Callable[[dict], Any] | None = getattr(app, "fast", None)  # see _fast
         self.ssl_context, self.tls = ssl_context, tls
         self.server_address = sock.getsockname()
         self.refused_total = 0
@@ -170,7 +174,7 @@ class Server:
                 # all of it within read_timeout of that.
                 conn.idle = True
                 if not buffer:
-                    first = await asyncio.wait_for(reader.read(CHUNK), self.limits.idle_timeout)
+                    first = await _within(reader.read(CHUNK), self.limits.idle_timeout)
                     if not first:
                         return
                     buffer += first
@@ -207,7 +211,7 @@ class Server:
         assert context is not None
         stream = TLSStream(reader, writer, context)
         try:
-            await asyncio.wait_for(stream.handshake(), deadline - asyncio.get_running_loop().time())
+            await _within(stream.handshake(), deadline - asyncio.get_running_loop().time())
         except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
             log.debug("TLS handshake failed", extra={"client": str(peer), "error": str(exc) or type(exc).__name__})
             return None
@@ -235,7 +239,7 @@ class Server:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TimeoutError("request not received in time")
-            chunk = await asyncio.wait_for(reader.read(CHUNK), remaining)
+            chunk = await _within(reader.read(CHUNK), remaining)
             if not chunk:
                 return None
             buffer += chunk
@@ -281,22 +285,24 @@ class Server:
                 conn.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             while len(buffer) < length:
                 remaining = deadline - asyncio.get_running_loop().time()
-                chunk = await asyncio.wait_for(reader.read(CHUNK), max(remaining, 0))
+                chunk = await _within(reader.read(CHUNK), max(remaining, 0))
                 if not chunk:
                     return False
                 buffer += chunk
             del buffer[:length]  # no endpoint reads a body
         connection = fields.get("connection", "").lower()
         keep = version == "HTTP/1.1" and "close" not in connection
-        if self.in_flight >= self.limits.max_requests:
-            raise _Refuse(BUSY)
         environ = self._environ(method, target, fields, peer)
-        self.in_flight += 1
-        try:
-            status, response_headers, body = await asyncio.get_running_loop().run_in_executor(
-                self._pool, _call, self.app, environ)
-        finally:
-            self.in_flight -= 1
+        answer = await self._fast(environ)
+        if answer is None:
+            if self.in_flight >= self.limits.max_requests:
+                raise _Refuse(BUSY)
+            self.in_flight += 1
+            try:
+                answer = await asyncio.get_running_loop().run_in_executor(self._pool, _call, self.app, environ)
+            finally:
+                self.in_flight -= 1
+        status, response_headers, body = answer
         names = {name.lower() for name, _ in response_headers}
         if "content-length" not in names:
             response_headers.append(("Content-Length", str(len(body))))
@@ -306,6 +312,25 @@ class Server:
         head_out = f"HTTP/1.1 {status}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in response_headers) + "\r\n"
         await self._send(conn.writer, head_out.encode("latin-1") + (b"" if method == "HEAD" else body))
         return keep
+
+    async def _fast(self, environ: dict) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        """The application's answer from its ``fast`` hook, on the loop without a request thread:
+        a cached /metrics page, or a future of it to wait for (holding no thread and no request
+        slot) while the page is built; None: the request goes to the pool. See docs/design.md
+        ("HTTP server")."""
+        if self.fast is None:
+            return None
+        try:
+            answer = self.fast(environ)
+        except Exception:
+            log.exception("request failed", extra={"path": environ.get("PATH_INFO")})
+            return None
+        if isinstance(answer, Future):
+            try:  # shielded: one waiter going away must not cancel the build the others wait for
+                answer = await _within(asyncio.shield(asyncio.wrap_future(answer)), self.limits.write_timeout)
+            except Exception:  # TimeoutError included: a build stuck that long
+                return None  # the build failed: the application answers (and logs why)
+        return answer
 
     async def _linger(self, reader: Any, writer: Any, answer: bytes) -> None:
         """Send a refusal, half-close and discard what the client still sends for a moment: closing
@@ -317,7 +342,7 @@ class Server:
             if writer.can_write_eof():
                 writer.write_eof()
             while (remaining := until - loop.time()) > 0:
-                if not await asyncio.wait_for(reader.read(CHUNK), remaining):
+                if not await _within(reader.read(CHUNK), remaining):
                     return
         except (TimeoutError, ConnectionError, OSError, ssl.SSLError):
             pass
@@ -325,8 +350,10 @@ class Server:
     async def _send(self, writer: Any, data: bytes) -> None:
         """Write the whole answer within the write timeout, or drop the connection."""
         writer.write(data)
+        if writer.transport.get_write_buffer_size() == 0:
+            return  # the kernel took it all at once (the usual case on a scrape): nothing to wait for
         try:
-            await asyncio.wait_for(writer.drain(), self.limits.write_timeout)
+            await _within(writer.drain(), self.limits.write_timeout)
         except (TimeoutError, asyncio.TimeoutError):
             writer.transport.abort()
             raise
@@ -342,6 +369,15 @@ class Server:
             key = name.upper().replace("-", "_")
             environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
         return environ
+
+
+if sys.version_info >= (3, 11):
+    async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+        """``asyncio.wait_for`` without its task per call (a read or a write of every request)."""
+        async with asyncio.timeout(seconds):
+            return await awaitable
+else:  # pragma: no cover - Python 3.10
+    _within = asyncio.wait_for
 
 
 def _call(app: App, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:

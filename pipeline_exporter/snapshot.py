@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from pipeline_exporter.model import JobInfo, MetricData
 from pipeline_exporter.seen import Keep, Seen, fill
+
+log = logging.getLogger("pipeline_exporter")
 
 # Buckets of pipeline_exporter_query_duration_seconds.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -44,6 +47,19 @@ class Snapshot:
         self._keep = dict(keep or {})  # windowed queries whose label sets stay at 0 for a while
         self.clock = clock
         self.version = 0
+        self._listeners: list[Callable[[], None]] = []  # told after every change (the page builder)
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (quick, in the recording thread) after every change of ``version``."""
+        with self._lock:
+            self._listeners.append(callback)
+
+    def _changed(self) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback()
+            except Exception:  # a listener's bug must not fail the run that recorded
+                log.exception("snapshot listener failed")
 
     def record(self, name: str, started: float, duration: float, data: list[MetricData] | None = None,
                error: str | None = None, error_kind: str | None = None) -> tuple[str | None, str | None]:
@@ -66,7 +82,9 @@ class Snapshot:
                 state.errors_total += 1
                 state.error, state.error_kind = error, error_kind
             self.version += 1
-            return previous, state.error
+            result = previous, state.error
+        self._changed()
+        return result
 
     def adopt(self, previous: Snapshot) -> None:
         """Take over the states of same-named jobs, so a reload neither blanks metrics nor resets counters.
@@ -84,6 +102,7 @@ class Snapshot:
         """Mark the snapshot changed without a run (a failed reload changes what the page says)."""
         with self._lock:
             self.version += 1
+        self._changed()
 
     def states(self) -> list[JobState]:
         """Copies of every job's state, safe to read without the lock."""

@@ -311,6 +311,20 @@ class BasicAuth:
         self._dummy = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(rounds=cost))
         self._bcrypt = bcrypt
 
+    def known(self, header: str | None) -> bool:
+        """True when these credentials already passed a check (no bcrypt: the HTTP server's event
+        loop asks this before answering a scrape itself; anything else goes through ``check``)."""
+        credentials = _parse_basic(header)
+        if credentials is None:
+            return False
+        user, password = credentials
+        stored = self.users.get(user)
+        if stored is None:
+            return False
+        key = hashlib.sha256(b"\0".join([user.encode(), password, stored])).digest()
+        with self._lock:
+            return key in self._ok
+
     def check(self, header: str | None) -> str | None:
         """The authenticated user name, or None; raises AuthBusy when no check slot frees in time."""
         credentials = _parse_basic(header)

@@ -122,3 +122,35 @@ def test_at_max_connections_an_idle_keep_alive_connection_makes_room_else_503():
                 assert third.startswith(b"HTTP/1.1 503") and b"Too many connections" in third
                 assert server.refused_total == 1
                 other.close()
+
+
+def test_a_request_waiting_on_the_fast_hook_past_the_write_timeout_goes_to_the_application():
+    """The fast hook (web.make_app's cached /metrics) may name a build to wait for; a build stuck
+    past the write timeout does not hold the request: the application in the pool answers it."""
+    from concurrent.futures import Future
+
+    stuck: Future = Future()
+    fast_answers = [("200 OK", [("Content-Type", "text/plain")], b"from the loop\n")]
+
+    def fast(environ: dict):
+        if environ["PATH_INFO"] == "/cached":
+            return fast_answers[0]
+        return stuck if environ["PATH_INFO"] == "/stuck" else None
+
+    def slow_app(environ: dict, start_response) -> list[bytes]:
+        return app(environ, start_response)
+
+    slow_app.fast = fast  # type: ignore[attr-defined]
+    server = Server(slow_app, listen("127.0.0.1", 0), ServerLimits(write_timeout=0.5))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        cached = exchange(server, b"GET /cached HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        waited = exchange(server, b"GET /stuck HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    finally:
+        server.shutdown()
+        thread.join(10)
+        stuck.cancel()
+    assert cached.startswith(b"HTTP/1.1 200 OK") and cached.endswith(b"from the loop\n")
+    assert b"Content-Length: 14" in cached and b"Date: " in cached
+    assert waited.startswith(b"HTTP/1.1 200 OK") and waited.endswith(b"GET /stuck \n")
