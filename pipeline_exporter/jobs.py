@@ -19,6 +19,7 @@ from pipeline_exporter.errors import ConfigError
 from pipeline_exporter.incremental import Incremental
 from pipeline_exporter.memory import Memory
 from pipeline_exporter.model import Job, JobInfo, MetricData, Result, Runner
+from pipeline_exporter.plans import ScanChoice
 from pipeline_exporter.shaping import Shaper
 from pipeline_exporter.sources.budget import budget_job
 from pipeline_exporter.sources.database import database_size_job, integrity_job
@@ -51,10 +52,12 @@ def query_job(query: QuerySpec, db: Database, parameters: dict[str, Any], memory
 
 def _plain_run(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory) -> JobRun:
     shaper = Shaper(query, memory.caps)
-    sql = statements(query, db.dialect)                                         # render
+    plans = ScanChoice(query, db.dialect, lambda scan: statements(query, db.dialect, scan))  # render
 
     def run(now: float) -> list[MetricData]:
-        results = db.fetch(sql, {**parameters, "now": now}, query.timeout)      # fetch
+        bind = {**parameters, "now": now}
+        results = db.read(lambda execute: [execute(sql, bind)                    # fetch ($scan or the
+                                           for sql in plans.statements(execute, bind)], query.timeout)  # planner)
         if not query.is_histogram:
             check_columns(query, results[0].columns)                            # check
         return shaper.shape(results)                                            # shape, cap
@@ -65,14 +68,19 @@ def _plain_run(query: QuerySpec, db: Database, parameters: dict[str, Any], memor
 def _counting_run(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory) -> JobRun:
     shaper = Shaper(query, memory.caps)
     counting = Incremental(query, memory.counter_state(query))
-    sql = render(query, db.dialect)                                             # render
+    plans = ScanChoice(query, db.dialect, lambda scan: [render(query, db.dialect, scan)])  # render
 
     def run(now: float) -> list[MetricData]:
         # A failed run leaves the state untouched: the next run counts the same events again.
         plan = counting.plan(now)
         bind = {**parameters, "now": now}
-        results = db.read(lambda execute: counting.read(                        # fetch
-            lambda keys: count_above(execute, sql, bind, keys), plan), query.timeout)
+
+        def read(execute: Runner) -> dict[str, Result]:
+            low = plan.pending if plan.pending is not None else counting.spec.start
+            sql = plans.statements(execute, {**bind, "last_key": low})[0]        # $scan or the planner
+            return counting.read(lambda keys: count_above(execute, sql, bind, keys), plan)
+
+        results = db.read(read, query.timeout)                                   # fetch
         for result in results.values():
             check_columns(query, result.columns)                                # check
         shaped = {name: shaper.shape_uncapped([result]) for name, result in results.items()}  # shape

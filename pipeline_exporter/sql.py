@@ -91,25 +91,26 @@ def sql_body(sql: str) -> str:
     return TRAILING.sub("", sql.strip())
 
 
-def expand_macros(sql: str, dialect: str) -> str:
+def expand_macros(sql: str, dialect: str, scan: bool = True) -> str:
     """Expand ``$epoch(col)`` (Unix seconds), ``$fixed(col, n)`` (integer units of 10**-n),
     ``$finite(col)`` and ``$nonfinite(col)`` (finite values; 1 for a value that is not) and
-    ``$scan(table)`` (read the whole table) for a dialect."""
+    ``$scan(table)`` (read the whole table; with ``scan=False`` the table alone: the planner's choice)
+    for a dialect."""
     sql = NONFINITE_MACRO.sub(lambda m: NONFINITE_SQL.format(m.group(1)), sql)
     sql = FINITE_MACRO.sub(lambda m: FINITE_SQL.format(m.group(1)), sql)
     sql = FIXED_MACRO.sub(lambda m: FIXED_SQL[dialect].format(m.group(1), m.group(2), 15 - int(m.group(2))), sql)
     sql = EPOCH_MACRO.sub(lambda m: EPOCH_SQL[dialect].format(m.group(1)), sql)
-    return SCAN_MACRO.sub(lambda m: SCAN_SQL[dialect].format(m.group(1)), sql)
+    return SCAN_MACRO.sub(lambda m: (SCAN_SQL[dialect] if scan else "{0}").format(m.group(1)), sql)
 
 
-def render(query: QuerySpec, dialect: str) -> str:
+def render(query: QuerySpec, dialect: str, scan: bool = True) -> str:
     """The query's SQL for a dialect, macros expanded, ready to run or to wrap."""
-    return sql_body(expand_macros(query.sql_for(dialect), dialect))
+    return sql_body(expand_macros(query.sql_for(dialect), dialect, scan))
 
 
-def statements(query: QuerySpec, dialect: str) -> list[str]:
+def statements(query: QuerySpec, dialect: str, scan: bool = True) -> list[str]:
     """What a plain query runs: itself, or one bucketing statement per histogram metric."""
-    base = render(query, dialect)
+    base = render(query, dialect, scan)
     if not query.is_histogram:
         return [base]
     return [histogram_sql(base, metric, dialect) for metric in query.metrics]
