@@ -2,7 +2,7 @@
 
 Not part of the test suite: run `.venv/bin/python bench/bench_scan.py [--sites 100000] [--shapes demo,shuffled]`.
 For every pack query that uses `$scan`, on bench_perf.py's cached databases, the CPU seconds (process
-time, best of 5, the two variants alternated) of the statements the exporter runs: for a counter
+time, best of --repeat (5), the two variants alternated) of the statements the exporter runs: for a counter
 its steady read (the newest 2,000 ids; for a time key, the last hour) and its hourly recount (every
 row); for any other query its one statement; with the hint and with the planner's own plan, and
 that plan (EXPLAIN QUERY PLAN).
@@ -42,6 +42,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, default=100_000)
     parser.add_argument("--shapes", default="demo,shuffled")
+    parser.add_argument("--repeat", type=int, default=REPEAT)
     args = parser.parse_args(argv)
     print("| shape | query | statement | $scan | planner | planner's plan |\n|---|---|---|---|---|---|")
     for shape in args.shapes.split(","):
@@ -65,7 +66,7 @@ def main(argv: list[str]) -> int:
             for label, key in cases:
                 params = {**config.parameters, "now": now, "last_key": key, "pe_last_key_0": key}
                 best = {True: math.inf, False: math.inf}
-                for _ in range(REPEAT):
+                for _ in range(args.repeat):
                     for hinted in (True, False):
                         t0 = time.process_time()
                         for sql in variants[hinted]:
