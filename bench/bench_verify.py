@@ -178,8 +178,14 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, default=1_000_000)
     parser.add_argument("--demo", action="store_true", help="read the demo database, not the synthetic one")
+    parser.add_argument("--shape", choices=("demo", "shuffled", "plausible"),
+                        help="read bench_perf.py's database of that shape (shuffled: ids not in time order)")
     args = parser.parse_args(argv)
-    path = demo_db(args.sites) if args.demo else synthetic_db(args.sites, NOW.timestamp())
+    if args.shape:
+        from bench_perf import shaped_db
+        path = shaped_db(args.sites, args.shape)
+    else:
+        path = demo_db(args.sites) if args.demo else synthetic_db(args.sites, NOW.timestamp())
     config = load_config(None, {"database_url": f"sqlite:///{path}"})
     db = Database(config.database_url)
     now, params = NOW.timestamp(), dict(config.parameters)
