@@ -100,18 +100,20 @@ class Incremental:
             point = max(old)
         return point if point > state.low else None
 
-    def read(self, execute: Callable[[Any], Result], plan: Plan) -> dict[str, Result]:
-        """Run the plan's statements (``execute`` binds one :last_key); where the largest key ever
-        seen is gone, a full count to re-anchor on."""
-        results = {name: execute(key) for name, key in plan.named(self.spec.start)}
+    def read(self, execute: Callable[[list[Any]], list[Result]], plan: Plan) -> dict[str, Result]:
+        """Run the plan's statements (``execute`` counts above each :last_key of a list: one
+        statement each, or one for all where the SQL reads ``$last_keys``); where the largest key
+        ever seen is gone, a full count to re-anchor on."""
+        named = plan.named(self.spec.start)
+        results = dict(zip([name for name, _ in named], execute([key for _, key in named]), strict=True))
         top = self.state.top
         if self.spec.time or top is None or plan.pending is None:
             return results
         seen = self._max_key(results[PENDING])
-        if (seen is None or seen < top) and self._max_key(execute(top - 1)) is None:
+        if (seen is None or seen < top) and self._max_key(execute([top - 1])[0]) is None:
             # No row at or above the largest key ever seen: the table was emptied and refilled, a
             # backup restored, or its newest rows deleted.
-            results[ANCHOR] = results[FULL] if FULL in results else execute(self.spec.start)
+            results[ANCHOR] = results[FULL] if FULL in results else execute([self.spec.start])[0]
         return results
 
     # ------------------------------------------------------------------ folding

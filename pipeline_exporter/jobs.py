@@ -20,12 +20,21 @@ from pipeline_exporter.incremental import Incremental
 from pipeline_exporter.journal import Journaled
 from pipeline_exporter.memory import Memory
 from pipeline_exporter.model import Job, JobInfo, MetricData, Result, Runner
+from pipeline_exporter.plans import ScanChoice
 from pipeline_exporter.shaping import Shaper, scaled
 from pipeline_exporter.sources.budget import budget_job
 from pipeline_exporter.sources.database import database_size_job, integrity_job
 from pipeline_exporter.sources.host import existing_folder, host_job
 from pipeline_exporter.sources.reports import coverage_job, e2e_job
-from pipeline_exporter.sql import probe_sql, render, statements
+from pipeline_exporter.sql import (
+    BOUND_COLUMN,
+    has_last_keys,
+    last_keys_sql,
+    probe_sql,
+    render,
+    split_bounds,
+    statements,
+)
 from pipeline_exporter.windows import BucketedWindows, Windowed
 
 JobRun = Callable[[float], list[MetricData]]
@@ -44,12 +53,14 @@ def query_job(query: QuerySpec, db: Database, parameters: dict[str, Any], memory
 
 def _plain_run(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory) -> JobRun:
     shaper = Shaper(query, memory.caps)
-    sql = statements(query, db.dialect)                                         # render
-    if query.journal is not None:
-        return _journaled_run(query, db, parameters, memory, shaper, sql)
+    if query.journal is not None:  # its exact path is the statement as written ($scan kept)
+        return _journaled_run(query, db, parameters, memory, shaper, statements(query, db.dialect))
+    plans = ScanChoice(query, db.dialect, lambda scan: statements(query, db.dialect, scan))  # render
 
     def run(now: float) -> list[MetricData]:
-        results = db.fetch(sql, {**parameters, "now": now}, query.timeout)      # fetch
+        bind = {**parameters, "now": now}
+        results = db.read(lambda execute: [execute(sql, bind)                    # fetch ($scan or the
+                                           for sql in plans.statements(execute, bind)], query.timeout)  # planner)
         if not query.is_histogram:
             check_columns(query, results[0].columns)                            # check
         return shaper.shape(results)                                            # shape, cap
@@ -81,14 +92,19 @@ def _journaled_run(query: QuerySpec, db: Database, parameters: dict[str, Any], m
 def _counting_run(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory) -> JobRun:
     shaper = Shaper(query, memory.caps)
     counting = Incremental(query, memory.counter_state(query))
-    sql = render(query, db.dialect)                                             # render
+    plans = ScanChoice(query, db.dialect, lambda scan: [render(query, db.dialect, scan)])  # render
 
     def run(now: float) -> list[MetricData]:
         # A failed run leaves the state untouched: the next run counts the same events again.
         plan = counting.plan(now)
         bind = {**parameters, "now": now}
-        results = db.read(lambda execute: counting.read(                        # fetch
-            lambda key: execute(sql, {**bind, "last_key": key}), plan), query.timeout)
+
+        def read(execute: Runner) -> dict[str, Result]:
+            low = plan.pending if plan.pending is not None else counting.spec.start
+            sql = plans.statements(execute, {**bind, "last_key": low})[0]        # $scan or the planner
+            return counting.read(lambda keys: count_above(execute, sql, bind, keys), plan)
+
+        results = db.read(read, query.timeout)                                   # fetch
         for result in results.values():
             check_columns(query, result.columns)                                # check
         shaped = {name: shaper.shape_uncapped([result]) for name, result in results.items()}  # shape
@@ -98,6 +114,15 @@ def _counting_run(query: QuerySpec, db: Database, parameters: dict[str, Any], me
                 for metric, data in zip(query.metrics, totals)]
 
     return run
+
+
+def count_above(execute: Runner, sql: str, bind: dict[str, Any], keys: list[Any]) -> list[Result]:
+    """The counts above each :last_key of ``keys``: one statement each, or one statement for all
+    where the SQL reads ``$last_keys`` (one scan of the table however many bounds a run checks)."""
+    if not has_last_keys(sql):
+        return [execute(sql, {**bind, "last_key": key}) for key in keys]
+    bounds = {f"pe_last_key_{i}": key for i, key in enumerate(keys)}
+    return split_bounds(execute(last_keys_sql(sql, len(keys)), {**bind, **bounds}), len(keys))
 
 
 def _windowed_run(query: QuerySpec, db: Database, parameters: dict[str, Any], memory: Memory) -> JobRun:
@@ -134,11 +159,15 @@ def _bucketed_run(query: QuerySpec, db: Database, parameters: dict[str, Any], me
 
 def probe_columns(query: QuerySpec, db: Database, parameters: dict[str, Any]) -> None:
     """Check at start that a query returns every column its metrics read (LIMIT 0: no rows are read)."""
-    extra: dict[str, Any] = {"last_key": query.incremental.start} if query.incremental else {}
+    extra: dict[str, Any] = {"last_key": query.incremental.start, "pe_last_key_0": query.incremental.start} \
+        if query.incremental else {}
     if query.windows:
         extra = {**Windowed(query, db.dialect).parameters(0.0), "window_key": 0, "window_key_end": 0}
     result = db.fetch([probe_sql(query, db.dialect)], {**parameters, "now": 0.0, **extra}, query.timeout)
     check_columns(query, result[0].columns)
+    if query.incremental and has_last_keys(render(query, db.dialect)) and BOUND_COLUMN not in result[0].columns:
+        raise ConfigError(query.origin, f"queries.{query.name}.sql", f"a query reading $last_keys returns the "
+                          f"column {BOUND_COLUMN} and groups by it (it returns: {', '.join(result[0].columns)})")
 
 
 def build_jobs(config: Config, db: Database, memory: Memory) -> list[Job]:

@@ -311,10 +311,15 @@ def _read_incremental(node: Node, sql: Mapping[str, str], metrics: tuple[MetricS
             raise inc.fail(column_key, f"column names are identifiers (letters, digits, _), got {column!r}")
     inc.done()
     for dialect, text in sql.items():
-        if not re.search(r":last_key\b", text):
-            raise node.fail("sql" if dialect == "default" else f"sql.{dialect}",
-                            "an incremental query filters on the bound parameter :last_key "
-                            f"(e.g. WHERE {key} > :last_key)")
+        where = "sql" if dialect == "default" else f"sql.{dialect}"
+        bound, table = re.search(r":last_key\b", text), re.search(r"\$last_keys\b", text)
+        if bound and table:
+            raise node.fail(where, "a query reads either :last_key (one statement per bound) or $last_keys (every "
+                                   "bound in one statement: compare with its column last_key), not both")
+        if not bound and not table:
+            raise node.fail(where, "an incremental query filters on the bound parameter :last_key "
+                                   f"(e.g. WHERE {key} > :last_key), or counts above every bound of a run in "
+                                   "one statement with $last_keys")
     for i, metric in enumerate(metrics):
         # Deltas can only be folded into totals when the values add up (or keep a max/min).
         if metric.type in ("histogram", "info") or (metric.type == "gauge" and metric.aggregate == "sum"):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
-from pipeline_exporter.model import KeySearch, MetricSpec, QuerySpec
+from pipeline_exporter.errors import CollectionError
+from pipeline_exporter.model import KeySearch, MetricSpec, QuerySpec, Result
 
 FIXED_MACRO = re.compile(r"\$fixed\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*,\s*(\d)\s*\)")
 FIXED_SQL = {
@@ -48,6 +50,38 @@ SCAN_MACRO = re.compile(r"\$scan\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)")
 SCAN_SQL = {"sqlite": "{0} NOT INDEXED", "postgresql": "{0}", "mysql": "{0}"}
 
 
+# `$last_keys`: in an incremental query, a table of the bounds one run reads (``pe_bound``, the
+# statement's index; ``last_key``, its bound), so one scan counts above every bound: the pending
+# events, the new ones since the last run and (a time key) those dated after now. The query groups
+# by ``pe_bound`` and returns it; the engine splits the rows into one result per bound.
+LAST_KEYS_MACRO = re.compile(r"\$last_keys\b")
+BOUND_COLUMN = "pe_bound"
+
+
+def has_last_keys(sql: str) -> bool:
+    return LAST_KEYS_MACRO.search(sql) is not None
+
+
+def last_keys_sql(sql: str, keys: int) -> str:
+    """``$last_keys`` as a table of ``keys`` rows, bound as ``:pe_last_key_0``, ``:pe_last_key_1``, ..."""
+    rows = " UNION ALL ".join(f"SELECT {i} AS {BOUND_COLUMN}, :pe_last_key_{i} AS last_key" if i == 0
+                              else f"SELECT {i}, :pe_last_key_{i}" for i in range(keys))
+    return LAST_KEYS_MACRO.sub(lambda _: f"({rows})", sql)
+
+
+def split_bounds(result: Result, keys: int) -> list[Result]:
+    """The rows of a ``$last_keys`` statement as one result per bound, without ``pe_bound``."""
+    if BOUND_COLUMN not in result.columns:
+        raise CollectionError("query", f"a query reading $last_keys returns the column {BOUND_COLUMN} "
+                                       "(and groups by it)")
+    at = result.columns.index(BOUND_COLUMN)
+    columns = result.columns[:at] + result.columns[at + 1:]
+    parts: list[list[tuple[Any, ...]]] = [[] for _ in range(keys)]
+    for row in result.rows:
+        parts[int(row[at])].append(row[:at] + row[at + 1:])
+    return [Result(columns=list(columns), rows=rows) for rows in parts]
+
+
 TRAILING = re.compile(r"(?:\s|;|--[^\n]*(?:\n|$))+$")
 
 
@@ -57,25 +91,26 @@ def sql_body(sql: str) -> str:
     return TRAILING.sub("", sql.strip())
 
 
-def expand_macros(sql: str, dialect: str) -> str:
+def expand_macros(sql: str, dialect: str, scan: bool = True) -> str:
     """Expand ``$epoch(col)`` (Unix seconds), ``$fixed(col, n)`` (integer units of 10**-n),
     ``$finite(col)`` and ``$nonfinite(col)`` (finite values; 1 for a value that is not) and
-    ``$scan(table)`` (read the whole table) for a dialect."""
+    ``$scan(table)`` (read the whole table; with ``scan=False`` the table alone: the planner's choice)
+    for a dialect."""
     sql = NONFINITE_MACRO.sub(lambda m: NONFINITE_SQL.format(m.group(1)), sql)
     sql = FINITE_MACRO.sub(lambda m: FINITE_SQL.format(m.group(1)), sql)
     sql = FIXED_MACRO.sub(lambda m: FIXED_SQL[dialect].format(m.group(1), m.group(2), 15 - int(m.group(2))), sql)
     sql = EPOCH_MACRO.sub(lambda m: EPOCH_SQL[dialect].format(m.group(1)), sql)
-    return SCAN_MACRO.sub(lambda m: SCAN_SQL[dialect].format(m.group(1)), sql)
+    return SCAN_MACRO.sub(lambda m: (SCAN_SQL[dialect] if scan else "{0}").format(m.group(1)), sql)
 
 
-def render(query: QuerySpec, dialect: str) -> str:
+def render(query: QuerySpec, dialect: str, scan: bool = True) -> str:
     """The query's SQL for a dialect, macros expanded, ready to run or to wrap."""
-    return sql_body(expand_macros(query.sql_for(dialect), dialect))
+    return sql_body(expand_macros(query.sql_for(dialect), dialect, scan))
 
 
-def statements(query: QuerySpec, dialect: str) -> list[str]:
+def statements(query: QuerySpec, dialect: str, scan: bool = True) -> list[str]:
     """What a plain query runs: itself, or one bucketing statement per histogram metric."""
-    base = render(query, dialect)
+    base = render(query, dialect, scan)
     if not query.is_histogram:
         return [base]
     return [histogram_sql(base, metric, dialect) for metric in query.metrics]
@@ -108,8 +143,9 @@ def histogram_sql(base: str, metric: MetricSpec, dialect: str) -> str:
 
 
 def probe_sql(query: QuerySpec, dialect: str) -> str:
-    """The query with no rows read: its result columns only (``--check-config`` and start-up)."""
-    return f"SELECT * FROM ({render(query, dialect)}\n) pe_probe LIMIT 0"
+    """The query with no rows read: its result columns only (``--check-config`` and start-up); a
+    query reading ``$last_keys`` with one bound, ``:pe_last_key_0``."""
+    return f"SELECT * FROM ({last_keys_sql(render(query, dialect), 1)}\n) pe_probe LIMIT 0"
 
 
 SINCE = "pe_since_{}"
