@@ -119,6 +119,10 @@ def test_missing_database_at_start_then_recovery(demo, tmp_path):
                  what="database_up 0 while the file is missing")
         assert service.get("/-/ready").status_code == 503
         assert "pipeline_sites{" not in service.get("/metrics").text
+        # The queries say why they fail before the file appears (on a busy machine the first
+        # query run can come after database_up's first 0).
+        wait_for(lambda: "does not exist" in service.log.read_text(), timeout=40,
+                 what="a query's log line naming the missing file")
         db.parent.mkdir()
         shutil.copy(demo["db"], db)
         # The 60 s queries retry on their schedule; the 15 s ones show the recovery first.
