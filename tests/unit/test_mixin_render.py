@@ -87,7 +87,8 @@ def test_a_held_alert_counts_its_span_inside_the_expression(tmp_path):
     rule = yaml.safe_load(files["alerts/packs/shop/shop-alerts.yml"])["groups"][0]["rules"][0]
     assert rule["for"] == "1m" and rule["keep_firing_for"] == "10m"  # the group's
     assert rule["expr"] == ('(\n  shop_orders_stuck{job="pipeline-exporter"} > 50\n)\nand\ncount_over_time(\n'
-                            '  (\n    shop_orders_stuck{job="pipeline-exporter"} > 50\n  )[25m:1m]\n) >= 15\n')
+                            '  (\n    0 * (\n      shop_orders_stuck{job="pipeline-exporter"} > 50\n    )\n  )[25m:1m]\n)'
+                            ' >= 15\n')
 
 
 def test_a_rule_opts_out_of_its_groups_keep_firing_for(tmp_path):
