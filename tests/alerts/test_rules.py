@@ -416,6 +416,13 @@ def test_a_small_batch_never_pages_on_the_last_hour_alone():
     _named_test("outreach.yml", "complaints on yesterday's emails page although the last hour is clean")
 
 
+def test_a_held_expression_whose_metric_name_changes_is_pinned():
+    """The held count drops the metric name (`0 * (expr)`): LlmBudgetBurnHigh's warning returns
+    one recorded series or another by branch, and a span with both failed the rule."""
+    test = _named_test("cost.yml", "llm budget warning held across its two branches")
+    assert {series["values"] for series in test["input_series"] if 'window="1h"' in series["series"]} == {"3x9 1x20"}
+
+
 @pytest.mark.parametrize("case", sorted(RESTARTS), ids=str)
 def test_each_restart_case_of_issue_21_is_pinned_by_a_named_promtool_test(case):
     test = _named_test(*RESTARTS[case])
@@ -446,6 +453,8 @@ def test_long_alerts_hold_their_span_in_the_expression(rule):
         (window, step, points) = re.findall(r"\)\[(\d+m):(\d+m)\]\n\) >= (\d+)", rule["expr"])[-1]
         # One point a minute; up to 10 minutes of them may be missing (restarts, failed scrapes).
         assert step == "1m" and duration_seconds(window) == (int(points) + 10) * 60, name
+        # Counted without the metric name: a name that changes with the branch is one series.
+        assert "count_over_time(\n  (\n    0 * (\n" in rule["expr"], name
     else:
         assert duration_seconds(rule["for"]) <= 15 * 60, f"{name}: a long `for` restarts at every gap"
 

@@ -253,11 +253,12 @@ def all_boards() -> dict[str, dict[str, Any]]:
 # completed days only (no today so far).
 NO_COUNTER = {("scraper-insights", "Jobs per day, by location"): "scraper_jobs_scraped_recent"}
 COUNTER_BAR = re.compile(
-    r"^sum(?P<by> by \([^)]*\))? "
-    r"\(last_over_time\((?P<sel>(?P<name>\w+_total)\{[^}]*\})\[(?P<p>1[dh])\] offset -(?P=p)\)\)\n"
-    r"- \(\n  sum(?P=by) \(last_over_time\((?P=sel)\[(?P=p)\]\)\)\n  or\n"
-    r"  sum(?P=by) \(last_over_time\((?P=sel)\[(?P=p)\] offset -(?P=p)\)\) \* 0\n"
-    r"  and on\(\) count\(last_over_time\((?P=sel)\[(?P=p)\]\)\)\n\)$")
+    r"^sum(?P<by> by \([^)]*\))? \(\n"
+    r"  last_over_time\((?P<sel>(?P<name>\w+_total)\{[^}]*\})\[(?P<p>1[dh])\] offset -(?P=p)\)\n"
+    r"  - \(\n    last_over_time\((?P=sel)\[(?P=p)\]\)\n    or\n"
+    r"    last_over_time\((?P=sel)\[(?P=p)\] offset -(?P=p)\) \* 0\n"
+    r"    and on \(job, instance\) group by \(job, instance\) \(last_over_time\((?P=sel)\[(?P=p)\]\)\)\n"
+    r"  \)\n\)$")
 
 
 def test_per_period_panels_show_calendar_periods_from_a_counter():

@@ -87,7 +87,8 @@ def test_a_held_alert_counts_its_span_inside_the_expression(tmp_path):
     rule = yaml.safe_load(files["alerts/packs/shop/shop-alerts.yml"])["groups"][0]["rules"][0]
     assert rule["for"] == "1m" and rule["keep_firing_for"] == "10m"  # the group's
     assert rule["expr"] == ('(\n  shop_orders_stuck{job="pipeline-exporter"} > 50\n)\nand\ncount_over_time(\n'
-                            '  (\n    shop_orders_stuck{job="pipeline-exporter"} > 50\n  )[25m:1m]\n) >= 15\n')
+                            '  (\n    0 * (\n      shop_orders_stuck{job="pipeline-exporter"} > 50\n'
+                            '    )\n  )[25m:1m]\n) >= 15\n')
 
 
 def test_a_rule_opts_out_of_its_groups_keep_firing_for(tmp_path):
@@ -212,10 +213,10 @@ def test_a_counter_period_panel_draws_calendar_days_so_far(tmp_path):
     _, bars = board["panels"]
     sel = 'shop_orders_total{job="pipeline-exporter", instance=~"$instance", store=~"$store"}'
     assert bars["targets"][0]["expr"] == (
-        f"sum by (store) (last_over_time({sel}[1d] offset -1d))\n- (\n"
-        f"  sum by (store) (last_over_time({sel}[1d]))\n  or\n"
-        f"  sum by (store) (last_over_time({sel}[1d] offset -1d)) * 0\n"
-        f"  and on() count(last_over_time({sel}[1d]))\n)")
+        f"sum by (store) (\n  last_over_time({sel}[1d] offset -1d)\n  - (\n"
+        f"    last_over_time({sel}[1d])\n    or\n"
+        f"    last_over_time({sel}[1d] offset -1d) * 0\n"
+        f"    and on (job, instance) group by (job, instance) (last_over_time({sel}[1d]))\n  )\n)")
     assert bars["targets"][0]["legendFormat"] == "{{store}}" and bars["targets"][0]["range"] is True
     assert (bars["type"], bars["interval"], bars["timeFrom"]) == ("timeseries", "1d", "now-7d/d")
     custom = bars["fieldConfig"]["defaults"]["custom"]
@@ -227,7 +228,7 @@ def test_period_panels_per_hour_from_a_window_and_their_errors(tmp_path):
     hourly = _period_board(tmp_path / "a", {"title": "Orders per hour", "counter": "shop_orders_total",
                                             "period": "1h", "history": "48h"})["panels"][1]
     assert hourly["interval"] == "1h" and hourly["timeFrom"] == "now-48h/h"
-    assert hourly["targets"][0]["expr"].startswith("sum (last_over_time(shop_orders_total{")
+    assert hourly["targets"][0]["expr"].startswith("sum (\n  last_over_time(shop_orders_total{")
     window = _period_board(tmp_path / "b", {"title": "Orders per day", "period": "1d", "queries": [
         'sum(shop_orders_recent{%{target}, window="24h"})']})["panels"][1]
     assert window["fieldConfig"]["defaults"]["custom"]["barAlignment"] == -1   # the day that ENDS there

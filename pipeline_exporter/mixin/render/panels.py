@@ -132,17 +132,20 @@ def counter_query(decl: Mapping[str, Any]) -> str:
     Evaluated at the start ``T`` of a period ``P`` (Grafana aligns the steps of a ``P`` interval to
     the periods of the dashboard's time zone): the counter's last sample in ``(T, T + P]`` (for the
     current period: now) minus its last one at or before ``T``. No increase(): it extrapolates and
-    reads a counter lowered by a prune as a reset. A label set first seen within the period counts
-    from 0, provided the counter had any series at ``T``; without one (Prometheus started within the
-    period with no backfill) the period has no bar rather than every event ever."""
+    reads a counter lowered by a prune as a reset. Each series is differenced before the sum: a
+    target that appears or goes within the period (a new ``instance``: a redeployed pod, a moved
+    port) adds neither its whole counter nor takes it away. A label set first seen within the period
+    counts from 0, provided its target (job, instance) had a series of the counter at ``T``; a
+    target without one (Prometheus started within the period with no backfill, a new instance) adds
+    nothing to the period rather than every event ever."""
     period = decl.get("period", "1d")
     matchers = ", ".join(["%{target}", *decl.get("matchers", ())])
     grouping = f" by ({decl['by']})" if decl.get("by") else ""
     selector = f"{decl['counter']}{{{matchers}}}"
-    end = f"sum{grouping} (last_over_time({selector}[{period}] offset -{period}))"
-    start = f"sum{grouping} (last_over_time({selector}[{period}]))"
-    return (f"{end}\n- (\n  {start}\n  or\n  {end} * 0\n"
-            f"  and on() count(last_over_time({selector}[{period}]))\n)")
+    end = f"last_over_time({selector}[{period}] offset -{period})"
+    start = f"last_over_time({selector}[{period}])"
+    return (f"sum{grouping} (\n  {end}\n  - (\n    {start}\n    or\n    {end} * 0\n"
+            f"    and on (job, instance) group by (job, instance) ({start})\n  )\n)")
 
 
 def _reduce() -> dict[str, Any]:

@@ -83,11 +83,16 @@ def held(expr: str, hold_seconds: int) -> str:
     """``expr`` that fires only once it has held for ``hold_seconds`` of the last ``hold_seconds +
     HOLD_GAPS``, one point a minute: the time a `for` would wait, counted over stored samples, so
     a missing evaluation (a restart, a failed scrape: staleness) delays the alert by the gap
-    instead of restarting its timer. A Prometheus younger than the span has too few points."""
+    instead of restarting its timer. A Prometheus younger than the span has too few points.
+
+    Inside the subquery the points are ``0 * (expr)``: arithmetic drops the metric name, so an
+    ``expr`` whose result keeps a metric name that changes over time (``a > x or b > y``: the
+    name of the branch that holds) is one series per label set, not two series that
+    count_over_time refuses ("vector cannot contain metrics with the same labelset")."""
     body = expr.strip("\n")
     window = f"[{(hold_seconds + HOLD_GAPS) // 60}m:{HOLD_STEP // 60}m]"
-    outer, inner = textwrap.indent(body, "  "), textwrap.indent(body, "    ")
-    return (f"(\n{outer}\n)\nand\ncount_over_time(\n  (\n{inner}\n  ){window}\n)"
+    outer, inner = textwrap.indent(body, "  "), textwrap.indent(body, "      ")
+    return (f"(\n{outer}\n)\nand\ncount_over_time(\n  (\n    0 * (\n{inner}\n    )\n  ){window}\n)"
             f" >= {hold_seconds // HOLD_STEP}\n")
 
 
