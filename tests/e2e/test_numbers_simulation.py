@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from tests.support.numbers import Clock, Store, counter, exporter, scrape, window_samples
-from tests.support.servers import connect_server, unique
+from tests.support.numbers import Clock, Store, counter, exporter, fresh_store, scrape, window_samples
 
 # (database, seed): both seeds on SQLite, one each on the servers (a few minutes in all)
 RUNS = [("sqlite", 1), ("sqlite", 2), ("postgresql", 1), ("mysql", 2)]
@@ -29,21 +28,8 @@ JOBS = ("http_errors", "http_errors_recent", "cron_job_runs", "cron_job_runs_rec
 @pytest.fixture
 def store(kind: str, tmp_path: Path) -> Iterator[Store]:
     """A fresh pipeline database on that kind of server."""
-    if kind == "sqlite":
-        made = Store(f"sqlite:///{tmp_path / 'sites.db'}").create()
+    with fresh_store(kind, tmp_path, "pe_sim") as made:
         yield made
-        made.close()
-        return
-    server = connect_server(kind)
-    name = unique("pe_sim")
-    server.create_database(name)
-    made = Store(server.url(name)).create()
-    try:
-        yield made
-    finally:
-        made.close()
-        server.drop_database(name)
-        server.admin.dispose()
 
 
 class World:

@@ -18,8 +18,7 @@ import pytest
 from prometheus_client.utils import floatToGoString
 
 from pipeline_exporter.sql import expand_macros
-from tests.support.numbers import Clock, Store, exporter, scrape
-from tests.support.servers import connect_server, unique
+from tests.support.numbers import Clock, Store, exporter, fresh_store, scrape
 
 RUNS = [("sqlite", 1), ("sqlite", 2), ("postgresql", 3), ("mysql", 4)]
 STEPS = 120
@@ -34,21 +33,8 @@ FAST = "pipeline_exporter_query_fast_path"
 @pytest.fixture
 def store(kind: str, tmp_path: Path) -> Iterator[Store]:
     """A fresh pipeline database on that kind of server."""
-    if kind == "sqlite":
-        made = Store(f"sqlite:///{tmp_path / 'sites.db'}").create()
+    with fresh_store(kind, tmp_path, "pe_sites") as made:
         yield made
-        made.close()
-        return
-    server = connect_server(kind)
-    name = unique("pe_sites")
-    server.create_database(name)
-    made = Store(server.url(name)).create()
-    try:
-        yield made
-    finally:
-        made.close()
-        server.drop_database(name)
-        server.admin.dispose()
 
 
 class World:

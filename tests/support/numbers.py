@@ -3,6 +3,8 @@ exporter on it with a clock the test moves, and plain SQL to compare every windo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,6 +16,7 @@ from pipeline_exporter.app import Exporter, families
 from pipeline_exporter.demowriter import schema_statements
 from pipeline_exporter.sql import expand_macros
 from tests.support.exposition import registry_samples
+from tests.support.servers import connect_server, unique
 
 START = datetime(2026, 11, 22, 12, 0, 0, tzinfo=timezone.utc).timestamp()
 WINDOWS = {"15m": 900, "1h": 3600, "24h": 86400, "7d": 604800}
@@ -86,6 +89,28 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def fresh_store(kind: str, folder: Path, prefix: str) -> Iterator[Store]:
+    """A fresh pipeline database on that kind of server (``sqlite``: a file in ``folder``), dropped after."""
+    if kind == "sqlite":
+        made = Store(f"sqlite:///{folder / 'sites.db'}").create()
+        try:
+            yield made
+        finally:
+            made.close()
+        return
+    server = connect_server(kind)
+    name = unique(prefix)
+    server.create_database(name)
+    made = Store(server.url(name)).create()
+    try:
+        yield made
+    finally:
+        made.close()
+        server.drop_database(name)
+        server.admin.dispose()
 
 
 def exporter(store: Store, tmp: Path, clock: Clock) -> Exporter:
