@@ -18,7 +18,7 @@ from pipeline_exporter.web import WebState, serve
 from tests.support.known_rows import ROWS
 from tests.support.procs import wait_for
 from tests.support.sqlite import ago, build_db
-from tests.unit.test_incremental import Clock, exporter_on, insert
+from tests.unit.test_incremental import Clock, cached_exporter, exporter_on, insert
 
 OPENMETRICS = "application/openmetrics-text;version=1.0.0"
 
@@ -50,12 +50,7 @@ def test_the_page_built_family_by_family_is_the_encoders_page_after_every_change
 
 
 def test_lookup_never_blocks_and_never_serves_an_older_snapshot(tmp_path):
-    db = build_db(tmp_path / "sites.db", ROWS)
-    clock = Clock()
-    exporter = exporter_on(db, clock)
-    exporter.pipeline.scheduler.run_once()
-    ticks = [0.0]
-    cache = ExpositionCache(exporter.registry, lambda: exporter.snapshot, max_age=1.0, clock=lambda: ticks[0])
+    db, clock, exporter, ticks, cache = cached_exporter(tmp_path)
     first = cache.lookup()
     assert isinstance(first, Future), "nothing built yet: a build to wait for"
     assert cache.lookup() is first, "a burst waits for one build"
@@ -96,12 +91,7 @@ def test_a_scrape_after_a_record_never_gets_the_build_already_running(tmp_path):
 
 
 def test_while_scraped_often_a_record_builds_the_page_ahead_of_the_next_scrape(tmp_path):
-    db = build_db(tmp_path / "sites.db", ROWS)
-    clock = Clock()
-    exporter = exporter_on(db, clock)
-    exporter.pipeline.scheduler.run_once()
-    ticks = [0.0]
-    cache = ExpositionCache(exporter.registry, lambda: exporter.snapshot, max_age=1.0, clock=lambda: ticks[0])
+    db, clock, exporter, ticks, cache = cached_exporter(tmp_path)
     settled(cache.lookup("", gzipped=True))
     built = cache._page
 

@@ -296,9 +296,9 @@ def test_gauges_that_sum_and_histograms_cannot_be_incremental(tmp_path):
         load_config(config)
 
 
-def test_the_cached_exposition_is_rebuilt_when_the_snapshot_records(tmp_path):
-    from prometheus_client import generate_latest
-
+def cached_exporter(tmp_path):
+    """An exporter on the known rows after one run of every query, and its page cache on a clock
+    the test moves (``ticks[0]``): ``(db, clock, exporter, ticks, cache)``."""
     from pipeline_exporter.exposition import ExpositionCache
 
     db = build_db(tmp_path / "sites.db", ROWS)
@@ -307,6 +307,13 @@ def test_the_cached_exposition_is_rebuilt_when_the_snapshot_records(tmp_path):
     exporter.pipeline.scheduler.run_once()
     ticks = [0.0]
     cache = ExpositionCache(exporter.registry, lambda: exporter.snapshot, max_age=1.0, clock=lambda: ticks[0])
+    return db, clock, exporter, ticks, cache
+
+
+def test_the_cached_exposition_is_rebuilt_when_the_snapshot_records(tmp_path):
+    from prometheus_client import generate_latest
+
+    db, clock, exporter, ticks, cache = cached_exporter(tmp_path)
     first, content_type = cache.render()
     assert first == generate_latest(exporter.registry) and content_type.startswith("text/plain")
     assert cache.render()[0] is first  # nothing recorded: the same bytes
